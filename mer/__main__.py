@@ -1,0 +1,3 @@
+from mer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,614 @@
+"""Typed, validated experiment configuration.
+
+A sweep YAML is read into nested dataclasses. Validation is strict because a typo in a sweep that
+runs for a day on a cluster must fail in the first second: an unknown key names its full path and
+the closest valid key; a wrong type or range names the key and what was expected.
+
+The raw (user-written) mapping is kept beside the typed config so that ablation variants, which are
+dotted overrides, are applied to what the user wrote (a variant that switches `model.preset` gets
+that preset's defaults, not the base preset's values re-expanded).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from mer.errors import ConfigError
+
+AU_CODE = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 43]
+DATASETS = ("casme2", "samm", "smic", "casme3", "megc2019", "deception", "videos", "synthetic")
+
+
+# ----------------------------------------------------------------------------------------- data
+@dataclass
+class FramesConfig:
+    count: int = 30
+    select: Literal["motion_topk", "uniform", "first", "onset_apex_offset"] = "motion_topk"
+
+
+@dataclass
+class RegionsConfig:
+    """Where branch B's input comes from. `au_oracle` reads ground-truth AUs (oracle input)."""
+
+    landmarks: Literal["dlib", "annotated", "none"] = "dlib"
+    policy: Literal["au_oracle", "all", "fixed", "none"] = "au_oracle"
+    au_codes: list[int] = field(default_factory=lambda: list(AU_CODE))
+    margin: float = 0.0
+    keep_aspect: bool = False
+    no_face: Literal["error", "whole_frame"] = "error"
+    upsample: int = 1
+
+
+@dataclass
+class SourceConfig:
+    """One dataset's files inside a composite (megc2019): media root and its annotation file."""
+
+    root: str | None = None
+    annotations: str | None = None
+
+
+@dataclass
+class SyntheticConfig:
+    """Parameters of the generated dataset when `data.dataset: synthetic`."""
+
+    layout: Literal["casme2", "samm", "smic", "casme3", "deception", "videos"] = "casme2"
+    subjects: int = 6
+    clips: int = 9
+    frames: int = 24
+    size: int = 96
+    seed: int = 0
+    intensity: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal[
+        "casme2", "samm", "smic", "casme3", "megc2019", "deception", "videos", "synthetic"
+    ] = "casme2"
+    root: str | None = None
+    annotations: str | None = None
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    labels: str = "megc3"
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    size: int = 128
+    regions: RegionsConfig = field(default_factory=RegionsConfig)
+    cache_dir: str = "~/.cache/mer"
+
+
+# ------------------------------------------------------------------------------------- protocol
+@dataclass
+class ProtocolConfig:
+    split: str = "loso"
+    selection: Literal["fixed_epochs", "inner_val", "oracle_test"] = "fixed_epochs"
+    val_subjects: int = 0
+    folds: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------- model
+@dataclass
+class ModelConfig:
+    """Every architectural switch. Defaults are the paper's CASME II configuration."""
+
+    preset: str | None = "casme2"
+    in_channels: int = 3
+    num_classes: int = 3
+    branches: Literal["single", "dual"] = "dual"
+    conv_a_channels: int = 32
+    conv_a_kernel: int = 5
+    conv_b_channels: int = 32
+    conv_b_kernel: int = 3
+    merge_channels: int = 64
+    merge_kernel: int = 3
+    pool: int = 3
+    attention: Literal["none", "cbam", "ec_cbam", "ec_cbam_sum", "ec_cbam_sequential"] = "ec_cbam"
+    attention_reduction: int = 8
+    dense: list[int] = field(default_factory=lambda: [128, 64])
+    dropout: float = 0.5
+    recurrent: Literal["none", "gru", "lstm"] = "gru"
+    recurrent_units: int = 512
+    pooling: Literal["msmh", "mha", "mean", "last"] = "msmh"
+    msmh_scales: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256])
+    mha_heads: int = 8
+    head: list[int] = field(default_factory=lambda: [128, 64])
+    head_dropout: float = 0.0
+    leaky_slope: float = 0.2
+    init: Literal["keras", "torch"] = "keras"
+
+
+# ---------------------------------------------------------------------------------------- train
+@dataclass
+class AugmentConfig:
+    flip: bool = False
+    rotate: float = 0.0
+    brightness: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200
+    batch_size: int = 8
+    lr: float = 1.0e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1.0e-7
+    lr_step: int = 40
+    lr_gamma: float = 0.9
+    loss: Literal["wce", "ce"] = "wce"
+    class_weights: list[float] | Literal["balanced"] | None = field(
+        default_factory=lambda: [0.3, 0.35, 0.35]
+    )
+    l2: float = 0.01
+    scaling: Literal["fixed", "train_stats"] = "fixed"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    compile: bool = False
+    eval_every: int = 1
+    checkpoint_every: int = 10
+    threads: int = 0
+
+
+# --------------------------------------------------------------------------------------- search
+@dataclass
+class ObjectiveConfig:
+    metric: Literal["uf1", "uar", "acc"] = "uf1"
+    on: Literal["inner_val"] = "inner_val"
+
+
+@dataclass
+class SearchConfig:
+    sampler: Literal["tpe", "random", "nsga2"] = "tpe"
+    trials: int = 20
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    extra_objectives: list[Literal["params", "gflops"]] = field(default_factory=list)
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pruner: Literal["wilcoxon", "none"] = "wilcoxon"
+    concurrent_configs: int = 2
+    storage: str | None = None
+    seed: int = 0
+
+
+# ------------------------------------------------------------------------------- run management
+@dataclass
+class ResourcesConfig:
+    gpu_per_trial: float = 0.25
+    cpu_per_trial: float = 1.0
+    max_concurrent: int = 0
+    max_failures: int = 2
+
+
+@dataclass
+class WandbConfig:
+    project: str = "mer"
+    entity: str | None = None
+    mode: Literal["offline", "online", "disabled"] = "offline"
+
+
+@dataclass
+class TrackingConfig:
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ablations: dict[str, dict[str, Any]] = field(default_factory=lambda: {"full": {}})
+    search: SearchConfig | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    output: str = "results"
+    # What the user wrote (after --set overrides): variants are applied to this.
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.ablations)
+
+
+_NOT_SERIALISED = {"raw"}
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "data.frames.count": (1, None),
+    "data.size": (8, None),
+    "data.regions.margin": (0.0, 1.0),
+    "data.regions.upsample": (0, 4),
+    "data.synthetic.subjects": (1, None),
+    "data.synthetic.clips": (1, None),
+    "data.synthetic.frames": (2, None),
+    "data.synthetic.size": (32, None),
+    "data.synthetic.intensity": (0.0, None),
+    "protocol.val_subjects": (0, None),
+    "model.in_channels": (1, None),
+    "model.num_classes": (2, None),
+    "model.pool": (1, None),
+    "model.dropout": (0.0, 0.99),
+    "model.head_dropout": (0.0, 0.99),
+    "model.attention_reduction": (1, None),
+    "model.recurrent_units": (1, None),
+    "model.mha_heads": (1, None),
+    "train.epochs": (1, None),
+    "train.batch_size": (1, None),
+    "train.lr": (0.0, None),
+    "train.eps": (0.0, None),
+    "train.lr_step": (0, None),
+    "train.lr_gamma": (0.0, 1.0),
+    "train.l2": (0.0, None),
+    "train.augment.rotate": (0.0, 45.0),
+    "train.augment.brightness": (0.0, 1.0),
+    "train.eval_every": (1, None),
+    "train.checkpoint_every": (0, None),
+    "train.threads": (0, None),
+    "search.trials": (1, None),
+    "search.concurrent_configs": (1, None),
+    "resources.gpu_per_trial": (0.0, None),
+    "resources.cpu_per_trial": (0.0, None),
+    "resources.max_concurrent": (0, None),
+    "resources.max_failures": (0, None),
+}
+_SPLIT = re.compile(r"^(loso|megc2019|group_kfold:[1-9][0-9]*)$")
+
+
+# ---------------------------------------------------------------------------- generic validation
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of {_type_name(get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Check `value` against annotation `tp`; return the typed value or raise ConfigError."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path or 'config'}: expected a mapping, got {value!r}")
+        return _build(tp, value, path)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}{hint}")
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+        (item,) = get_args(tp)
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+        _, item = get_args(tp)
+        return {str(k): _coerce(v, item, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads `1e-3` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a bug in this module
+
+
+def _build(cls: type, raw: dict[str, Any], path: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_SERIALISED]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        key = str(key)
+        full = f"{path}.{key}" if path else key
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+            hint = f"; did you mean '{(path + '.') if path else ''}{close[0]}'?" if close else ""
+            valid = ", ".join(names)
+            raise ConfigError(f"unknown config key '{full}'{hint} (valid here: {valid})")
+        typed = _coerce(value, hints[key], full)
+        lo, hi = _RANGES.get(full, (None, None))
+        if isinstance(typed, (int, float)) and not isinstance(typed, bool):
+            if (lo is not None and typed < lo) or (hi is not None and typed > hi):
+                rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+                raise ConfigError(f"{full}: expected a value in {rng}, got {typed!r}")
+        kwargs[key] = typed
+    return cls(**kwargs)
+
+
+# -------------------------------------------------------------------------------- dotted paths
+def parse_override(text: str) -> tuple[str, Any]:
+    """`train.lr=3e-4` → ("train.lr", 0.0003). The value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    return key, parsed
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set `a.b.c` in a nested mapping, creating intermediate mappings."""
+    node = raw
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"override '{key}': '{where}' is {nxt!r}, not a section")
+        node = nxt
+    # Dict-valued keys that are themselves free-form (ablations, search.space) keep dots as written.
+    node[parts[-1]] = value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | list[str]) -> dict[str, Any]:
+    """Return a deep copy of `raw` with dotted overrides applied (a dict or KEY=VALUE strings)."""
+    out = copy.deepcopy(raw)
+    items = (
+        [parse_override(o) for o in overrides] if isinstance(overrides, list) else overrides.items()
+    )
+    for key, value in items:
+        # Free-form mappings keep the rest of the key whole: `ablations.V.model.branches` sets key
+        # `model.branches` of variant V; `search.space.train.lr` sets space key `train.lr`.
+        if key.startswith("ablations.") and key.count(".") >= 2:
+            _, name, sub = key.split(".", 2)
+            section = out.get("ablations") or {}
+            section[name] = dict(section.get(name) or {}, **{sub: value})
+            out["ablations"] = section
+            continue
+        if key.startswith("search.space.") and key.count(".") >= 3:
+            search = out.get("search") or {}
+            space = search.get("space") or {}
+            space[key[len("search.space.") :]] = value
+            search["space"] = space
+            out["search"] = search
+            continue
+        set_dotted(out, key, value)
+    return out
+
+
+# ------------------------------------------------------------------------------- public interface
+def _resolve_model(raw_model: dict[str, Any] | None) -> dict[str, Any]:
+    """Expand `model.preset` into its fields; explicit keys win over the preset's values."""
+    from mer.models.presets import PRESETS
+
+    raw_model = dict(raw_model or {})
+    preset = raw_model.get("preset", ModelConfig.preset)
+    if preset is None:
+        return raw_model
+    if preset not in PRESETS:
+        close = difflib.get_close_matches(str(preset), list(PRESETS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"model.preset: unknown preset {preset!r}{hint}; expected one of {', '.join(PRESETS)}"
+        )
+    base = to_dict(PRESETS[preset])
+    base.update(raw_model)
+    base["preset"] = preset
+    return base
+
+
+def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
+    """Validate a raw mapping into an ExperimentConfig (also checks ablation and search keys)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping at the top level, got {type(raw).__name__}")
+    resolved = dict(raw)
+    resolved["model"] = _resolve_model(raw.get("model"))
+    if resolved.get("ablations") is None:
+        resolved.pop("ablations", None)
+    cfg: ExperimentConfig = _build(ExperimentConfig, resolved, "")
+    cfg.raw = copy.deepcopy(raw)
+    _check_semantics(cfg)
+    for name, overrides in cfg.ablations.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise ConfigError(f"ablations.{name}: variant names may use letters, digits, _ . + -")
+        if any(k.split(".")[0] in ("ablations", "seeds") for k in overrides):
+            raise ConfigError(f"ablations.{name}: a variant cannot change ablations or seeds")
+        try:
+            variant_raw = apply_overrides({k: v for k, v in raw.items() if k != "ablations"}, overrides)
+            vcfg = _build(
+                ExperimentConfig, {**variant_raw, "model": _resolve_model(variant_raw.get("model"))}, ""
+            )
+            _check_semantics(vcfg)
+        except ConfigError as exc:
+            raise ConfigError(f"ablations.{name}: {exc}") from None
+    if cfg.search is not None:
+        for key in cfg.search.space:
+            try:
+                get_dotted(cfg, key)
+            except ConfigError:
+                raise ConfigError(
+                    f"search.space.{key}: not a config key (space keys are dotted paths such as "
+                    "train.lr)"
+                ) from None
+    return cfg
+
+
+def _check_semantics(cfg: ExperimentConfig) -> None:
+    if not _SPLIT.match(cfg.protocol.split):
+        raise ConfigError(
+            f"protocol.split: expected loso, megc2019 or group_kfold:K, got {cfg.protocol.split!r}"
+        )
+    if cfg.protocol.selection == "inner_val" and cfg.protocol.val_subjects < 1:
+        raise ConfigError(
+            "protocol.selection: inner_val needs protocol.val_subjects >= 1 (subjects held out of "
+            "each fold's training set to choose the epoch)"
+        )
+    if cfg.search is not None and cfg.protocol.val_subjects < 1:
+        raise ConfigError(
+            "search: the search objective is computed on inner-validation subjects; set "
+            "protocol.val_subjects >= 1"
+        )
+    cw = cfg.train.class_weights
+    if isinstance(cw, list) and len(cw) != cfg.model.num_classes:
+        raise ConfigError(
+            f"train.class_weights: expected {cfg.model.num_classes} weights (model.num_classes), "
+            f"got {len(cw)}"
+        )
+    if len(cfg.train.betas) != 2:
+        raise ConfigError(f"train.betas: expected two numbers, got {cfg.train.betas!r}")
+    if not cfg.seeds:
+        raise ConfigError("seeds: expected at least one seed")
+    if not cfg.ablations:
+        raise ConfigError("ablations: expected at least one variant (e.g. `full: {}`)")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a sweep YAML, apply `--set` overrides, validate."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
+    """The config of one ablation variant: the base with the variant's overrides applied."""
+    if variant not in cfg.ablations:
+        close = difflib.get_close_matches(variant, list(cfg.ablations), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown variant {variant!r}{hint}; this sweep has {', '.join(cfg.ablations)}"
+        )
+    raw = apply_overrides(cfg.raw, cfg.ablations[variant])
+    raw["ablations"] = {variant: cfg.ablations[variant]}
+    out = from_dict(raw)
+    return out
+
+
+def with_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
+    """A copy of `cfg` with dotted overrides applied to its raw mapping (used by search)."""
+    return from_dict(apply_overrides(cfg.raw, overrides))
+
+
+def to_dict(obj: Any) -> Any:
+    """Resolved config (or any section) as plain data, without the raw copy."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            f.name: to_dict(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if f.name not in _NOT_SERIALISED
+        }
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def dump_yaml(cfg: Any) -> str:
+    """The resolved config as YAML that `load_config` reads back to an equal config."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def config_hash(obj: Any, length: int = 16) -> str:
+    """Stable content hash: same meaning (values), same hash, whatever the key order or process."""
+    canonical = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+def get_dotted(cfg: Any, key: str) -> Any:
+    """Read `a.b.c` from a config object or mapping; ConfigError naming the key when missing."""
+    node = cfg
+    for part in key.split("."):
+        if dataclasses.is_dataclass(node) and part in {f.name for f in dataclasses.fields(node)}:
+            node = getattr(node, part)
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise ConfigError(f"unknown config key '{key}'")
+    return node
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted-key view of a config, for W&B config panels and tables."""
+    data = to_dict(obj)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in ("ablations",):
+            out.update(flatten(value, full + "."))
+        else:
+            out[full] = value
+    return out

@@ -1,0 +1,162 @@
+"""Config validation, overrides, variants, YAML round trip and hash stability."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mer.config import (
+    ExperimentConfig,
+    apply_overrides,
+    config_hash,
+    dump_yaml,
+    flatten,
+    from_dict,
+    load_config,
+    variant_config,
+    with_overrides,
+)
+from mer.errors import ConfigError
+
+SWEEP = textwrap.dedent(
+    """
+    name: t
+    data:
+      dataset: casme2
+      root: /data/CASME2_RAW_selected
+      frames: {count: 30, select: motion_topk}
+      regions: {landmarks: dlib, policy: au_oracle}
+    model: {preset: casme2}
+    train: {epochs: 200, batch_size: 8, lr: 1e-3, class_weights: [0.3, 0.35, 0.35]}
+    ablations:
+      full: {}
+      single_branch: {model.branches: single}
+      smic_model: {model.preset: smic}
+      au_off: {data.regions.policy: none}
+    seeds: [0, 1, 2]
+    """
+)
+
+
+@pytest.fixture()
+def sweep_file(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SWEEP)
+    return path
+
+
+def test_load_resolves_preset_and_reads_exponent_without_dot(sweep_file):
+    cfg = load_config(sweep_file)
+    assert cfg.train.lr == pytest.approx(1e-3)  # PyYAML reads "1e-3" as a string
+    assert cfg.model.merge_channels == 64 and cfg.model.attention == "ec_cbam"
+    assert cfg.seeds == [0, 1, 2]
+    assert cfg.variants == ["full", "single_branch", "smic_model", "au_off"]
+
+
+def test_unknown_key_names_path_and_closest_key(sweep_file):
+    with pytest.raises(ConfigError) as err:
+        load_config(sweep_file, ["train.lrr=0.1"])
+    msg = str(err.value)
+    assert "unknown config key 'train.lrr'" in msg and "did you mean 'train.lr'" in msg
+    assert str(sweep_file) in msg
+
+
+def test_nested_unknown_key(sweep_file):
+    with pytest.raises(ConfigError, match=r"data\.regions\.polcy'; did you mean 'data\.regions\.policy'"):
+        load_config(sweep_file, ["data.regions.polcy=none"])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.epochs=ten", "train.epochs: expected an integer, got 'ten'"),
+        ("train.lr=-1", r"train.lr: expected a value in [0.0, inf], got -1.0"),
+        ("model.dropout=1.5", "model.dropout: expected a value in [0.0, 0.99], got 1.5"),
+        ("model.attention=ecbam", "did you mean 'cbam'"),
+        ("train.augment.flip=maybe", "train.augment.flip: expected true/false, got 'maybe'"),
+        ("protocol.split=kfold", "protocol.split: expected loso, megc2019 or group_kfold:K"),
+        ("train.class_weights=[1, 2]", "expected 3 weights"),
+        ("model.preset=casme22", "unknown preset 'casme22' (did you mean 'casme2'?)"),
+        ("seeds=[]", "seeds: expected at least one seed"),
+    ],
+)
+def test_wrong_type_or_range_names_key_and_expectation(sweep_file, override, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(sweep_file, [override])
+    assert expected in str(err.value)
+
+
+def test_override_parsing_errors():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        apply_overrides({}, ["train.lr"])
+
+
+def test_bad_variant_is_reported_with_its_name(sweep_file):
+    with pytest.raises(ConfigError, match=r"ablations\.broken: unknown config key 'model\.branch'"):
+        load_config(sweep_file, ["ablations.broken.model.branch=single"])
+
+
+def test_overrides_and_variants(sweep_file):
+    cfg = load_config(sweep_file, ["train.lr=3e-4", "seeds=[7]", "ablations.extra.model.recurrent=lstm"])
+    assert cfg.train.lr == pytest.approx(3e-4) and cfg.seeds == [7]
+    assert variant_config(cfg, "single_branch").model.branches == "single"
+    # A preset switch gives that preset's values, not the base preset's re-expanded ones.
+    smic = variant_config(cfg, "smic_model").model
+    assert (smic.merge_channels, smic.attention, smic.dropout) == (32, "ec_cbam_sum", 0.3)
+    assert variant_config(cfg, "extra").model.recurrent == "lstm"
+    assert variant_config(cfg, "au_off").data.regions.policy == "none"
+    assert variant_config(cfg, "full").train.lr == pytest.approx(3e-4)
+    with pytest.raises(ConfigError, match="unknown variant 'ful' \\(did you mean 'full'\\?\\)"):
+        variant_config(cfg, "ful")
+
+
+def test_explicit_model_key_beats_preset():
+    cfg = from_dict({"model": {"preset": "smic", "dropout": 0.1}})
+    assert cfg.model.dropout == 0.1 and cfg.model.merge_channels == 32
+
+
+def test_yaml_round_trip(sweep_file, tmp_path):
+    cfg = load_config(sweep_file)
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_yaml(cfg))
+    again = load_config(path)
+    assert again == cfg
+    assert config_hash(again) == config_hash(cfg)
+
+
+def test_hash_same_meaning_same_hash_across_key_order_and_processes(sweep_file):
+    a = from_dict({"train": {"lr": 0.001, "epochs": 5}, "seeds": [1]})
+    b = from_dict({"seeds": [1], "train": {"epochs": 5, "lr": "1e-3"}})
+    assert config_hash(a) == config_hash(b)
+    assert config_hash(a) != config_hash(with_overrides(a, {"train.epochs": 6}))
+    code = (
+        "from mer.config import from_dict, config_hash;"
+        "print(config_hash(from_dict({'seeds': [1], 'train': {'epochs': 5, 'lr': 1e-3}})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == config_hash(a)
+
+
+def test_search_space_keys_must_be_config_paths():
+    base = {"protocol": {"val_subjects": 1}}
+    ok = from_dict({**base, "search": {"space": {"train.lr": {"loguniform": [1e-4, 1e-2]}}}})
+    assert "train.lr" in ok.search.space
+    with pytest.raises(ConfigError, match=r"search\.space\.train\.lrate: not a config key"):
+        from_dict({**base, "search": {"space": {"train.lrate": {"uniform": [0, 1]}}}})
+    with pytest.raises(ConfigError, match="inner-validation"):
+        from_dict({"search": {"space": {}}})
+
+
+def test_inner_val_selection_needs_validation_subjects():
+    with pytest.raises(ConfigError, match="val_subjects >= 1"):
+        from_dict({"protocol": {"selection": "inner_val"}})
+
+
+def test_defaults_and_flatten():
+    cfg = ExperimentConfig()
+    flat = flatten(cfg)
+    assert flat["train.lr"] == 1e-3 and flat["model.preset"] == "casme2"
+    assert flat["tracking.wandb.mode"] == "offline"
