@@ -70,6 +70,9 @@ class SyntheticConfig:
     size: int = 96
     seed: int = 0
     intensity: float = 1.0
+    # Clips per subject coded "others" (dropped by 3-class schemes); null = the generator's
+    # default (one per subject when clips >= 4), 0 = every clip in the three classes.
+    others: int | None = None
 
 
 @dataclass
@@ -85,6 +88,7 @@ class DataConfig:
     frames: FramesConfig = field(default_factory=FramesConfig)
     size: int = 128
     regions: RegionsConfig = field(default_factory=RegionsConfig)
+    video_backend: Literal["decord", "av"] = "decord"
     cache_dir: str = "~/.cache/mer"
 
 
@@ -117,12 +121,16 @@ class ModelConfig:
     attention_reduction: int = 8
     dense: list[int] = field(default_factory=lambda: [128, 64])
     dropout: float = 0.5
+    dense_out_dropout: float = 0.0  # after the last per-step Linear (deception script: 0.3)
     recurrent: Literal["none", "gru", "lstm"] = "gru"
     recurrent_units: int = 512
-    pooling: Literal["msmh", "mha", "mean", "last"] = "msmh"
+    pooling: Literal["msmh", "mha", "msmh_mha", "mean", "last"] = "msmh"
     msmh_scales: list[int] = field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256])
     mha_heads: int = 8
+    mha_key_dim: int = 0  # per-head width; 0 = d // mha_heads (Keras scripts: 512)
+    mha_causal: bool = False
     head: list[int] = field(default_factory=lambda: [128, 64])
+    head_in_dropout: float = 0.0  # before the first head Linear (deception script: 0.3)
     head_dropout: float = 0.0
     leaky_slope: float = 0.2
     init: Literal["keras", "torch"] = "keras"
@@ -176,6 +184,7 @@ class SearchConfig:
     extra_objectives: list[Literal["params", "gflops"]] = field(default_factory=list)
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
     pruner: Literal["wilcoxon", "none"] = "wilcoxon"
+    pruner_p: float = 0.1  # WilcoxonPruner p-value threshold (larger prunes sooner)
     concurrent_configs: int = 2
     storage: str | None = None
     seed: int = 0
@@ -234,12 +243,16 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.synthetic.frames": (2, None),
     "data.synthetic.size": (32, None),
     "data.synthetic.intensity": (0.0, None),
+    "data.synthetic.others": (0, None),
     "protocol.val_subjects": (0, None),
     "model.in_channels": (1, None),
     "model.num_classes": (2, None),
     "model.pool": (1, None),
     "model.dropout": (0.0, 0.99),
     "model.head_dropout": (0.0, 0.99),
+    "model.head_in_dropout": (0.0, 0.99),
+    "model.dense_out_dropout": (0.0, 0.99),
+    "model.mha_key_dim": (0, None),
     "model.attention_reduction": (1, None),
     "model.recurrent_units": (1, None),
     "model.mha_heads": (1, None),
@@ -257,6 +270,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "train.threads": (0, None),
     "search.trials": (1, None),
     "search.concurrent_configs": (1, None),
+    "search.pruner_p": (0.0, 1.0),
     "resources.gpu_per_trial": (0.0, None),
     "resources.cpu_per_trial": (0.0, None),
     "resources.max_concurrent": (0, None),
@@ -371,10 +385,10 @@ def _build(cls: type, raw: dict[str, Any], path: str) -> Any:
             raise ConfigError(f"unknown config key '{full}'{hint} (valid here: {valid})")
         typed = _coerce(value, hints[key], full)
         lo, hi = _RANGES.get(full, (None, None))
-        if isinstance(typed, (int, float)) and not isinstance(typed, bool):
-            if (lo is not None and typed < lo) or (hi is not None and typed > hi):
-                rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
-                raise ConfigError(f"{full}: expected a value in {rng}, got {typed!r}")
+        numeric = isinstance(typed, (int, float)) and not isinstance(typed, bool)
+        if numeric and ((lo is not None and typed < lo) or (hi is not None and typed > hi)):
+            rng = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+            raise ConfigError(f"{full}: expected a value in {rng}, got {typed!r}")
         kwargs[key] = typed
     return cls(**kwargs)
 
@@ -475,10 +489,10 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
         if any(k.split(".")[0] in ("ablations", "seeds") for k in overrides):
             raise ConfigError(f"ablations.{name}: a variant cannot change ablations or seeds")
         try:
-            variant_raw = apply_overrides({k: v for k, v in raw.items() if k != "ablations"}, overrides)
-            vcfg = _build(
-                ExperimentConfig, {**variant_raw, "model": _resolve_model(variant_raw.get("model"))}, ""
-            )
+            base = {k: v for k, v in raw.items() if k != "ablations"}
+            variant_raw = apply_overrides(base, overrides)
+            variant_raw["model"] = _resolve_model(variant_raw.get("model"))
+            vcfg = _build(ExperimentConfig, variant_raw, "")
             _check_semantics(vcfg)
         except ConfigError as exc:
             raise ConfigError(f"ablations.{name}: {exc}") from None

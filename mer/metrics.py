@@ -83,9 +83,7 @@ def _pair(y_true: Any, y_pred: Any, num_classes: int) -> tuple[np.ndarray, np.nd
     t = _labels(y_true, int(num_classes), "y_true")
     p = _labels(y_pred, int(num_classes), "y_pred")
     if t.shape != p.shape:
-        raise MetricInputError(
-            f"y_true and y_pred differ in length ({t.shape[0]} vs {p.shape[0]})"
-        )
+        raise MetricInputError(f"y_true and y_pred differ in length ({t.shape[0]} vs {p.shape[0]})")
     if t.size == 0:
         raise MetricInputError("no predictions to score (empty y_true / y_pred)")
     return t, p
@@ -182,10 +180,14 @@ def pooled_report(
         where = "" if split is None else f" with split == {split!r}"
         raise MetricInputError(f"prediction table: no rows{where} to score")
     if "sample_id" in rows.columns:
-        dup = rows["sample_id"][rows["sample_id"].duplicated()]
+        # A clip is tested in exactly one fold; a validation clip may serve several folds.
+        by_fold = split != "test" and "fold" in rows.columns
+        key = ["fold", "sample_id"] if by_fold else ["sample_id"]
+        dup = rows.loc[rows.duplicated(key), "sample_id"]
         if len(dup):
+            scope = "" if len(key) == 1 else " within one fold"
             raise MetricInputError(
-                f"prediction table: sample_id {dup.iloc[0]!r} appears more than once "
+                f"prediction table: sample_id {dup.iloc[0]!r} appears more than once{scope} "
                 f"({dup.nunique()} duplicated id(s)); pool one prediction per clip — filter the "
                 "table to one variant and seed first"
             )

@@ -224,7 +224,9 @@ def make_folds(samples: pd.DataFrame, protocol: Any, seed: int) -> list[Fold]:
                 if before - after:
                     log.warning(
                         "fold %s: validation subjects %s take every training clip of class(es) %s",
-                        name, val_subj, sorted(before - after),
+                        name,
+                        val_subj,
+                        sorted(before - after),
                     )
         is_test = np.isin(subjects, list(test_set))
         is_val = np.isin(subjects, val_subj) if val_subj else np.zeros(len(subjects), bool)

@@ -36,7 +36,8 @@ def test_equals_sklearn_random(k):
         ours, ref = megc_scores(t, p, k), _sk(t, p, k)
         for key in ("uf1", "uar", "acc"):
             assert ours[key] == pytest.approx(ref[key], abs=1e-12)
-        np.testing.assert_array_equal(confusion_matrix(t, p, k), sk_confusion(t, p, labels=range(k)))
+        cm = confusion_matrix(t, p, k)
+        np.testing.assert_array_equal(cm, sk_confusion(t, p, labels=range(k)))
 
 
 def test_absent_class_explicit_values():
@@ -45,9 +46,9 @@ def test_absent_class_explicit_values():
     p = [0, 1, 1, 2]
     s = megc_scores(t, p, 3)
     f1_0 = 2 * 1 / (2 * 1 + 0 + 1)  # TP=1, FP=0, FN=1
-    f1_1 = 2 * 1 / (2 * 1 + 1 + 0)  # TP=1, FP=1, FN=0
+    f1_1 = 2 * 1 / (2 * 1 + 1 + 1)  # TP=1, FP=1, FN=1
     assert s["uf1"] == pytest.approx((f1_0 + f1_1 + 0.0) / 3)
-    assert s["uar"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert s["uar"] == pytest.approx((0.5 + 0.5 + 0.0) / 3)
     assert s["acc"] == pytest.approx(0.5)
     assert s == pytest.approx(_sk(t, p, 3))
     # class 2 neither true nor predicted: 2TP+FP+FN == 0 -> F1 = 0 (not dropped from the mean)
@@ -107,7 +108,7 @@ def _pred_table() -> pd.DataFrame:
         ("b/s2/c1", "b", "b/s2", "test", 0, 0),
         ("b/s2/c2", "b", "b/s2", "test", 2, 2),
         ("b/s2/c3", "b", "b/s2", "test", 1, 2),
-        ("a/s2/c1", "a", "a/s2", "val", 2, 0),  # val rows are ignored by default
+        ("b/s3/c1", "b", "a/s1", "val", 2, 0),  # val rows are ignored by default
     ]
     df = pd.DataFrame(rows, columns=["sample_id", "dataset", "subject", "split", "true", "pred"])
     df["fold"] = df["subject"]
@@ -172,6 +173,11 @@ def test_pooled_report_errors_and_oracle_flag():
         pooled_report(bad, 3)
     with pytest.raises(DataError, match="appears more than once"):
         pooled_report(pd.concat([df, df]), 3)
+    # a clip may be validation in several folds: val rows are unique per (fold, sample_id)
+    val_twice = pd.concat([df, df[df.split == "val"].assign(fold="b/s1")])
+    assert pooled_report(val_twice, 3, split="val")["n"] == 2
+    with pytest.raises(DataError, match="appears more than once"):
+        pooled_report(pd.concat([df, df[df.split == "val"]]), 3, split="val")
     with pytest.raises(DataError, match="no rows with split == 'test'"):
         pooled_report(df[df.split == "val"], 3)
     with pytest.raises(DataError, match="class_names"):

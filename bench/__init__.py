@@ -1,0 +1,1 @@
+"""Benchmarks (importable so that worker processes can load `bench.throughput` by name)."""

@@ -1,0 +1,596 @@
+"""Prepared data: every clip decoded once into uint8 arrays, cached by content, reused by trials.
+
+`prepare_data(data_cfg)` reads the sample table (annotations + label scheme), runs the per-clip
+pipeline of mer.data.clips on every sample (decode once, select T frames, landmarks, branch A
+whole frames and branch B region crops) and stores the arrays.
+
+Cache folder `{data.cache_dir}/{key}/`:
+
+    global.npy          (N, T, S, S, 3) uint8   branch A
+    regions.npy         (N, T, S, S, 3) uint8   branch B (absent for policy `none`)
+    frame_numbers.npy   (N, T) int64            chosen frame numbers (file numbers; video: 0-based)
+    landmarks.npy       (N, T, 68, 2) float32   landmarks used for crops, NaN without a face
+                                                (only when the policy uses landmarks)
+    samples.json        the sample table (+ label, region, oracle_input, face_frames) with dtypes
+    manifest.json       written last: key, data config, source identity, counts, versions, timing
+
+key = sha256 of (CACHE_VERSION, mer.config.config_hash of the data section without cache_dir and
+without settings the chosen policy ignores, identity of the source files). The identity covers
+every annotation file and every media file the samples use (frame files of a folder, a video
+file, synthetic landmark files) by resolved path, size and mtime (not content: hashing gigabytes
+of frames would cost as much as decoding them). So touching or replacing a frame rebuilds; moving
+the dataset to another path also rebuilds.
+
+The cache is built in a temporary folder inside the cache dir and renamed into place atomically;
+a writer that loses the race discards its copy and uses the winner's. A lock file, where the file
+system supports it, makes a second preparer wait instead of building the same thing twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mer.config import DataConfig, config_hash, to_dict
+from mer.data import media, regions
+from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
+from mer.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the processing or the format changes what a key stands for
+MANIFEST = "manifest.json"
+N_LANDMARKS = 68
+
+
+@dataclass
+class PreparedData:
+    samples: pd.DataFrame  # sample table + label, region, oracle_input (+ face_frames); RangeIndex
+    class_names: list[str]
+    global_clips: np.ndarray  # (N, T, H, W, 3) uint8, usually a read-only memmap
+    region_clips: np.ndarray | None  # (N, T, H, W, 3) uint8; None: branch B uses global_clips
+    key: str
+    path: Path | None
+    oracle_input: bool  # branch-B regions chosen from ground-truth AUs (au_oracle)
+
+    @property
+    def branch_b(self) -> np.ndarray:
+        return self.region_clips if self.region_clips is not None else self.global_clips
+
+
+# ------------------------------------------------------------------------------ sample table
+@dataclass
+class _Sources:
+    dataset: str  # reader name (the synthetic layout for synthetic data)
+    annotations: Path | None
+    root: Path | None
+    sources: dict[str, Any] | None
+
+
+def _expand(value: str | None) -> Path | None:
+    return None if value in (None, "") else Path(str(value)).expanduser()
+
+
+def synthetic_dir(data_cfg: DataConfig) -> Path:
+    """Where `dataset: synthetic` data lives: data.root, else under the cache dir by its params."""
+    if data_cfg.root:
+        return Path(data_cfg.root).expanduser()
+    base = Path(data_cfg.cache_dir).expanduser()
+    return base / "synthetic" / config_hash(data_cfg.synthetic)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _remove_stale(root: Path, key: str) -> None:
+    """Temporary folders of this key left by a killed preparer (we hold the key's lock)."""
+    for stale in root.glob(f".{key}.building-*"):
+        log.info("removing %s, left by an interrupted prepare", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[bool]:
+    """Exclusive lock on `path` where the OS and file system allow it; yields whether it holds."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield False
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            locked = True
+        except OSError:  # pragma: no cover - e.g. a file system without locks
+            log.debug("no file lock on %s; relying on atomic rename", path)
+            locked = False
+        try:
+            yield locked
+        finally:
+            if locked:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _resolve_sources(data_cfg: DataConfig) -> _Sources:
+    if data_cfg.dataset != "synthetic":
+        return _Sources(
+            data_cfg.dataset,
+            _expand(data_cfg.annotations),
+            _expand(data_cfg.root),
+            dict(data_cfg.sources) or None,
+        )
+    from mer.data.synthetic import ensure_dataset
+
+    syn = data_cfg.synthetic
+    out = synthetic_dir(data_cfg)
+    lock = Path(data_cfg.cache_dir).expanduser() / ".locks" / f"synthetic-{_digest(str(out))}.lock"
+    with _file_lock(lock):
+        ds = ensure_dataset(
+            out,
+            syn.layout,
+            subjects=syn.subjects,
+            clips=syn.clips,
+            frames=syn.frames,
+            size=syn.size,
+            seed=syn.seed,
+            intensity=syn.intensity,
+            others=syn.others,
+        )
+    return _Sources(syn.layout, ds.annotations, ds.root, None)
+
+
+def _read_table(
+    data_cfg: DataConfig, *, check_media: bool
+) -> tuple[pd.DataFrame, list[str], _Sources]:
+    from mer.data.annotations import load_samples
+    from mer.data.labels import apply_label_scheme
+
+    src = _resolve_sources(data_cfg)
+    samples = load_samples(
+        src.dataset, src.annotations, src.root, check_media=check_media, sources=src.sources
+    )
+    samples, class_names = apply_label_scheme(samples, data_cfg.labels)
+    samples = samples.reset_index(drop=True)
+    if samples.empty:
+        raise DataError(
+            f"no clips left after label scheme {data_cfg.labels!r} "
+            f"(dataset {data_cfg.dataset}, annotations {src.annotations}, root {src.root})"
+        )
+    return samples, list(class_names), src
+
+
+def load_samples_only(data_cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
+    """Annotations + label scheme without touching media (for --dry-run fold plans).
+
+    Same rows, in the same order, as `prepare_data(data_cfg).samples`. Synthetic data is
+    generated first when missing (it is cheap).
+    """
+    _check_config(data_cfg)
+    samples, class_names, _ = _read_table(data_cfg, check_media=False)
+    return samples, class_names
+
+
+# -------------------------------------------------------------------------------- cache key
+def key_config(data_cfg: DataConfig) -> dict[str, Any]:
+    """The data section as it determines the arrays: without cache_dir, and without settings
+    that the dataset kind or the region policy ignore (so they do not split the cache)."""
+    d = to_dict(data_cfg)
+    d.pop("cache_dir", None)
+    if data_cfg.dataset != "synthetic":
+        d.pop("synthetic", None)
+    reg = d["regions"]
+    if data_cfg.regions.policy not in regions.NEEDS_LANDMARKS:
+        for k in ("landmarks", "au_codes", "margin", "keep_aspect", "no_face", "upsample"):
+            reg.pop(k, None)
+    else:
+        if data_cfg.regions.policy != "au_oracle":
+            reg.pop("au_codes", None)
+        if data_cfg.regions.landmarks != "dlib":
+            reg.pop("upsample", None)
+    return d
+
+
+def _stat_line(path: Path) -> tuple[str, int]:
+    st = path.stat()
+    return f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n", st.st_size
+
+
+def source_identity(
+    samples: pd.DataFrame, annotation_files: list[Path], landmark_files: bool = False
+) -> dict[str, Any]:
+    """Digest of the sources' paths, sizes and mtimes (see the module doc)."""
+    h = hashlib.sha256()
+    n_files = n_bytes = 0
+
+    def add(path: Path) -> None:
+        nonlocal n_files, n_bytes
+        line, size = _stat_line(path)
+        h.update(line.encode())
+        n_files += 1
+        n_bytes += size
+
+    for ann in annotation_files:
+        add(ann.resolve())
+    for value in samples["path"]:
+        clip = Path(str(value)).resolve()
+        if clip.is_dir():
+            for _, frame in media.list_frames(clip):
+                add(frame)
+        else:
+            add(clip)
+        if landmark_files:
+            from mer.data.synthetic import landmark_path
+
+            lm = landmark_path(clip)
+            if lm.is_file():
+                add(lm)
+    return {"digest": h.hexdigest(), "files": n_files, "bytes": n_bytes}
+
+
+def _annotation_files(data_cfg: DataConfig, src: _Sources) -> list[Path]:
+    files = [src.annotations] if src.annotations is not None else []
+    for part in data_cfg.sources.values():
+        if part.annotations:
+            files.append(Path(part.annotations).expanduser())
+    return [f for f in files if f.is_file()]
+
+
+def cache_key(data_cfg: DataConfig, identity: dict[str, Any]) -> str:
+    body = json.dumps(
+        {"version": CACHE_VERSION, "config": config_hash(key_config(data_cfg), 32),
+         "sources": identity["digest"]},
+        sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- per-clip work
+def _na(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _jobs(samples: pd.DataFrame) -> list[ClipJob]:
+    has_aus = "aus" in samples.columns
+    return [
+        ClipJob(
+            sample_id=str(row["sample_id"]),
+            path=str(row["path"]),
+            onset=_na(row["onset"]),
+            apex=_na(row["apex"]),
+            offset=_na(row["offset"]),
+            aus=tuple(int(a) for a in (row["aus"] or [])) if has_aus else (),
+        )
+        for row in samples.to_dict("records")
+    ]
+
+
+def _check_config(data_cfg: DataConfig) -> None:
+    """Refuse settings that would be silently ignored or cannot work (before any decoding)."""
+    if data_cfg.dataset == "synthetic" and (data_cfg.annotations or data_cfg.sources):
+        key = "data.annotations" if data_cfg.annotations else "data.sources"
+        raise ConfigError(
+            f"{key}: synthetic data writes its own annotations (data.synthetic.layout chooses "
+            "the format); leave it empty, or read generated files with that layout's dataset"
+        )
+    r = data_cfg.regions
+    if r.policy in regions.NEEDS_LANDMARKS and r.landmarks == "none":
+        raise ConfigError(
+            f"data.regions.policy: {r.policy} crops face regions and needs landmarks; set "
+            "data.regions.landmarks to dlib (or annotated for synthetic data), or use policy "
+            "fixed / none"
+        )
+    needs = r.policy in regions.NEEDS_LANDMARKS
+    if needs and r.landmarks == "annotated" and data_cfg.dataset != "synthetic":
+        log.warning(
+            "data.regions.landmarks: annotated reads <clip>.landmarks.npy files, which only "
+            "the synthetic generator writes"
+        )
+
+
+# ------------------------------------------------------------------------------- table I/O
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """A DataFrame as JSON with its dtypes, lists kept (no pyarrow/pickle needed to read it)."""
+    body = {
+        "columns": [str(c) for c in df.columns],
+        "dtypes": {str(c): str(df[c].dtype) for c in df.columns},
+        "data": {str(c): [_plain(v) for v in df[c].tolist()] for c in df.columns},
+    }
+    path.write_text(json.dumps(body))
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    body = json.loads(path.read_text())
+    cols: dict[str, Any] = {}
+    for c in body["columns"]:
+        values, dtype = body["data"][c], body["dtypes"][c]
+        if dtype == "object":
+            cols[c] = pd.Series(values, dtype=object)
+            continue
+        try:
+            cols[c] = pd.Series(pd.array(values, dtype=dtype))
+        except (TypeError, ValueError):
+            cols[c] = pd.Series(values, dtype=object)
+    return pd.DataFrame(cols, columns=body["columns"])
+
+
+# ------------------------------------------------------------------------------ build / load
+def load_prepared(path: str | Path) -> PreparedData:
+    """Open a cache folder (arrays memory-mapped read-only: nothing is decoded)."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a prepared-data folder ({exc})") from None
+    samples = read_table(path / "samples.json")
+    global_clips = np.load(path / "global.npy", mmap_mode="r")
+    region_file = path / "regions.npy"
+    region_clips = np.load(region_file, mmap_mode="r") if region_file.exists() else None
+    if len(samples) != global_clips.shape[0]:
+        raise DataError(
+            f"{path}: {len(samples)} samples but {global_clips.shape[0]} clips in global.npy"
+        )
+    return PreparedData(
+        samples=samples,
+        class_names=list(manifest["class_names"]),
+        global_clips=global_clips,
+        region_clips=region_clips,
+        key=manifest["key"],
+        path=path,
+        oracle_input=bool(manifest["oracle_input"]),
+    )
+
+
+def _versions(landmarks: str | None) -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    names = ["mer", "numpy", "pandas", "pillow", "av"] + (
+        ["dlib-bin"] if landmarks == "dlib" else []
+    )
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def prepare_data(data_cfg: DataConfig, *, progress: bool = True, workers: int = 1) -> PreparedData:
+    """Build the cache for `data_cfg`, or reuse it when it exists (see the module doc).
+
+    `workers` > 1 decodes clips in that many processes (same arrays, same order).
+    """
+    return _prepare(data_cfg, progress=progress, workers=workers)[0]
+
+
+def _prepare(
+    data_cfg: DataConfig, *, progress: bool, workers: int
+) -> tuple[PreparedData, bool, float]:
+    """(data, built now?, seconds spent building)."""
+    _check_config(data_cfg)
+    samples, class_names, src = _read_table(data_cfg, check_media=True)
+    r = data_cfg.regions
+    annotated = r.landmarks == "annotated" and r.policy in regions.NEEDS_LANDMARKS
+    identity = source_identity(samples, _annotation_files(data_cfg, src), annotated)
+    key = cache_key(data_cfg, identity)
+    root = Path(data_cfg.cache_dir).expanduser()
+    target = root / key
+    root.mkdir(parents=True, exist_ok=True)
+    with _file_lock(root / ".locks" / f"{key}.lock") as locked:
+        if (target / MANIFEST).is_file():
+            log.info("reusing prepared data %s (%d clips)", target, len(samples))
+            return load_prepared(target), False, 0.0
+        if target.exists():
+            raise DataError(
+                f"{target}: incomplete cache folder (no {MANIFEST}); delete it and prepare again"
+            )
+        if locked:
+            _remove_stale(root, key)
+        t0 = time.perf_counter()
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.building-", dir=root))
+        try:
+            _build(tmp, data_cfg, samples, class_names, key, identity, progress, workers, t0)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not (target / MANIFEST).is_file():
+                    raise
+                log.info("another process prepared %s first; using it", target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        seconds = time.perf_counter() - t0
+    log.info(
+        "prepared %d clips in %.1f s (%.1f clips/s) → %s",
+        len(samples), seconds, len(samples) / max(seconds, 1e-9), target,
+    )  # fmt: skip
+    return load_prepared(target), True, seconds
+
+
+def _build(
+    tmp: Path,
+    data_cfg: DataConfig,
+    samples: pd.DataFrame,
+    class_names: list[str],
+    key: str,
+    identity: dict[str, Any],
+    progress: bool,
+    workers: int,
+    t0: float,
+) -> None:
+    from tqdm import tqdm
+
+    s = ClipSettings.from_config(data_cfg)
+    n, shape = len(samples), (len(samples), s.count, s.size, s.size, 3)
+    fmt = np.lib.format
+    global_arr = fmt.open_memmap(tmp / "global.npy", mode="w+", dtype=np.uint8, shape=shape)
+    region_arr = None
+    if s.policy != "none":
+        region_arr = fmt.open_memmap(tmp / "regions.npy", mode="w+", dtype=np.uint8, shape=shape)
+    numbers = np.zeros((n, s.count), dtype=np.int64)
+    uses_landmarks = s.policy in regions.NEEDS_LANDMARKS
+    points = np.full((n, s.count, N_LANDMARKS, 2), np.nan, dtype=np.float32)
+    region_col, face_col = [], []
+
+    rows = _jobs(samples)
+    with tqdm(
+        total=n, desc=f"prepare {data_cfg.dataset}", unit="clip", disable=not progress
+    ) as bar:
+        for i, out in enumerate(_run(rows, s, workers)):
+            global_arr[i] = out.global_clip
+            if region_arr is not None:
+                assert out.region_clip is not None
+                region_arr[i] = out.region_clip
+            numbers[i] = out.numbers
+            if out.landmarks is not None:
+                points[i] = out.landmarks
+            region_col.append(out.region)
+            face_col.append(out.face_frames)
+            bar.update()
+    global_arr.flush()
+    if region_arr is not None:
+        region_arr.flush()
+    del global_arr, region_arr
+    np.save(tmp / "frame_numbers.npy", numbers)
+    if uses_landmarks:
+        np.save(tmp / "landmarks.npy", points)
+
+    oracle = s.policy == "au_oracle"
+    table = samples.copy()
+    table["region"] = pd.Series(region_col, dtype=object).astype(str)
+    table["oracle_input"] = oracle
+    table["face_frames"] = np.asarray(face_col, dtype=np.int64)
+    write_table(table, tmp / "samples.json")
+
+    seconds = time.perf_counter() - t0
+    manifest = {
+        "key": key,
+        "cache_version": CACHE_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data": to_dict(data_cfg),
+        "key_config": key_config(data_cfg),
+        "sources": identity,
+        "class_names": class_names,
+        "oracle_input": oracle,
+        "counts": {
+            "clips": n,
+            "frames": s.count,
+            "size": s.size,
+            "per_class": {c: int((table["label"] == i).sum()) for i, c in enumerate(class_names)},
+            "per_dataset": {str(k): int(v) for k, v in table["dataset"].value_counts().items()},
+            "per_region": {str(k): int(v) for k, v in table["region"].value_counts().items()},
+            "no_face": int((table["face_frames"] == 0).sum()),
+        },
+        "arrays": {
+            "global": list(shape),
+            "regions": list(shape) if s.policy != "none" else None,
+            "landmarks": uses_landmarks,
+        },
+        "build_seconds": round(seconds, 3),
+        "clips_per_second": round(n / max(seconds, 1e-9), 2),
+        "versions": _versions(s.landmarks if uses_landmarks else None),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+
+
+def _run(rows: list[ClipJob], s: ClipSettings, workers: int) -> Iterator[ClipArrays]:
+    """Process clips in order, in this process or in `workers` processes."""
+    if workers <= 1 or len(rows) <= 1:
+        for row in rows:
+            yield process_clip(row, s)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        yield from pool.map(process_clip, rows, [s] * len(rows), chunksize=1)
+
+
+# ------------------------------------------------------------------------------------- CLI
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prepare",
+        help="decode clips, select frames and crop regions once for every data config of a sweep",
+        description="Prepare (or reuse) the cached arrays of every distinct data config among "
+        "the sweep's variants; prints each cache path, clip count and speed.",
+    )
+    p.add_argument("config", help="sweep YAML")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable), e.g. data.size=64")  # fmt: skip
+    p.add_argument(
+        "--workers", type=int, default=0,
+        help="decoding processes (default 0: one per CPU, at most 8)",
+    )  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prepare)
+
+
+def distinct_data_configs(cfg: Any) -> list[DataConfig]:
+    """The distinct data sections among a sweep's variants, in variant order (settings that
+    `key_config` ignores do not make a section distinct)."""
+    from mer.config import variant_config
+
+    seen: dict[str, DataConfig] = {}
+    for variant in cfg.variants:
+        data = variant_config(cfg, variant).data
+        seen.setdefault(config_hash([data.cache_dir, key_config(data)]), data)
+    return list(seen.values())
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from mer.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    workers = args.workers if args.workers > 0 else min(8, os.cpu_count() or 1)
+    for data_cfg in distinct_data_configs(cfg):
+        data, built, seconds = _prepare(data_cfg, progress=not args.quiet, workers=workers)
+        n = len(data.samples)
+        speed = f"{n / max(seconds, 1e-9):.1f} clips/s" if built else "reused, nothing decoded"
+        oracle = "  [oracle regions]" if data.oracle_input else ""
+        print(f"{data.path}  {n} clips  {speed}{oracle}")
+    return 0
+
+
+__all__ = [
+    "PreparedData",
+    "add_parser",
+    "distinct_data_configs",
+    "load_prepared",
+    "load_samples_only",
+    "prepare_data",
+]

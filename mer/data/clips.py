@@ -1,0 +1,157 @@
+"""One clip → its branch arrays: the per-clip pipeline that `mer.data.cache` runs for every sample.
+
+list frames → decode (all frames when the selection looks at pixels, else only the T chosen) →
+select T positions → landmarks on those frames (when the region policy needs them) → branch A
+(whole frame resized) and branch B (region crops, see mer.data.regions).
+
+Kept apart from the cache (and free of pandas) so that decoding worker processes start fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mer.data import faces, frames, media, regions
+from mer.errors import DataError
+
+if TYPE_CHECKING:
+    from mer.config import DataConfig
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """The data-config values the per-clip pipeline uses."""
+
+    count: int
+    select: str
+    size: int
+    policy: str
+    landmarks: str
+    upsample: int
+    margin: float
+    keep_aspect: bool
+    no_face: str
+    au_codes: tuple[int, ...]
+    video_backend: str = "decord"
+
+    @classmethod
+    def from_config(cls, data_cfg: DataConfig) -> ClipSettings:
+        r = data_cfg.regions
+        return cls(
+            count=data_cfg.frames.count, select=data_cfg.frames.select, size=data_cfg.size,
+            policy=r.policy, landmarks=r.landmarks, upsample=r.upsample, margin=r.margin,
+            keep_aspect=r.keep_aspect, no_face=r.no_face, au_codes=tuple(r.au_codes),
+            video_backend=data_cfg.video_backend,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ClipJob:
+    """What the pipeline needs from a sample-table row (NA already turned into None)."""
+
+    sample_id: str
+    path: str
+    onset: int | None = None
+    apex: int | None = None
+    offset: int | None = None
+    aus: tuple[int, ...] = ()
+
+
+@dataclass
+class ClipArrays:
+    global_clip: np.ndarray  # (T, S, S, 3) uint8
+    region_clip: np.ndarray | None  # (T, S, S, 3) uint8; None for policy none
+    numbers: np.ndarray  # (T,) int64 chosen frame numbers
+    landmarks: np.ndarray | None  # (T, 68, 2) float32 used for the crops; None if not used/found
+    region: str  # value of the sample table's `region` column
+    face_frames: int  # selected frames with a detected face; -1 when landmarks are not used
+
+
+_PROVIDERS: dict[tuple[str, int], faces.LandmarkProvider | None] = {}
+
+
+def provider(s: ClipSettings) -> faces.LandmarkProvider | None:
+    """The landmark provider, created once per process (dlib's predictor takes ~1 s to load)."""
+    key = (s.landmarks, s.upsample)
+    if key not in _PROVIDERS:
+        _PROVIDERS[key] = faces.get_provider(s.landmarks, upsample=s.upsample)
+    return _PROVIDERS[key]
+
+
+def window_positions(
+    numbers: list[int], onset: int | None, apex: int | None, offset: int | None
+) -> tuple[int | None, int | None, int | None]:
+    """Annotated frame numbers → positions in the clip: the first frame ≥ onset, the last frame
+    ≤ offset, the frame nearest the apex (frame numbers may have gaps)."""
+    arr = np.asarray(numbers)
+    on = off = ap = None
+    if onset is not None:
+        if onset > arr[-1]:
+            raise DataError(f"onset frame {onset} is after the clip's last frame {arr[-1]}")
+        on = int(np.searchsorted(arr, onset, "left"))
+    if offset is not None:
+        if offset < arr[0]:
+            raise DataError(f"offset frame {offset} is before the clip's first frame {arr[0]}")
+        off = int(np.searchsorted(arr, offset, "right")) - 1
+    if apex is not None:
+        ap = int(np.argmin(np.abs(arr - apex)))
+    return on, ap, off
+
+
+def process_clip(job: ClipJob, s: ClipSettings) -> ClipArrays:
+    """One clip → its branch arrays. DataErrors are prefixed with the sample id."""
+    try:
+        return _process(job, s)
+    except DataError as exc:
+        raise DataError(f"{job.sample_id}: {exc}") from None
+
+
+def _process(job: ClipJob, s: ClipSettings) -> ClipArrays:
+    src = media.open_clip(job.path, backend=s.video_backend)
+    kw: dict[str, int | None] = {}
+    if s.select == "onset_apex_offset":
+        on, ap, off = window_positions(src.numbers, job.onset, job.apex, job.offset)
+        kw = {"onset_idx": on, "apex_idx": ap, "offset_idx": off}
+    if s.select in frames.NEEDS_PIXELS:
+        if src.is_video:  # videos can be long: grey pass, then decode only the chosen frames
+            idx = frames.select_frames(src.read_grey(), s.count, s.select, **kw)
+            clip = src.read(idx)
+        else:  # image sequences: decode each frame once
+            everything = src.read()
+            idx = frames.select_frames(everything, s.count, s.select, **kw)
+            clip = everything[idx]
+    else:
+        idx = frames.select_frames(len(src), s.count, s.select, **kw)
+        clip = src.read(idx)
+
+    points, n_face = None, -1
+    if s.policy in regions.NEEDS_LANDMARKS:
+        prov = provider(s)
+        assert prov is not None  # the cache refuses such a config before any decoding
+        points, n_face = faces.clip_landmarks(
+            prov, clip, path=Path(src.path), positions=idx, no_face=s.no_face
+        )
+    if s.policy == "au_oracle":
+        region = regions.oracle_region(job.aus, s.au_codes)
+    else:
+        region = regions.POLICY_REGION[s.policy]
+    if s.policy in regions.NEEDS_LANDMARKS and points is None:
+        region = regions.WHOLE_FRAME
+    region_clip = None
+    if s.policy != "none":
+        region_clip = regions.region_frames(
+            clip, points, s.policy, s.size, region=region if s.policy == "au_oracle" else "face",
+            margin=s.margin, keep_aspect=s.keep_aspect,
+        )  # fmt: skip
+    return ClipArrays(
+        global_clip=regions.global_frames(clip, s.size),
+        region_clip=region_clip,
+        numbers=np.asarray(src.numbers, dtype=np.int64)[idx],
+        landmarks=points,
+        region=region,
+        face_frames=n_face,
+    )

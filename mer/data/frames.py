@@ -1,0 +1,117 @@
+"""Choose a fixed number T of frames from a clip (positions into its time-ordered frame list).
+
+Methods (`data.frames.select`):
+
+- `motion_topk` (the original for CASME II and CAS(ME)^3): frame i scores the sum over pixels of
+  |grey[i+1] - grey[i]| (grey = ITU-R 601 luma, `media.to_grey`; integer sums: exact). The last
+  frame has no next frame and scores below every other frame, so it is chosen only when the clip
+  has exactly T frames. The T best are kept in time order; ties go to the earlier frame.
+- `uniform` (the original for SAMM): round-half-up of linspace(0, n-1, T): both ends included.
+- `first` (the original for SMIC): the first T frames.
+- `onset_apex_offset`: the onset..offset window (inclusive) spread like `uniform`; the apex, when
+  known and inside the window, replaces the nearest chosen index (time order is kept).
+
+A clip (or window) with fewer than T frames is stretched: position floor(j * n / T) for j < T, so
+every frame appears, each ⌊T/n⌋ or ⌈T/n⌉ times, in time order. Never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from mer.data.media import to_grey
+from mer.errors import DataError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("motion_topk", "uniform", "first", "onset_apex_offset")
+#: Methods that need the pixels of every frame (the others need only the frame count).
+NEEDS_PIXELS = frozenset({"motion_topk"})
+
+
+def stretch(n: int, count: int) -> np.ndarray:
+    """`count` positions over `n` frames (n < count): each frame repeated evenly, in order."""
+    return (np.arange(count, dtype=np.int64) * n) // count
+
+
+def _spread(n: int, count: int) -> np.ndarray:
+    """`count` positions spread evenly over 0..n-1, both ends included (n >= count)."""
+    if count == 1:
+        return np.zeros(1, dtype=np.int64)
+    return np.floor(np.linspace(0.0, n - 1, count) + 0.5).astype(np.int64)
+
+
+def motion_scores(frames: np.ndarray) -> np.ndarray:
+    """Per-frame score: sum |grey[i+1] - grey[i]|; the last frame gets -1 (below any real score)."""
+    grey = to_grey(frames)
+    n = grey.shape[0]
+    scores = np.full(n, -1, dtype=np.int64)
+    for i in range(n - 1):  # pair by pair: small temporaries
+        diff = np.abs(grey[i + 1].astype(np.int16) - grey[i].astype(np.int16))
+        scores[i] = diff.sum(dtype=np.int64)
+    return scores
+
+
+def select_frames(
+    frames: np.ndarray | int,
+    count: int,
+    method: str,
+    *,
+    onset_idx: int | None = None,
+    apex_idx: int | None = None,
+    offset_idx: int | None = None,
+) -> np.ndarray:
+    """Positions (count,) int64 of the chosen frames, in time order.
+
+    `frames`: (F, H, W, 3) RGB or (F, H, W) grey, or just the frame count F for methods that do
+    not look at pixels. `onset_idx`/`apex_idx`/`offset_idx` are positions (not frame numbers),
+    used by `onset_apex_offset` only; an unknown onset/offset means the clip's start/end.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown frame selection {method!r}; expected one of {METHODS}")
+    if count < 1:
+        raise ValueError(f"frame count must be >= 1, got {count}")
+    if isinstance(frames, (int, np.integer)):
+        if method in NEEDS_PIXELS:
+            raise ValueError(f"{method} needs the frames, not only their count")
+        n = int(frames)
+    else:
+        n = int(np.asarray(frames).shape[0])
+    if n < 1:
+        raise DataError("clip has no frames to select from")
+
+    if method == "onset_apex_offset":
+        return _window(n, count, onset_idx, apex_idx, offset_idx)
+    if n < count:
+        return stretch(n, count)
+    if method == "first":
+        return np.arange(count, dtype=np.int64)
+    if method == "uniform":
+        return _spread(n, count)
+    scores = motion_scores(np.asarray(frames))
+    order = np.lexsort((np.arange(n), -scores))  # by score descending, then earlier first
+    return np.sort(order[:count]).astype(np.int64)
+
+
+def _window(
+    n: int, count: int, onset: int | None, apex: int | None, offset: int | None
+) -> np.ndarray:
+    lo = 0 if onset is None else int(onset)
+    hi = n - 1 if offset is None else int(offset)
+    if not (0 <= lo <= hi < n):
+        raise DataError(
+            f"onset/offset positions {onset}..{offset} are not a window inside the clip's "
+            f"{n} frames"
+        )
+    width = hi - lo + 1
+    idx = lo + (stretch(width, count) if width < count else _spread(width, count))
+    if apex is not None:
+        apex = int(apex)
+        if not lo <= apex <= hi:
+            log.warning("apex position %d outside onset..offset %d..%d: not forced", apex, lo, hi)
+        elif apex not in idx:
+            nearest = int(np.argmin(np.abs(idx - apex)))  # ties: the earlier index
+            idx[nearest] = apex
+    return idx

@@ -1,0 +1,57 @@
+"""Rows of a FACS coding sheet (CASME II, SAMM): one clip per row, frames in a subject folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from mer.data.readers.records import (
+    Record,
+    aus_text,
+    frame_number,
+    parse_aus,
+    subject_number,
+    text_cell,
+)
+from mer.data.readers.table import Table
+
+
+def sheet_records(
+    table: Table, dataset: str, subject_folder: Callable[[int], str], root: Path | None
+) -> list[Record]:
+    """One Record per row; media `root/<subject folder>/<Filename>/`."""
+    col_subject = table.column("Subject")
+    col_file = table.column("Filename")
+    cols = {
+        "onset": table.column("Onset Frame", "OnsetFrame", "Onset"),
+        "apex": table.column("Apex Frame", "ApexFrame", "Apex"),
+        "offset": table.column("Offset Frame", "OffsetFrame", "Offset"),
+    }
+    col_aus = table.column("Action Units", "AU", "AUs")
+    col_emo = table.column("Estimated Emotion", "Emotion")
+    out = []
+    for row_no, row in table.rows:
+        where = table.where(row_no)
+        folder = subject_folder(subject_number(table.cell(row, col_subject), where))
+        clip = text_cell(table.cell(row, col_file), where, "Filename")
+        au_cell = table.cell(row, col_aus)
+        frames = {
+            name: frame_number(table.cell(row, col), where, table.columns[col])
+            for name, col in cols.items()
+        }
+        emotion = text_cell(table.cell(row, col_emo), where, table.columns[col_emo])
+        out.append(
+            Record(
+                dataset=dataset,
+                subject_raw=folder,
+                subject=f"{dataset}/{folder}",
+                clip=clip,
+                emotion=emotion.lower(),
+                where=where,
+                aus=parse_aus(au_cell),
+                aus_raw=aus_text(au_cell),
+                media=root / folder / clip if root is not None else None,
+                **frames,
+            )
+        )
+    return out

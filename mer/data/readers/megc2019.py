@@ -1,0 +1,152 @@
+"""MEGC2019 composite: the official `combined_3class_gt.csv` joined to each dataset's own files.
+
+The official list drives the composite: one sample per csv line (`dataset,subject,filename,label`,
+no header, 0 negative / 1 positive / 2 surprise). When a dataset's files are given in `sources`
+(casme2/samm: `annotations` for onset/apex/offset/AUs, `root` for media; smic: `root`), each line is
+joined to that dataset's clip and a line that matches none is an error naming the line; without
+them the frames and AUs are NA/[]. Subjects and sample ids use each dataset's own spelling: the
+list writes SAMM subjects unpadded (`6`, files `006_1_2`) and SMIC ones padded (`s01`, clip
+`s01_ne_01`) while SMIC's folders are `s1/.../s1_ne_01`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mer.data.readers import casme2, samm, smic
+from mer.data.readers.records import Record
+from mer.data.readers.table import read_csv_lines
+from mer.errors import ConfigError, DataError
+
+CLASSES = ("negative", "positive", "surprise")
+PARTS = ("casme2", "samm", "smic")
+_SMIC_CLIP = re.compile(r"s0*(\d+)_(.+)", re.IGNORECASE)
+
+
+@dataclass
+class Source:
+    root: Path | None = None
+    annotations: Path | None = None
+
+
+def _path(value: Any) -> Path | None:
+    return Path(str(value)).expanduser().absolute() if value not in (None, "") else None
+
+
+def parse_sources(sources: Any) -> dict[str, Source]:
+    """`{casme2: SourceConfig | {"root":..., "annotations":...}}` → Source per dataset."""
+    out: dict[str, Source] = {}
+    for name, src in (sources or {}).items():
+        if name not in PARTS:
+            raise ConfigError(
+                f"data.sources.{name}: not a MEGC2019 part (expected {', '.join(PARTS)})"
+            )
+        if src is None:
+            continue
+        if isinstance(src, dict):
+            unknown = set(src) - {"root", "annotations"}
+            if unknown:
+                raise ConfigError(
+                    f"data.sources.{name}.{sorted(unknown)[0]}: unknown key "
+                    "(expected root, annotations)"
+                )
+            root, ann = src.get("root"), src.get("annotations")
+        else:
+            root, ann = getattr(src, "root", None), getattr(src, "annotations", None)
+        out[name] = Source(root=_path(root), annotations=_path(ann))
+    return out
+
+
+def _smic_clip_key(clip: str) -> str:
+    """`s01_ne_01` and `s1_ne_01` → `s1_ne_01` (the folder spelling)."""
+    m = _SMIC_CLIP.fullmatch(clip)
+    return f"s{int(m.group(1))}_{m.group(2)}" if m else clip
+
+
+def _canonical(dataset: str, subject: str, clip: str, where: str) -> tuple[str, str, str]:
+    """A list line's (subject folder, namespaced subject, clip) in each dataset's own spelling."""
+    m = re.fullmatch(r"(?:sub|s)?0*(\d+)", subject, flags=re.IGNORECASE)
+    if m is None:
+        raise DataError(f"{where}: subject {subject!r} is not a {dataset} subject number")
+    number = int(m.group(1))
+    if dataset == "casme2":
+        folder = casme2.subject_folder(number)
+        return folder, f"casme2/{folder}", clip
+    if dataset == "samm":
+        folder = samm.subject_folder(number)
+        return folder, f"samm/{folder}", clip
+    return f"s{number}", smic.subject_id(number), _smic_clip_key(clip)
+
+
+def _source_records(name: str, src: Source) -> dict[tuple[str, str], Record] | None:
+    """The dataset's own clips keyed by (subject folder, clip), or None without its files."""
+    if name == "smic":
+        if src.root is None:
+            return None
+        records = smic.read(None, src.root)
+        return {(r.subject_raw, _smic_clip_key(r.clip)): r for r in records}
+    if src.annotations is None:
+        return None
+    reader = casme2 if name == "casme2" else samm
+    return {(r.subject_raw, r.clip): r for r in reader.read(src.annotations, src.root)}
+
+
+def read(annotations: Path, sources: Any, *, check_media: bool) -> list[Record]:
+    srcs = parse_sources(sources)
+    lines = read_csv_lines(annotations)
+    if not lines:
+        raise DataError(f"{annotations}: the MEGC2019 list is empty")
+    used = sorted({cells[0].lower() for _, cells in lines if cells})
+    if check_media:
+        for name in used:
+            if name in PARTS and (name not in srcs or srcs[name].root is None):
+                raise ConfigError(
+                    f"data.sources.{name}.root: megc2019 needs each part's media root to read "
+                    "frames (and casme2/samm their annotations for onset/offset); got none"
+                )
+    joined = {name: _source_records(name, srcs[name]) for name in used if name in srcs}
+    out = []
+    for line_no, cells in lines:
+        where = f"{annotations}, line {line_no}"
+        if len(cells) != 4:
+            raise DataError(
+                f"{where}: expected 4 fields dataset,subject,filename,label, got {len(cells)}"
+            )
+        dataset, subject, clip, label = cells
+        dataset = dataset.lower()
+        if dataset not in PARTS:
+            raise DataError(f"{where}: dataset {dataset!r} is not one of {', '.join(PARTS)}")
+        if label not in ("0", "1", "2"):
+            raise DataError(f"{where}: label {label!r}, expected 0, 1 or 2")
+        folder, subject_ns, clip_key = _canonical(dataset, subject, clip, where)
+        rec = Record(
+            dataset=dataset,
+            subject_raw=folder,
+            subject=subject_ns,
+            clip=clip_key,
+            emotion=CLASSES[int(label)],
+            where=where,
+            extra={"megc_label": int(label)},
+        )
+        index = joined.get(dataset)
+        src = srcs.get(dataset, Source())
+        if index is not None:
+            own = index.get((folder, clip_key))
+            if own is None:
+                what = src.annotations if dataset != "smic" else src.root
+                raise DataError(
+                    f"{where}: {','.join(cells)} matches no {dataset} clip in {what} "
+                    f"(looked for subject {folder}, clip {clip_key})"
+                )
+            rec.subject_raw, rec.clip = own.subject_raw, own.clip
+            rec.onset, rec.apex, rec.offset = own.onset, own.apex, own.offset
+            rec.aus, rec.aus_raw = list(own.aus), own.aus_raw
+            rec.media, rec.kind = own.media, own.kind
+            rec.where = f"{where} ({own.where})"
+        elif src.root is not None and dataset != "smic":
+            rec.media = src.root / folder / clip_key
+        out.append(rec)
+    return out

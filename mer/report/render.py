@@ -1,0 +1,172 @@
+"""Render the ablation table and figures as CSV, Markdown, LaTeX and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mer.report.tables import PAPER_NOTE
+
+
+def _pm(mean: float, std: float) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def _num(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, fmt)
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable columns (strings), in the order readers scan them."""
+    parts = sorted({c[: -len("/uf1_mean")] for c in table.columns if c.endswith("/uf1_mean")})
+    rows = []
+    for _, r in table.iterrows():
+        row = {"variant": r["variant"] + (" [oracle]" if r["oracle"] else "")}
+        for m in ("uf1", "uar", "acc"):
+            row[m.upper()] = _pm(r.get(f"{m}_mean"), r.get(f"{m}_std"))
+        for ds in parts:
+            row[f"{ds} UF1"] = _pm(r.get(f"{ds}/uf1_mean"), r.get(f"{ds}/uf1_std"))
+        if "delta_uf1_vs_full" in table:
+            d = r["delta_uf1_vs_full"]
+            row["ΔUF1 vs full"] = "–" if pd.isna(d) else f"{d:+.3f}"
+        p = r.get("params")
+        row["params"] = "–" if p is None or pd.isna(p) else f"{p / 1e6:.2f}M"
+        row["GFLOPs"] = _num(r.get("gflops"), ".3g")
+        row["folds"] = r["folds"] + ("" if r["complete"] else " INCOMPLETE")
+        row["seeds"] = str(r["seeds"])
+        paper = [
+            f"{m.upper()} {r[f'paper_{m}']:.3f}"
+            for m in ("uf1", "uar", "acc")
+            if not pd.isna(r.get(f"paper_{m}"))
+        ]
+        row["paper†"] = ", ".join(paper) if paper else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def notes(
+    run_name: str, table: pd.DataFrame, baseline: dict | None, search: dict | None
+) -> list[str]:
+    out = [
+        "UF1, UAR and accuracy are computed on the predictions of all folds pooled (MEGC2019), "
+        "then averaged over seeds (± sample std).",
+    ]
+    if table["oracle"].any():
+        out.append(
+            "[oracle]: the variant's inputs or model selection used ground-truth information of "
+            "the test subject (AU-chosen crop regions or test-set epoch selection); not a valid "
+            "estimate of generalisation."
+        )
+    if not table["complete"].all():
+        out.append(
+            "INCOMPLETE: some folds are missing or failed; pooled numbers cover only the "
+            "folds done."
+        )
+    if table.filter(like="paper_").notna().any().any():
+        out.append(f"† {PAPER_NOTE}.")
+    if baseline:
+        out.append(
+            f"Always-negative baseline on the same clips: UF1 {baseline['uf1']:.3f}, UAR "
+            f"{baseline['uar']:.3f}, accuracy {baseline['acc']:.3f}."
+        )
+    if search:
+        out.append(
+            "Search: best configuration chosen on the inner-validation objective; its test-fold "
+            "metrics are reported once below and were not used for selection."
+        )
+    return out
+
+
+def to_markdown(
+    title: str,
+    disp: pd.DataFrame,
+    note_lines: list[str],
+    images: dict[str, Path],
+    search: dict | None,
+) -> str:
+    header = "| " + " | ".join(disp.columns) + " |"
+    sep = "|" + "|".join("---" for _ in disp.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in disp.itertuples(index=False)]
+    lines = [f"# {title}", "", header, sep, *body, ""]
+    lines += [f"- {n}" for n in note_lines]
+    if search:
+        lines += ["", "## Search", "", "```", _json(search), "```"]
+    lines += ["", "## Figures", ""]
+    lines += [f"![{k}]({p.name})" for k, p in images.items()]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(disp: pd.DataFrame) -> str:
+    esc = {
+        "&": r"\&",
+        "%": r"\%",
+        "_": r"\_",
+        "#": r"\#",
+        "±": r"$\pm$",
+        "Δ": r"$\Delta$",
+        "†": r"$^\dagger$",
+        "–": "--",
+    }
+
+    def tex(s: str) -> str:
+        for a, b in esc.items():
+            s = s.replace(a, b)
+        return s
+
+    cols = "l" + "r" * (len(disp.columns) - 1)
+    lines = [
+        r"\begin{tabular}{" + cols + "}",
+        r"\toprule",
+        " & ".join(tex(c) for c in disp.columns) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(tex(str(v)) for v in row) + r" \\" for row in disp.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2, default=str)
+
+
+def to_html(
+    title: str,
+    disp: pd.DataFrame,
+    note_lines: list[str],
+    images: dict[str, Path],
+    search: dict | None,
+) -> str:
+    """One page, images embedded as data URIs: it can be mailed or opened without the folder."""
+    table_html = disp.to_html(index=False, escape=True, border=0, classes="ablation")
+    figs = []
+    for key, path in images.items():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        figs.append(
+            f'<figure><img alt="{html.escape(key)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(key)}</figcaption></figure>"
+        )
+    search_html = f"<h2>Search</h2><pre>{html.escape(_json(search))}</pre>" if search else ""
+    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in note_lines)
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+        "table.ablation{border-collapse:collapse;font-size:14px}"
+        "table.ablation td,table.ablation th{padding:4px 10px;border-bottom:1px solid #ddd;"
+        "text-align:right}table.ablation td:first-child{text-align:left}"
+        "figure{display:inline-block;margin:8px}img{max-width:560px}"
+    )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{table_html}"
+        f"<ul>{notes_html}</ul>{search_html}<h2>Figures</h2>{''.join(figs)}</body></html>\n"
+    )

@@ -1,0 +1,163 @@
+"""The ablation table: pooled metrics per (variant, seed), then mean ± std over seeds.
+
+Every number is recomputed from the prediction logs (never copied from a trial's own summary), so
+the table and the logs cannot disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mer.metrics import megc_scores, pooled_report
+from mer.report.data import RunData
+
+METRICS = ("uf1", "uar", "acc")
+
+# MODEL.md §7: the paper's numbers, computed under the original's per-subject protocol with the
+# epoch chosen on the test subject; shown beside matching variants, never compared as equals.
+# Keys: (dataset, variant name) -> {metric: value}.
+PAPER_ROWS: dict[tuple[str, str], dict[str, float]] = {
+    ("smic", "single_ce"): {"uf1": 0.517, "uar": 0.533},
+    ("smic", "single_wce"): {"uf1": 0.559, "uar": 0.563},
+    ("smic", "single_lstm"): {"uf1": 0.686, "uar": 0.702},
+    ("smic", "single_gru"): {"uf1": 0.703, "uar": 0.715},
+    ("smic", "single_gru_cbam"): {"uf1": 0.656, "uar": 0.681},
+    ("smic", "dual_cbam"): {"uf1": 0.692, "uar": 0.721},
+    ("smic", "dual_ec_cbam"): {"uf1": 0.732, "uar": 0.737},
+    ("smic", "dual_ec_cbam_mha"): {"uf1": 0.692, "uar": 0.722},
+    ("smic", "full"): {"uf1": 0.745, "uar": 0.751},
+    ("samm", "full"): {"uf1": 0.860, "uar": 0.885},
+    ("samm", "au_off"): {"uf1": 0.720},
+    ("casme2", "full"): {"uf1": 0.944, "uar": 0.956},
+    ("casme2", "au_off"): {"uf1": 0.818},
+    ("casme3", "full"): {"uf1": 0.8036, "uar": 0.8161},
+    ("deception", "full"): {"acc": 0.8360},
+}
+PAPER_NOTE = (
+    "paper: the original's per-subject scores averaged over subjects with the best epoch chosen on "
+    "the test subject (MODEL.md §7); not comparable with pooled LOSO numbers"
+)
+
+
+def seed_scores(run: RunData) -> pd.DataFrame:
+    """One row per (variant, seed): pooled test metrics, per-dataset parts, fold counts."""
+    rows = []
+    test = run.predictions[run.predictions["split"] == "test"] if len(run.predictions) else None
+    seeds = run.plan.get("seeds") or sorted(run.predictions["seed"].unique().tolist())
+    for variant in run.variants:
+        k = len(run.classes_of(variant))
+        for seed in seeds:
+            expected = run.expected_folds(variant, int(seed))
+            sub = (
+                test[(test["variant"] == variant) & (test["seed"] == int(seed))]
+                if test is not None
+                else pd.DataFrame()
+            )
+            done = sorted(sub["fold"].unique().tolist()) if len(sub) else []
+            failed = [
+                f
+                for f in expected
+                if run.trial_status.get(f"{variant}/{f}/s{seed}") in ("failed", "error")
+            ]
+            row: dict[str, Any] = {
+                "variant": variant,
+                "seed": int(seed),
+                "folds_expected": len(expected) or len(done),
+                "folds_done": len(done),
+                "folds_failed": len(failed),
+                "n": len(sub),
+            }
+            if len(sub):
+                rep = pooled_report(sub, k, split="test")
+                row.update({m: rep["composite"][m] for m in METRICS})
+                for ds, scores in (rep.get("per_dataset") or {}).items():
+                    row.update({f"{ds}/{m}": scores[m] for m in METRICS})
+                row["oracle"] = bool(rep.get("oracle", False))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    vals = values.dropna().to_numpy(dtype=float)
+    if not len(vals):
+        return math.nan, math.nan
+    return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+
+
+def ablation_table(run: RunData) -> pd.DataFrame:
+    """Per variant: UF1/UAR/acc mean ± std over seeds (sample std; 0 for one seed), per-dataset
+    parts, params, GFLOPs, difference to `full`, folds finished/failed, oracle tag, paper number."""
+    per_seed = seed_scores(run)
+    dataset = str(run.config.get("data", {}).get("dataset", ""))
+    rows = []
+    for variant in run.variants:
+        sub = per_seed[per_seed["variant"] == variant]
+        info = run.variant_info(variant)
+        stats = info.get("stats") or {}
+        complete = bool(len(sub)) and bool(
+            (sub["folds_done"] == sub["folds_expected"]).all() and (sub["folds_failed"] == 0).all()
+        )
+        row: dict[str, Any] = {
+            "variant": variant,
+            "oracle": bool(info.get("oracle", False))
+            or bool(sub.get("oracle", pd.Series(dtype=bool)).fillna(False).any()),
+            "seeds": int(sub["n"].gt(0).sum()),
+            "folds": f"{int(sub['folds_done'].sum())}/{int(sub['folds_expected'].sum())}",
+            "failed": int(sub["folds_failed"].sum()),
+            "complete": complete,
+            "params": stats.get("params"),
+            "gflops": stats.get("gflops"),
+        }
+        for col in [c for c in per_seed.columns if c in METRICS or "/" in c]:
+            if col in sub:
+                row[f"{col}_mean"], row[f"{col}_std"] = _mean_std(sub[col])
+        paper = PAPER_ROWS.get((dataset, variant), {})
+        for m in METRICS:
+            row[f"paper_{m}"] = paper.get(m, math.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if "full" in set(table["variant"]) and "uf1_mean" in table:
+        base = float(table.loc[table["variant"] == "full", "uf1_mean"].iloc[0])
+        table["delta_uf1_vs_full"] = table["uf1_mean"] - base
+    return table
+
+
+def per_subject_accuracy(run: RunData, variant: str) -> pd.DataFrame:
+    """Accuracy per test subject (all seeds pooled) — a diagnostic, not a MEGC metric."""
+    p = run.predictions
+    sub = p[(p["split"] == "test") & (p["variant"] == variant)]
+    if not len(sub):
+        return pd.DataFrame(columns=["subject", "acc", "n"])
+    grouped = sub.assign(ok=(sub["true"] == sub["pred"]).astype(float)).groupby("subject")
+    out = grouped["ok"].agg(["mean", "size"]).reset_index()
+    return out.rename(columns={"mean": "acc", "size": "n"}).sort_values("subject")
+
+
+def confusion_for(run: RunData, variant: str) -> np.ndarray:
+    """Pooled confusion matrix of a variant, summed over seeds."""
+    from mer.metrics import confusion_matrix
+
+    p = run.predictions
+    sub = p[(p["split"] == "test") & (p["variant"] == variant)]
+    k = len(run.classes_of(variant))
+    if not len(sub):
+        return np.zeros((k, k), dtype=np.int64)
+    return confusion_matrix(sub["true"].to_numpy(), sub["pred"].to_numpy(), k)
+
+
+def always_negative_baseline(run: RunData) -> dict[str, float] | None:
+    """Always predicting class 0 on the first variant's test clips (PROTOCOL.md §3)."""
+    p = run.predictions
+    if not len(p):
+        return None
+    v = run.variants[0]
+    seed = int(p["seed"].min())
+    sub = p[(p["split"] == "test") & (p["variant"] == v) & (p["seed"] == seed)]
+    if not len(sub):
+        return None
+    k = len(run.classes_of(v))
+    return megc_scores(sub["true"].to_numpy(), np.zeros(len(sub), dtype=int), k)

@@ -1,0 +1,447 @@
+"""Runs a sweep's trials with Ray Tune: connect, prepare data once, run, collect, summarise.
+
+The driver prepares every distinct dataset of the sweep once (variants whose `data` sections
+differ, e.g. AU policy on/off, get one each), puts each in the object store, and hands trials the
+references (`tune.with_parameters`): trials never read media or caches from disk. A Tune callback
+files each finished trial's predictions under `OUT/trials/` as it arrives, retries failed trials
+from their last checkpoint (`FailureConfig`), records permanent failures, and writes W&B runs. A
+restarted driver (`--resume`) restores the Tune experiment and skips trials whose results are
+already on disk.
+
+For other sweep modes (the Optuna search) the pieces are public: `open_session` (Ray, data,
+plan, results folder) and `Session.run(search_alg=..., num_samples=...)` run any set of trial
+configs understood by `mer.sweep.trial.spec_from_config`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ray import tune
+
+from mer.config import ExperimentConfig, flatten, to_dict
+from mer.errors import ConfigError
+from mer.sweep import plan as plan_mod
+from mer.sweep.plan import SweepPlan, TrialSpec
+from mer.sweep.results import ResultsStore, Summary, format_table, write_run_files, write_summary
+from mer.sweep.tracking import Tracker, make_tracker
+from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY, TestHooks, spec_from_config, tune_trainable
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "tune"  # Tune experiment folder under OUT/ray
+
+
+@dataclass
+class RunOptions:
+    """Command-line choices of one sweep run (see `mer.sweep.main`)."""
+
+    out: Path
+    resume: bool = False
+    overwrite: bool = False
+    max_concurrent: int | None = None
+    wandb: str | None = None  # None: tracking.wandb.mode of the config
+    address: str | None = None  # None: start a local Ray
+    storage: str | None = None  # Tune storage (shared path for clusters); default OUT/ray
+    num_cpus: int | None = None  # CPUs of a local Ray (default: all)
+    report_every_s: float = 30.0
+    argv: list[str] | None = None
+    test_hooks: TestHooks = field(default_factory=TestHooks.from_env)
+
+
+def output_dir(cfg: ExperimentConfig, out: str | Path | None) -> Path:
+    """`--out` or `{cfg.output}/{cfg.name}` (contracts.md), absolute."""
+    path = Path(out) if out else Path(cfg.output).expanduser() / cfg.name
+    return path.expanduser().resolve()
+
+
+# ----------------------------------------------------------------------------------- Ray setup
+def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+    """Connect to a cluster (`auto` or HOST:PORT) or start a local Ray; True if started here.
+
+    A local start passes address="local": without it ray.init would join whatever cluster
+    /tmp/ray points at (someone else's on a shared machine).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+    res = ray.cluster_resources()
+    log.info("Ray: %d node(s), %g CPU, %g GPU", sum(1 for n in ray.nodes() if n.get("Alive")),
+             res.get("CPU", 0), res.get("GPU", 0))
+    return True
+
+
+def trial_resources(cfg: ExperimentConfig, cluster: dict[str, float]) -> dict[str, float]:
+    """Resources of one trial; no GPU share on a cluster without GPUs (logged)."""
+    gpu = float(cfg.resources.gpu_per_trial)
+    if cluster.get("GPU", 0) == 0 and gpu > 0:
+        log.info("the Ray cluster has no GPUs: trials run on CPU (resources.gpu_per_trial %g "
+                 "-> 0)", gpu)
+        gpu = 0.0
+    cpu = float(cfg.resources.cpu_per_trial)
+    if cpu > cluster.get("CPU", 0):
+        raise ConfigError(f"resources.cpu_per_trial: {cpu:g} CPUs per trial but the cluster has "
+                          f"{cluster.get('CPU', 0):g}")
+    return {"CPU": cpu, "GPU": gpu}
+
+
+def max_concurrent(
+    cfg: ExperimentConfig, resources: dict[str, float], cluster: dict[str, float],
+    requested: int | None, num_trials: int,
+) -> int:
+    """--max-concurrent, else resources.max_concurrent, else what the cluster holds at once."""
+    if requested:
+        return int(requested)
+    if cfg.resources.max_concurrent:
+        return int(cfg.resources.max_concurrent)
+    limits = []
+    if resources["CPU"] > 0:
+        limits.append(math.floor(cluster.get("CPU", 0) / resources["CPU"] + 1e-9))
+    if resources["GPU"] > 0:
+        limits.append(math.floor(cluster.get("GPU", 0) / resources["GPU"] + 1e-9))
+    n = min(limits) if limits else int(cluster.get("CPU", 1))
+    return max(1, min(n, max(1, num_trials)))
+
+
+# ------------------------------------------------------------------------------- the callback
+# The Tune callback is pickled into the experiment state (tuner.pkl) and unpickled on restore,
+# so it carries no state of its own: it forwards to the session registered here by
+# `Session.run`, which is the fresh one of the current driver process.
+_ACTIVE: dict[str, Session] = {}
+
+
+class SweepCallback(tune.Callback):
+    """Forwards Tune events to the active Session (stateless, so it pickles and restores)."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_result(trial.config, result)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_recover(trial.config, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_error(trial.config, trial)
+
+
+def trial_name(trial: Any) -> str:
+    c = trial.config
+    if "spec" in c:
+        return str(c["spec"])
+    return f"{c.get('label') or c['variant']}/{c['fold']}/s{c['seed']}"
+
+
+def trial_dirname(trial: Any) -> str:
+    return trial_name(trial).replace("/", "__") + f"-{trial.trial_id}"
+
+
+# -------------------------------------------------------------------------------- the session
+class Session:
+    """One driver run of a sweep: Ray connection, prepared data, plan, results and tracking."""
+
+    def __init__(self, cfg: ExperimentConfig, opts: RunOptions, plan: SweepPlan,
+                 data: dict[str, Any], started_ray: bool):
+        import ray
+
+        self.cfg = cfg
+        self.opts = opts
+        self.plan = plan
+        self.out = opts.out
+        self.store = ResultsStore(self.out)
+        self.started_ray = started_ray
+        self.cluster = dict(ray.cluster_resources())
+        self.resources = trial_resources(cfg, self.cluster)
+        self.data_refs = {key: ray.put(value) for key, value in data.items()}
+        mode = opts.wandb or cfg.tracking.wandb.mode
+        self.tracker: Tracker = make_tracker(mode, self.out, cfg)
+        self.wandb_mode = mode
+        self.done_at_start = self.store.done_ids()
+        self.finished: set[str] = set(self.done_at_start)
+        self.failed: set[str] = set()
+        self.t0 = time.monotonic()
+        self._variant_logged: set[str] = set()
+        self._catch_up_tracking()
+
+    # ------------------------------------------------------------------------ tune plumbing
+    def trainable(self) -> Any:
+        fn = tune.with_parameters(
+            tune_trainable,
+            plan=self.plan,
+            data_refs=self.data_refs,
+            done=frozenset(self.done_at_start),
+            test_hooks=self.opts.test_hooks,
+            report_every_s=self.opts.report_every_s,
+        )
+        return tune.with_resources(fn, self.resources)
+
+    @property
+    def storage(self) -> tuple[str, str]:
+        if self.opts.storage:
+            return self.opts.storage, "".join(c if c.isalnum() or c in "-_." else "_"
+                                              for c in self.cfg.name)
+        return str(self.out / "ray"), EXPERIMENT
+
+    def run(self, *, param_space: dict[str, Any] | None = None, search_alg: Any = None,
+            num_samples: int = 1, callbacks: Sequence[Any] = (), metric: str | None = None,
+            mode: str | None = None, concurrency: int | None = None) -> Any:
+        """Run (or, with --resume, restore) the Tune experiment; returns the ResultGrid."""
+        from ray.tune.logger import JsonLoggerCallback
+
+        # Tune's CSV/TensorBoard loggers would flatten the final prediction payload into
+        # columns; results are filed by our callback, Tune keeps its JSON log.
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+        # num_to_keep forces an experiment snapshot after checkpoints (cheap here); Tune warns
+        # about it on every checkpoint of short trials.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        storage_path, name = self.storage
+        exp_path = f"{storage_path.rstrip('/')}/{name}"
+        n_conc = concurrency or max_concurrent(
+            self.cfg, self.resources, self.cluster, self.opts.max_concurrent,
+            len(self.plan.trials))
+        log.info("trials: %d, %g CPU + %g GPU each, up to %d at a time; storage %s",
+                 len(self.plan.trials), self.resources["CPU"], self.resources["GPU"], n_conc,
+                 exp_path)
+        if self.done_at_start:
+            log.info("%d trial(s) already finished in %s: not run again",
+                     len(self.done_at_start & {t.id for t in self.plan.trials}), self.out)
+        _ACTIVE["session"] = self
+        try:
+            if self.opts.resume and tune.Tuner.can_restore(exp_path):
+                log.info("restoring the Tune experiment at %s", exp_path)
+                tuner = tune.Tuner.restore(exp_path, trainable=self.trainable(),
+                                           resume_errored=True, param_space=param_space)
+            else:
+                tuner = tune.Tuner(
+                    self.trainable(),
+                    param_space=param_space,
+                    tune_config=tune.TuneConfig(
+                        search_alg=search_alg,
+                        num_samples=num_samples,
+                        metric=metric,
+                        mode=mode,
+                        max_concurrent_trials=n_conc,
+                        reuse_actors=True,
+                        trial_name_creator=trial_name,
+                        trial_dirname_creator=trial_dirname,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=name,
+                        storage_path=storage_path,
+                        failure_config=tune.FailureConfig(
+                            max_failures=self.cfg.resources.max_failures),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                        callbacks=[SweepCallback(), JsonLoggerCallback(), *callbacks],
+                        verbose=0,
+                    ),
+                )
+            return tuner.fit()
+        finally:
+            _ACTIVE.pop("session", None)
+
+    # ------------------------------------------------------------------------- callbacks
+    def on_result(self, config: dict[str, Any], result: dict[str, Any]) -> None:
+        if result.get(SKIPPED_KEY) or not result.get(FINAL_KEY):
+            return
+        spec, vcfg = spec_from_config(self.plan, config)
+        self.store.write_trial(spec, result)
+        self.finished.add(spec.id)
+        self.failed.discard(spec.id)
+        n_done = len(self.finished & {t.id for t in self.plan.trials})
+        sc = result.get("test_scores") or {}
+        log.info("[%d/%d] %s done in %.1f s: test acc %.3f on %d clip(s)%s", n_done,
+                 len(self.plan.trials), spec.id, (result.get("timings") or {}).get("total", 0.0),
+                 sc.get("acc", float("nan")), len(result["predictions"].get("sample_id", [])),
+                 f" (resumed at epoch {result['resumed_from']})" if result.get("resumed_from")
+                 else "")
+        self.tracker.trial(spec, vcfg, result, bool(result.get("oracle")),
+                           on_done=self._marker(spec, "wandb.done"))
+        self._maybe_variant_done(spec.variant)
+
+    def on_recover(self, config: dict[str, Any], trial: Any) -> None:
+        spec, _ = spec_from_config(self.plan, config)
+        log.warning("%s failed (failure %d of at most %d); retrying from its last checkpoint",
+                    spec.id, trial.num_failures, self.cfg.resources.max_failures)
+
+    def on_error(self, config: dict[str, Any], trial: Any) -> None:
+        spec, _ = spec_from_config(self.plan, config)
+        err = trial.get_error() or "unknown error (no error file)"
+        self.store.write_failure(spec, str(err), attempts=trial.num_failures)
+        self.failed.add(spec.id)
+        log.error("%s failed permanently after %d attempt(s): %s", spec.id, trial.num_failures,
+                  str(err).strip().splitlines()[-1] if str(err).strip() else err)
+        self._maybe_variant_done(spec.variant)
+
+    def _marker(self, spec: TrialSpec, name: str) -> Any:
+        path = self.store.trial_dir(spec) / name
+
+        def touch() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+
+        return touch
+
+    def _catch_up_tracking(self) -> None:
+        """After a restart: W&B runs of finished trials that the killed driver had not written."""
+        if not self.tracker.enabled:
+            return
+        import json
+
+        for rec in self.store.records().values():
+            if rec.status != "done" or (rec.path / "wandb.done").exists():
+                continue
+            try:
+                spec = self.plan.spec(rec.trial)
+            except ConfigError:
+                continue
+            payload = dict(rec.info)
+            hist = rec.history()
+            payload["history"] = json.loads(hist.to_json(orient="records")) if len(hist) else []
+            self.tracker.trial(spec, self.plan.variants[spec.variant].cfg, payload,
+                               bool(rec.info.get("oracle")), on_done=self._marker(spec, "wandb.done"))
+
+    def _maybe_variant_done(self, variant: str) -> None:
+        if variant not in self.plan.variants or variant in self._variant_logged:
+            return
+        ids = {t.id for t in self.plan.trials_of(variant)}
+        if not ids <= (self.finished | self.failed):
+            return
+        summary = write_summary(self.out, self.plan)
+        row = summary.table[summary.table["variant"] == variant].iloc[0].to_dict()
+        log.info("variant %s finished: pooled UF1 %.4f, UAR %.4f (%s)", row["name"],
+                 row["uf1_mean"], row["uar_mean"], row["status"])
+        self._log_variant(summary, variant)
+
+    def _log_variant(self, summary: Summary, variant: str) -> None:
+        if variant in self._variant_logged:
+            return
+        self._variant_logged.add(variant)
+        row = summary.table[summary.table["variant"] == variant].iloc[0].to_dict()
+        seeds = [r for r in summary.seeds if r["variant"] == variant]
+        pred = summary.predictions
+        pred = pred[pred["variant"] == variant] if len(pred) else pred
+        self.tracker.variant(self.plan, variant, row, seeds, pred)
+
+    # ----------------------------------------------------------------------------- finish
+    def finish(self) -> Summary:
+        summary = write_summary(self.out, self.plan)
+        for variant in self.plan.variants:
+            self._log_variant(summary, variant)
+        self.tracker.sweep(self.plan, summary.table)
+        self.tracker.close()
+        if self.started_ray:
+            import ray
+
+            ray.shutdown()
+        return summary
+
+
+# ------------------------------------------------------------------------------ opening a run
+def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> None:
+    out = opts.out
+    previous = out / "config.yaml"
+    if opts.overwrite and out.exists() and not opts.resume:
+        log.warning("--overwrite: removing the previous results in %s", out)
+        shutil.rmtree(out)
+        return
+    if not previous.exists():
+        if opts.resume:
+            log.warning("--resume: no sweep in %s yet; starting it", out)
+        return
+    if not opts.resume:
+        raise ConfigError(
+            f"{out} already holds a sweep's results; continue it with --resume, write elsewhere "
+            "with --out DIR, or replace it with --overwrite"
+        )
+    old = flatten(yaml.safe_load(previous.read_text()) or {})
+    new = flatten(to_dict(cfg))
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        raise ConfigError(
+            f"--resume: the config differs from the sweep in {out} at {', '.join(diff[:8])}"
+            f"{' ...' if len(diff) > 8 else ''}; resume with the same config and --set "
+            "options, or use --out for a new sweep"
+        )
+
+
+def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
+    """PreparedData per distinct data section (built or read from the cache, once)."""
+    from mer.data.cache import prepare_data
+
+    data: dict[str, Any] = {}
+    for name, vcfg in vcfgs.items():
+        key = plan_mod.data_key(vcfg)
+        if key not in data:
+            t0 = time.monotonic()
+            data[key] = prepare_data(vcfg.data)
+            log.info("data %s (first used by %s): %d clips ready in %.1f s", key, name,
+                     len(data[key].samples), time.monotonic() - t0)
+    return data
+
+
+def open_session(cfg: ExperimentConfig, opts: RunOptions,
+                 variants: dict[str, ExperimentConfig] | None = None) -> Session:
+    """Check the output folder, prepare data, plan, write config/plan/environment, start Ray."""
+    _check_out_dir(cfg, opts)
+    vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
+    data = prepare_datasets(vcfgs)
+
+    def samples_for(data_cfg: Any) -> tuple[Any, list[str]]:
+        d = data[plan_mod.data_key_of(data_cfg)]
+        return d.samples, list(d.class_names)
+
+    plan = plan_mod.build_plan(cfg, samples_for, stats_for=plan_mod.model_stats_or_none,
+                               variants=vcfgs)
+    started = connect(opts.address, num_cpus=opts.num_cpus)
+    try:
+        write_run_files(opts.out, plan, argv=opts.argv)
+        return Session(cfg, opts, plan, data, started)
+    except BaseException:
+        if started:
+            import ray
+
+            ray.shutdown()
+        raise
+
+
+def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
+    """Every (variant, fold, seed) as one Tune trial; prints the summary table. Exit status:
+    0 when every trial finished, 1 when some failed (their variants are marked INCOMPLETE)."""
+    session = open_session(cfg, opts)
+    try:
+        ids = [t.id for t in session.plan.trials]
+        session.run(param_space={"spec": _grid(ids)})
+    finally:
+        summary = session.finish()
+    print(f"\n{cfg.name}: pooled test metrics per variant (mean ± std over seeds)\n")
+    print(format_table(summary.table))
+    print(f"\nresults: {opts.out} (summary.md, summary.csv, predictions.csv, trials/)")
+    failed = int(summary.table["folds_failed"].sum())
+    missing = int((summary.table["folds_total"] - summary.table["folds_done"]).sum()) - failed
+    if failed or missing:
+        print(f"INCOMPLETE: {failed} trial(s) failed, {missing} not run; see "
+              f"{opts.out}/trials/*/*/*/error.txt; rerun with --resume to retry them")
+        return 1
+    return 0
+
+
+def _grid(values: list[str]) -> Any:
+    return tune.grid_search(values)

@@ -1,0 +1,320 @@
+"""Weights & Biases tracking of a sweep, from the driver (offline by default).
+
+One W&B run per trial (group `{sweep}/{variant}`, job_type = variant, name = trial id, per-epoch
+curves from the trial's history), one summary run per variant (pooled metrics, confusion matrix,
+per-fold table) and one sweep run with the table comparing the variants. Oracle variants carry
+the `oracle` tag and an ` [oracle]` suffix on summary runs.
+
+Why from the driver and not `setup_wandb` inside trials: the driver owns the results folder, so
+offline runs of trials that ran on other cluster nodes still land in `OUT/wandb`, and W&B is
+initialised exactly once per run (one integration, `mode` passed explicitly, which the
+WANDB_MODE environment variable would not do for Ray workers). Runs are written by one
+background thread, so W&B never stalls the Tune event loop; failures there are logged and do not
+stop the sweep. Curves therefore appear when a trial finishes, not epoch by epoch.
+
+The API key is never written by this module: configs are built from the experiment config only,
+never from the environment. `read_offline_run` decodes an offline `.wandb` file (tests, and a
+quick look at a run without syncing it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import struct
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mer.config import ExperimentConfig, flatten
+from mer.sweep.plan import SweepPlan, TrialSpec
+
+log = logging.getLogger(__name__)
+
+MODES = ("offline", "online", "disabled")
+
+
+class Tracker:
+    """No-op tracker (`--wandb disabled`)."""
+
+    enabled = False
+
+    def trial(self, spec: TrialSpec, cfg: ExperimentConfig, payload: dict[str, Any],
+              oracle: bool, on_done: Callable[[], None] | None = None) -> None:
+        if on_done is not None:
+            on_done()
+
+    def variant(self, plan: SweepPlan, variant: str, summary_row: dict[str, Any],
+                seed_rows: list[dict], predictions: pd.DataFrame,
+                on_done: Callable[[], None] | None = None) -> None:
+        if on_done is not None:
+            on_done()
+
+    def sweep(self, plan: SweepPlan, summary: pd.DataFrame) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class WandbTracker(Tracker):
+    enabled = True
+
+    def __init__(self, out: Path, *, sweep: str, project: str, entity: str | None, mode: str):
+        if mode not in ("offline", "online"):
+            raise ValueError(f"W&B mode {mode!r}")
+        self.dir = Path(out)
+        (self.dir / "wandb").mkdir(parents=True, exist_ok=True)
+        self.sweep_name = sweep
+        self.project = project
+        self.entity = entity
+        self.mode = mode
+        self.errors: list[str] = []
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="mer-wandb", daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------------------- machinery
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            try:
+                job()
+            except Exception as exc:  # noqa: BLE001 - tracking must not stop a sweep
+                self.errors.append(repr(exc))
+                log.warning("W&B logging failed: %r", exc, exc_info=log.isEnabledFor(10))
+
+    def _init(self, **kwargs: Any) -> Any:
+        import wandb
+
+        return wandb.init(
+            project=self.project,
+            entity=self.entity,
+            dir=str(self.dir),
+            mode=self.mode,
+            reinit="create_new",
+            settings=wandb.Settings(console="off", silent=True, x_disable_stats=True,
+                                    save_code=False),
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        """Wait for every queued run to be written."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    # ------------------------------------------------------------------------------- runs
+    def trial(self, spec: TrialSpec, cfg: ExperimentConfig, payload: dict[str, Any],
+              oracle: bool, on_done: Callable[[], None] | None = None) -> None:
+        config = flatten(cfg)
+        config.update(variant=spec.variant, fold=spec.fold, seed=spec.seed, oracle=oracle,
+                      sweep=self.sweep_name)
+
+        def job() -> None:
+            run = self._init(group=f"{self.sweep_name}/{spec.variant}", job_type=spec.variant,
+                             name=spec.id, tags=_tags(oracle, "trial"), config=config)
+            try:
+                for rec in payload.get("history") or []:
+                    row = {k: v for k, v in rec.items() if _is_number(v) and k != "epoch"}
+                    run.log(row, step=int(rec.get("epoch", 0)))
+                summary = {f"test/{k}": v for k, v in (payload.get("test_scores") or {}).items()}
+                summary.update({f"val/{k}": v for k, v in (payload.get("val_scores") or {}).items()})
+                summary.update(selected_epoch=payload.get("selected_epoch"),
+                               params=payload.get("params"),
+                               seconds=(payload.get("timings") or {}).get("total"),
+                               resumed_from=payload.get("resumed_from"))
+                run.summary.update({k: v for k, v in summary.items() if v is not None})
+            finally:
+                run.finish()
+            if on_done is not None:
+                on_done()
+
+        self._queue.put(job)
+
+    def variant(self, plan: SweepPlan, variant: str, summary_row: dict[str, Any],
+                seed_rows: list[dict], predictions: pd.DataFrame,
+                on_done: Callable[[], None] | None = None) -> None:
+        vp = plan.variants[variant]
+        oracle = bool(summary_row.get("oracle"))
+        config = flatten(vp.cfg)
+        config.update(variant=variant, oracle=oracle, sweep=self.sweep_name,
+                      changes=vp.changes())
+        names = plan.class_names[vp.data_key]
+
+        def job() -> None:
+            import wandb
+
+            run = self._init(group=f"{self.sweep_name}/{variant}", job_type=variant,
+                             name=f"{variant} [oracle]" if oracle else variant,
+                             tags=_tags(oracle, "summary"), config=config)
+            try:
+                summary = {"pooled/uf1": summary_row.get("uf1_mean"),
+                           "pooled/uar": summary_row.get("uar_mean"),
+                           "pooled/acc": summary_row.get("acc_mean"),
+                           "pooled/uf1_std": summary_row.get("uf1_std"),
+                           "pooled/uar_std": summary_row.get("uar_std"),
+                           "pooled/acc_std": summary_row.get("acc_std"),
+                           "folds_done": summary_row.get("folds_done"),
+                           "folds_failed": summary_row.get("folds_failed"),
+                           "folds_total": summary_row.get("folds_total"),
+                           "complete": summary_row.get("complete"),
+                           "status": summary_row.get("status"), "oracle": oracle}
+                for key, val in summary_row.items():
+                    if "/" in key and key.endswith("_mean"):  # per-dataset parts
+                        summary[f"pooled/{key[: -len('_mean')]}"] = val
+                for r in seed_rows:
+                    for m in ("uf1", "uar", "acc"):
+                        if m in r:
+                            summary[f"pooled/s{r['seed']}/{m}"] = r[m]
+                run.summary.update({k: _clean(v) for k, v in summary.items() if _clean(v) is not None})
+                test = predictions[predictions["split"] == "test"] if len(predictions) else predictions
+                if len(test):
+                    run.log({"confusion_matrix": wandb.plot.confusion_matrix(
+                        y_true=test["true"].astype(int).tolist(),
+                        preds=test["pred"].astype(int).tolist(),
+                        class_names=list(names), title=f"{variant} (test, all seeds)")})
+                    run.log({"folds": wandb.Table(dataframe=_fold_table(test, len(names)))})
+            finally:
+                run.finish()
+            if on_done is not None:
+                on_done()
+
+        self._queue.put(job)
+
+    def sweep(self, plan: SweepPlan, summary: pd.DataFrame) -> None:
+        table = summary.drop(columns=[c for c in ("changes",) if c in summary]).copy()
+        table = table.astype(object).where(pd.notna(table), None)
+
+        def job() -> None:
+            import wandb
+
+            run = self._init(group=self.sweep_name, job_type="sweep",
+                             name=f"{self.sweep_name} summary", tags=["sweep-summary"],
+                             config={"sweep": self.sweep_name, "variants": list(plan.variants),
+                                     "seeds": list(plan.cfg.seeds)})
+            try:
+                run.log({"variants": wandb.Table(dataframe=table)})
+                for _, r in summary.iterrows():
+                    value = _clean(r.get("uf1_mean"))
+                    if value is not None:
+                        run.summary[f"{r['name']}/uf1"] = value
+            finally:
+                run.finish()
+
+        self._queue.put(job)
+
+
+def _tags(oracle: bool, kind: str) -> list[str]:
+    return [kind] + (["oracle"] if oracle else [])
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
+        v = v.item()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def _fold_table(test: pd.DataFrame, k: int) -> pd.DataFrame:
+    from mer.metrics import megc_scores
+
+    rows = []
+    for (seed, fold), g in test.groupby(["seed", "fold"], sort=True):
+        sc = megc_scores(g["true"].astype(int), g["pred"].astype(int), k)
+        rows.append({"seed": int(seed), "fold": str(fold), "n": len(g), **sc})
+    return pd.DataFrame(rows)
+
+
+def make_tracker(mode: str, out: Path, cfg: ExperimentConfig) -> Tracker:
+    if mode not in MODES:
+        from mer.errors import ConfigError
+
+        raise ConfigError(f"--wandb: expected one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "disabled":
+        return Tracker()
+    w = cfg.tracking.wandb
+    return WandbTracker(out, sweep=cfg.name, project=w.project, entity=w.entity, mode=mode)
+
+
+# ------------------------------------------------------------------------- offline run reader
+def _records(path: Path) -> Any:
+    """Raw records of a `.wandb` file (LevelDB log format: 32 KiB blocks, 7-byte headers)."""
+    data = Path(path).read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path}: not a W&B run file")
+    pos, block, buf = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if length == 0 and kind == 0:
+            pos += left
+            continue
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            yield chunk
+        elif kind == 2:
+            buf = chunk
+        elif kind == 3:
+            buf += chunk
+        elif kind == 4:
+            yield buf + chunk
+            buf = b""
+
+
+def read_offline_run(run_dir: Path) -> dict[str, Any]:
+    """Group, job type, name, tags, config, summary and history of an offline run folder."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    files = sorted(Path(run_dir).glob("run-*.wandb"))
+    if not files:
+        raise FileNotFoundError(f"{run_dir}: no run-*.wandb file")
+    out: dict[str, Any] = {"config": {}, "summary": {}, "history": []}
+
+    def key_of(item: Any) -> str:
+        return item.key or "/".join(item.nested_key)
+
+    for raw in _records(files[0]):
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            r = rec.run
+            out.update(id=r.run_id, group=r.run_group, job_type=r.job_type,
+                       name=r.display_name, tags=list(r.tags), project=r.project)
+            for item in r.config.update:
+                out["config"][key_of(item)] = json.loads(item.value_json)
+        elif kind == "config":
+            for item in rec.config.update:
+                if key_of(item):
+                    out["config"][key_of(item)] = json.loads(item.value_json)
+        elif kind == "summary":
+            for item in rec.summary.update:
+                out["summary"][key_of(item)] = json.loads(item.value_json)
+        elif kind == "history":
+            out["history"].append(
+                {key_of(item): json.loads(item.value_json) for item in rec.history.item}
+            )
+    out["config"].pop("_wandb", None)
+    return out
+
+
+def offline_runs(out: Path) -> list[dict[str, Any]]:
+    """Every offline run under `OUT/wandb`, read with `read_offline_run`."""
+    return [read_offline_run(d) for d in sorted((Path(out) / "wandb").glob("offline-run-*"))]

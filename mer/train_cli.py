@@ -1,0 +1,153 @@
+"""`mer train SWEEP.yaml --fold SUBJECT`: one fold in this process, for debugging.
+
+No Ray is imported, so breakpoints and pdb work. `--all-folds` runs the whole protocol one fold
+after another in this process (the non-distributed baseline) and prints the pooled MEGC report.
+Outputs (`--out`, default `{output}/{name}/debug/{variant}/{seed}/{fold_safe}`): the prediction
+log (CSV + MEGC text), history, result.json and the resolved variant config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mer.config import ExperimentConfig, dump_yaml, load_config, variant_config
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train and evaluate one fold in this process (debugging; no Ray)",
+        description="Train one fold (or every fold, sequentially) of a sweep variant in this "
+        "process and print its MEGC metrics. No Ray: breakpoints work.",
+    )
+    p.add_argument("config", help="sweep YAML")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--fold", help="fold / test subject, e.g. casme2/sub01 (or sub01 when unambiguous)"
+    )
+    which.add_argument(
+        "--all-folds", action="store_true", help="run every fold sequentially; pooled metrics"
+    )
+    p.add_argument("--variant", help="ablation variant (default: the first one)")
+    p.add_argument("--seed", type=int, help="seed (default: the first of `seeds`)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.epochs=5 (repeatable)",
+    )
+    p.add_argument("--out", help="output folder (default {output}/{name}/debug/VARIANT/SEED/...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def _default_out(cfg: ExperimentConfig, variant: str, seed: int) -> Path:
+    return Path(cfg.output).expanduser() / cfg.name / "debug" / variant / str(seed)
+
+
+def _oracle_note(result: Any) -> str:
+    why = []
+    if result.oracle_selection:
+        why.append("epoch selected on the test subject")
+    if result.oracle_input:
+        why.append("AU regions from ground-truth annotation")
+    return f"ORACLE ({'; '.join(why)})" if why else ""
+
+
+def _fmt(scores: dict[str, float] | None) -> str:
+    if not scores:
+        return "-"
+    return "  ".join(f"{k} {scores[k]:.4f}" for k in ("uf1", "uar", "acc"))
+
+
+def print_fold(result: Any, cfg: ExperimentConfig, out: Path | None = None) -> None:
+    pred = result.predictions
+    n_test = int((pred["split"] == "test").sum())
+    n_val = int((pred["split"] == "val").sum())
+    lines = [
+        f"fold {result.fold}  seed {result.seed}  {_oracle_note(result)}".rstrip(),
+        f"  test ({n_test} clips)  {_fmt(result.test_scores)}",
+    ]
+    if result.val_scores is not None:
+        lines.append(f"  val  ({n_val} clips)  {_fmt(result.val_scores)}")
+    trained = len(result.history)
+    stop = " (stopped early)" if result.stopped else ""
+    lines.append(
+        f"  selected epoch {result.selected_epoch} of {trained}{stop} "
+        f"({cfg.protocol.selection}); params {result.params:,}"
+    )
+    t = result.timings
+    lines.append("  seconds: " + "  ".join(f"{k} {t[k]:.2f}" for k in t))
+    if out is not None:
+        lines.append(f"  wrote {out}")
+    print("\n".join(lines))
+
+
+def print_pooled(report: dict[str, Any], variant: str, seed: int) -> None:
+    oracle = "  ORACLE" if report.get("oracle") else ""
+    print(f"pooled over folds: variant {variant}  seed {seed}  ({report['n']} test clips){oracle}")
+    print(f"  composite  {_fmt(report['composite'])}")
+    for ds, scores in (report.get("per_dataset") or {}).items():
+        print(f"  {ds:<10} {_fmt(scores)}  ({report['per_dataset_n'][ds]} clips)")
+    pf = report.get("per_fold_nonstandard")
+    if pf:
+        print(
+            f"  per-fold mean uf1 {pf['mean_uf1']:.4f}  uar {pf['mean_uar']:.4f}  acc "
+            f"{pf['mean_acc']:.4f} over {pf['folds']} folds ({pf['note']})"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mer.data.cache import prepare_data
+    from mer.metrics import pooled_report
+    from mer.predlog import save_fold_result, write_megc, write_predictions
+    from mer.protocol import fold_by_name, make_folds
+    from mer.train import run_fold
+
+    cfg = load_config(args.config, args.set)
+    variant = args.variant or cfg.variants[0]
+    vcfg = variant_config(cfg, variant)
+    seed = cfg.seeds[0] if args.seed is None else int(args.seed)
+    data = prepare_data(vcfg.data, progress=not args.no_progress)
+    folds = make_folds(data.samples, vcfg.protocol, seed)
+    config_yaml = dump_yaml(vcfg)
+    extra = {"variant": variant, "seed": seed}
+    base = Path(args.out).expanduser() if args.out else None
+
+    if not args.all_folds:
+        fold = fold_by_name(folds, args.fold)
+        out = base or _default_out(cfg, variant, seed) / fold.safe_name
+        result = run_fold(vcfg, data, fold, seed, progress=not args.no_progress)
+        save_fold_result(result, out, config_yaml=config_yaml, extra_columns=extra)
+        print_fold(result, vcfg, out)
+        return 0
+
+    out = base or _default_out(cfg, variant, seed)
+    tables = []
+    for i, fold in enumerate(folds, 1):
+        log.info("fold %d/%d: %s", i, len(folds), fold.name)
+        result = run_fold(vcfg, data, fold, seed, progress=not args.no_progress)
+        fold_out = out / fold.safe_name
+        save_fold_result(result, fold_out, config_yaml=config_yaml, extra_columns=extra)
+        print_fold(result, vcfg, fold_out)
+        tables.append(result.predictions.assign(**extra))
+    pred = pd.concat(tables, ignore_index=True)
+    write_predictions(pred, out / "predictions.csv")
+    write_megc(pred, out / "predictions_megc.txt")
+    (out / "config.yaml").write_text(config_yaml)
+    report = pooled_report(pred, vcfg.model.num_classes, data.class_names)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print_pooled(report, variant, seed)
+    print(f"  wrote {out}")
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,423 @@
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mer.config import AU_CODE, DataConfig, FramesConfig, RegionsConfig, SyntheticConfig
+from mer.data import cache as cache_mod
+from mer.data import clips, media, regions
+from mer.data.cache import (
+    PreparedData,
+    load_prepared,
+    load_samples_only,
+    prepare_data,
+)
+from mer.data.frames import select_frames
+from mer.errors import ConfigError, DataError
+
+synthetic = pytest.importorskip("mer.data.synthetic")
+
+LABELS = {"smic": "folder3", "videos": "folder3", "deception": "deception2", "casme3": "casme3_3"}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated casme2 dataset for the tests that only read it."""
+    out = tmp_path_factory.mktemp("synthetic") / "casme2"
+    synthetic.ensure_dataset(out, "casme2", subjects=2, clips=3, frames=8, size=64)
+    return out
+
+
+def _copy(shared: Path, tmp: Path) -> Path:
+    """A private copy of the shared dataset, for tests that damage or touch files."""
+    return Path(shutil.copytree(shared, tmp / "own"))
+
+
+def _cfg(tmp: Path, layout: str = "casme2", root: Path | None = None, **kw) -> DataConfig:
+    """Tiny synthetic data: 2 subjects × 3 clips × 8 frames × 64 px, T=6 at 32 px."""
+    regions_kw = {"landmarks": "annotated", "policy": "au_oracle"} | kw.pop("regions", {})
+    return DataConfig(
+        dataset="synthetic",
+        synthetic=SyntheticConfig(layout=layout, subjects=2, clips=3, frames=8, size=64),
+        labels=kw.pop("labels", LABELS.get(layout, "megc3")),
+        frames=FramesConfig(**({"count": 6, "select": "motion_topk"} | kw.pop("frames", {}))),
+        size=kw.pop("size", 32),
+        regions=RegionsConfig(**regions_kw),
+        cache_dir=kw.pop("cache_dir", str(tmp / "cache")),
+        root=None if root is None else str(root),
+        **kw,
+    )
+
+
+def _gt(path: str, numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frames and ground-truth landmarks of a clip at the given frame numbers."""
+    clip = media.open_clip(path)
+    pos = clip.positions_of(numbers)
+    points = np.load(synthetic.landmark_path(Path(path)))[pos]
+    return clip.read(pos), points
+
+
+def _frame_numbers(data: PreparedData) -> np.ndarray:
+    assert data.path is not None
+    return np.load(data.path / "frame_numbers.npy")
+
+
+@pytest.mark.parametrize("layout", ["casme2", "samm", "smic", "casme3", "deception", "videos"])
+def test_every_layout_au_oracle_crops_match_ground_truth(tmp_path: Path, layout: str) -> None:
+    cfg = _cfg(tmp_path, layout)
+    data = prepare_data(cfg, progress=False)
+    n = len(data.samples)
+    assert n == 6 and data.oracle_input
+    assert data.global_clips.shape == (n, 6, 32, 32, 3) and data.global_clips.dtype == np.uint8
+    assert data.region_clips is not None and data.region_clips.shape == (n, 6, 32, 32, 3)
+    assert list(data.samples.index) == list(range(n))
+    assert data.samples["oracle_input"].all()
+    numbers = _frame_numbers(data)
+    for i, row in data.samples.iterrows():
+        region = regions.oracle_region(row["aus"], AU_CODE)
+        assert row["region"] == region and row["face_frames"] == 6
+        frames, points = _gt(row["path"], numbers[i])
+        np.testing.assert_array_equal(data.global_clips[i], regions.global_frames(frames, 32))
+        for t in range(6):  # each frame cropped with its own ground-truth landmarks
+            box = regions.landmark_box(
+                points[t][list(regions.REGION_LANDMARKS[region])], frames.shape[2], frames.shape[1]
+            )
+            np.testing.assert_array_equal(
+                data.region_clips[i, t], regions.crop(frames[t], box, 32, 32), err_msg=f"{i},{t}"
+            )
+        grey = media.to_grey(media.read_clip(row["path"]))
+        pos = media.open_clip(row["path"]).positions_of(numbers[i])
+        np.testing.assert_array_equal(pos, select_frames(grey, 6, "motion_topk"))
+    if layout in ("smic", "deception"):
+        assert set(data.samples["region"]) == {"face"}  # no AU annotation: the whole face
+
+
+def test_reuse_without_decoding_and_rebuild_on_changes(
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = _copy(shared, tmp_path)
+    cfg = _cfg(tmp_path, root=own)
+    first = prepare_data(cfg, progress=False)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("decoded a clip although the cache exists")
+
+    with monkeypatch.context() as m:
+        m.setattr(media.ClipSource, "read", boom)
+        m.setattr(media.ClipSource, "read_grey", boom)
+        again = prepare_data(cfg, progress=False)
+    assert again.key == first.key and again.path == first.path
+    assert isinstance(again.global_clips, np.memmap) and not again.global_clips.flags.writeable
+    np.testing.assert_array_equal(again.global_clips, first.global_clips)
+    pd.testing.assert_frame_equal(again.samples, first.samples)
+
+    changed = prepare_data(_cfg(tmp_path, root=own, size=24), progress=False)
+    assert changed.key != first.key and changed.global_clips.shape[2] == 24
+
+    frame = next(iter(sorted(Path(first.samples["path"][0]).iterdir())))
+    st = frame.stat()
+    os.utime(frame, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    touched = prepare_data(cfg, progress=False)
+    assert touched.key != first.key
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")) == \
+        sorted([first.key, changed.key, touched.key])  # fmt: skip
+
+
+def test_ignored_settings_do_not_change_the_key(tmp_path: Path, shared: Path) -> None:
+    a = prepare_data(
+        _cfg(tmp_path, root=shared, regions={"policy": "none", "margin": 0.0}), progress=False
+    )
+    b = prepare_data(
+        _cfg(tmp_path, root=shared, regions={"policy": "none", "margin": 0.3, "landmarks": "dlib"}),
+        progress=False,
+    )
+    assert a.key == b.key  # margin and landmarks mean nothing without crops
+    c = prepare_data(
+        _cfg(tmp_path, root=shared, regions={"policy": "none"}, cache_dir=str(tmp_path / "other")),
+        progress=False,
+    )
+    assert c.key == a.key and c.path == tmp_path / "other" / a.key
+
+
+def test_manifest_and_files(tmp_path: Path, shared: Path) -> None:
+    data = prepare_data(_cfg(tmp_path, root=shared), progress=False)
+    assert data.path is not None
+    names = {p.name for p in data.path.iterdir()}
+    assert names == {
+        "global.npy", "regions.npy", "frame_numbers.npy", "landmarks.npy", "samples.json",
+        "manifest.json",
+    }  # fmt: skip
+    manifest = json.loads((data.path / "manifest.json").read_text())
+    assert manifest["key"] == data.key and manifest["oracle_input"] is True
+    assert manifest["counts"]["clips"] == 6 and manifest["arrays"]["global"] == [6, 6, 32, 32, 3]
+    assert manifest["sources"]["files"] == 1 + 6 * 8 + 6  # workbook, frames, landmark files
+    assert manifest["data"]["synthetic"]["layout"] == "casme2"
+    assert {"numpy", "pandas", "av"} <= set(manifest["versions"])
+    assert sum(manifest["counts"]["per_class"].values()) == 6
+    lm = np.load(data.path / "landmarks.npy")
+    assert lm.shape == (6, 6, 68, 2) and not np.isnan(lm).any()
+    loaded = load_prepared(data.path)
+    assert loaded.class_names == data.class_names == ["negative", "positive", "surprise"]
+
+
+def test_samples_only_matches_prepared_rows(tmp_path: Path, shared: Path) -> None:
+    cfg = _cfg(tmp_path, root=shared)
+    samples, classes = load_samples_only(cfg)
+    data = prepare_data(cfg, progress=False)
+    assert classes == data.class_names
+    cols = [c for c in samples.columns if c != "path"]
+    pd.testing.assert_frame_equal(data.samples[cols], samples[cols])
+    assert samples["path"].isna().all()
+    assert str(data.samples["onset"].dtype) == "Int64" and data.samples["label"].dtype == np.int64
+    assert isinstance(data.samples["aus"][0], list)
+
+
+def test_policy_none_branch_b_is_global(tmp_path: Path, shared: Path) -> None:
+    data = prepare_data(_cfg(tmp_path, root=shared, regions={"policy": "none"}), progress=False)
+    assert data.region_clips is None and data.branch_b is data.global_clips
+    assert not data.oracle_input and set(data.samples["region"]) == {"global"}
+    assert data.path is not None and not (data.path / "regions.npy").exists()
+
+
+def test_policy_fixed_needs_no_landmarks(tmp_path: Path, shared: Path) -> None:
+    data = prepare_data(
+        _cfg(tmp_path, root=shared, regions={"policy": "fixed", "landmarks": "none"}),
+        progress=False,
+    )
+    assert not data.oracle_input and set(data.samples["region"]) == {"fixed"}
+    assert data.region_clips is not None and (data.samples["face_frames"] == -1).all()
+    numbers = _frame_numbers(data)
+    frames, _ = _gt(data.samples["path"][0], numbers[0])
+    np.testing.assert_array_equal(
+        data.region_clips[0], regions.region_frames(frames, None, "fixed", 32)
+    )
+
+
+def test_policy_all_mosaic_from_ground_truth(tmp_path: Path, shared: Path) -> None:
+    data = prepare_data(_cfg(tmp_path, root=shared, regions={"policy": "all"}), progress=False)
+    assert not data.oracle_input and set(data.samples["region"]) == {"all"}
+    numbers = _frame_numbers(data)
+    for i in (0, 5):
+        frames, points = _gt(data.samples["path"][i], numbers[i])
+        assert data.region_clips is not None
+        np.testing.assert_array_equal(
+            data.region_clips[i], regions.region_frames(frames, points, "all", 32)
+        )
+        mouth = regions.landmark_box(
+            points[0][list(regions.REGION_LANDMARKS["mouth"])], frames.shape[2], frames.shape[1]
+        )
+        np.testing.assert_array_equal(
+            data.region_clips[i, 0, 16:, 16:], regions.crop(frames[0], mouth, 16, 16)
+        )
+
+
+def test_onset_apex_offset_uses_annotated_window(tmp_path: Path, shared: Path) -> None:
+    cfg = _cfg(
+        tmp_path,
+        root=shared,
+        frames={"select": "onset_apex_offset", "count": 4},
+        regions={"policy": "none"},
+    )
+    data = prepare_data(cfg, progress=False)
+    numbers = _frame_numbers(data)
+    for i, row in data.samples.iterrows():
+        got = numbers[i]
+        assert row["onset"] <= got.min() and got.max() <= row["offset"]
+        assert got[0] == row["onset"] and got[-1] == row["offset"] and row["apex"] in got
+        assert np.all(np.diff(got) >= 0)
+
+
+def test_policy_needing_landmarks_without_provider_is_config_error(
+    tmp_path: Path, shared: Path
+) -> None:
+    cfg = _cfg(tmp_path, root=shared, regions={"landmarks": "none"})
+    with pytest.raises(ConfigError, match="au_oracle crops face regions and needs landmarks"):
+        prepare_data(cfg, progress=False)
+    with pytest.raises(ConfigError, match="needs landmarks"):
+        load_samples_only(cfg)  # a dry run finds it too
+    with pytest.raises(ConfigError, match="data.annotations: synthetic data writes its own"):
+        load_samples_only(_cfg(tmp_path, root=shared, annotations="sheet.xlsx"))
+
+
+def test_missing_landmark_file_names_sample_and_file(tmp_path: Path, shared: Path) -> None:
+    own = _copy(shared, tmp_path)
+    cfg = _cfg(tmp_path, root=own)
+    assert cache_mod.synthetic_dir(cfg) == own
+    victim = next(own.rglob("*.landmarks.npy"))
+    victim.unlink()
+    with pytest.raises(DataError, match=r"casme2/sub0\d/\w+: .*landmarks\.npy: landmark file not"):
+        prepare_data(cfg, progress=False)
+    assert not [p for p in (tmp_path / "cache").iterdir() if ".building-" in p.name]
+
+
+def test_truncated_frame_names_sample_and_file(tmp_path: Path, shared: Path) -> None:
+    own = _copy(shared, tmp_path)
+    cfg = _cfg(tmp_path, root=own)
+    frame = sorted(own.rglob("img*.jpg"))[3]
+    frame.write_bytes(frame.read_bytes()[:200])
+    with pytest.raises(DataError, match=rf"casme2/.*{frame.name}: cannot read image"):
+        prepare_data(cfg, progress=False)
+
+
+class _NoFace:
+    name = "noface"
+
+    def __call__(self, frames: np.ndarray, *, path: Path, positions: np.ndarray) -> np.ndarray:
+        return np.full((len(frames), 68, 2), np.nan, dtype=np.float32)
+
+
+def test_no_face_error_or_whole_frame(
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(clips, "provider", lambda settings: _NoFace())
+    with pytest.raises(DataError, match=r"casme2/sub01/\w+: .*no face found in any of the 6"):
+        prepare_data(_cfg(tmp_path, root=shared), progress=False)
+    data = prepare_data(
+        _cfg(tmp_path, root=shared, regions={"no_face": "whole_frame"}), progress=False
+    )
+    assert set(data.samples["region"]) == {"frame"} and (data.samples["face_frames"] == 0).all()
+    assert data.region_clips is not None
+    np.testing.assert_array_equal(data.region_clips, data.global_clips)
+    assert data.oracle_input  # still the au_oracle policy
+
+
+def test_lost_race_uses_the_winner(
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_build = cache_mod._build
+
+    def build_and_lose(tmp: Path, data_cfg, samples, class_names, key, *rest) -> None:
+        real_build(tmp, data_cfg, samples, class_names, key, *rest)
+        shutil.copytree(tmp, tmp.parent / key)  # another process renamed its copy first
+        (tmp.parent / key / "winner").write_text("")
+
+    monkeypatch.setattr(cache_mod, "_build", build_and_lose)
+    data = prepare_data(_cfg(tmp_path, root=shared), progress=False)
+    assert data.path is not None and (data.path / "winner").exists()
+    assert not [p for p in (tmp_path / "cache").iterdir() if ".building-" in p.name]
+
+
+def test_incomplete_target_is_reported(tmp_path: Path, shared: Path) -> None:
+    cfg = _cfg(tmp_path, root=shared)
+    data = prepare_data(cfg, progress=False)
+    assert data.path is not None
+    (data.path / "manifest.json").unlink()
+    with pytest.raises(DataError, match="incomplete cache folder"):
+        prepare_data(cfg, progress=False)
+    with pytest.raises(DataError, match="not a prepared-data folder"):
+        load_prepared(data.path)
+
+
+def test_two_workers_give_identical_arrays(tmp_path: Path, shared: Path) -> None:
+    one = prepare_data(_cfg(tmp_path / "a", root=shared), progress=False)
+    two = prepare_data(_cfg(tmp_path / "b", root=shared), progress=False, workers=2)
+    np.testing.assert_array_equal(one.global_clips, two.global_clips)
+    assert one.region_clips is not None and two.region_clips is not None
+    np.testing.assert_array_equal(one.region_clips, two.region_clips)
+
+
+def test_dlib_landmarks_on_synthetic_faces(tmp_path: Path, shared: Path) -> None:
+    pytest.importorskip("dlib")
+    data = prepare_data(_cfg(tmp_path, root=shared, regions={"landmarks": "dlib", "upsample": 1}),
+                        progress=False)  # fmt: skip
+    assert (data.samples["face_frames"] == 6).all()
+    assert data.path is not None
+    found = np.load(data.path / "landmarks.npy")
+    numbers = _frame_numbers(data)
+    for i in range(len(data.samples)):
+        _, gt = _gt(data.samples["path"][i], numbers[i])
+        assert np.abs(found[i] - gt).mean() < 4.0  # within a few pixels of the truth
+
+
+def test_cli_prepares_each_distinct_data_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        f"""
+name: t
+data:
+  dataset: synthetic
+  synthetic: {{layout: casme2, subjects: 2, clips: 3, frames: 8, size: 64}}
+  frames: {{count: 4}}
+  size: 16
+  regions: {{landmarks: annotated, policy: au_oracle}}
+  cache_dir: {tmp_path / "cache"}
+ablations:
+  full: {{}}
+  single: {{model.branches: single}}
+  au_off: {{data.regions.policy: none}}
+"""
+    )
+    parser = argparse.ArgumentParser()
+    cache_mod.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["prepare", str(sweep), "--set", "data.size=24", "--workers", "1"])
+    assert args.func(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2  # full and single share one data config
+    assert all(" 6 clips " in line and "clips/s" in line for line in lines)
+    assert "[oracle regions]" in lines[0] and "[oracle regions]" not in lines[1]
+    assert load_prepared(lines[0].split()[0]).global_clips.shape[2] == 24
+    assert args.func(args) == 0
+    assert "reused" in capsys.readouterr().out
+
+
+def test_megc2019_composite_from_sources(tmp_path: Path) -> None:
+    from mer.config import SourceConfig
+
+    megc = synthetic.write_megc2019(tmp_path / "megc", subjects=2, clips=3, frames=8, size=64)
+    parts = megc.parts
+    sources = {
+        name: SourceConfig(
+            root=str(parts[name].root),
+            annotations=None if parts[name].annotations is None else str(parts[name].annotations),
+        )
+        for name in ("casme2", "samm", "smic")
+    }
+    cfg = DataConfig(
+        dataset="megc2019",
+        annotations=str(megc.gt),
+        sources=sources,
+        labels="megc3",
+        frames=FramesConfig(count=4),
+        size=16,
+        regions=RegionsConfig(landmarks="annotated", policy="au_oracle"),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    data = prepare_data(cfg, progress=False)
+    assert set(data.samples["dataset"]) == {"casme2", "samm", "smic"}
+    assert data.samples["sample_id"].is_monotonic_increasing
+    numbers = _frame_numbers(data)
+    for dataset in ("casme2", "samm", "smic"):
+        i = int(np.flatnonzero(data.samples["dataset"] == dataset)[0])
+        row = data.samples.iloc[i]
+        frames, points = _gt(row["path"], numbers[i])
+        assert data.region_clips is not None
+        np.testing.assert_array_equal(
+            data.region_clips[i],
+            regions.region_frames(frames, points, "au_oracle", 16, region=row["region"]),
+        )
+    samples, classes = load_samples_only(cfg)
+    assert list(samples["sample_id"]) == list(data.samples["sample_id"])
+    samm_sheet = Path(sources["samm"].annotations)
+    st = samm_sheet.stat()
+    os.utime(samm_sheet, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert prepare_data(cfg, progress=False).key != data.key  # a part's sheet is a source
+
+
+def test_stale_temporary_folder_is_removed(tmp_path: Path, shared: Path) -> None:
+    cfg = _cfg(tmp_path, root=shared)
+    key = prepare_data(cfg, progress=False).key
+    shutil.rmtree(tmp_path / "cache" / key)
+    stale = tmp_path / "cache" / f".{key}.building-dead"
+    stale.mkdir()
+    (stale / "global.npy").write_bytes(b"half written")
+    assert prepare_data(cfg, progress=False).key == key
+    assert not stale.exists()

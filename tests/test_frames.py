@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mer.data.frames import motion_scores, select_frames, stretch
+from mer.errors import DataError
+
+
+def _clip(levels: list[int], h: int = 4, w: int = 5) -> np.ndarray:
+    """Grey clip whose frame i is flat at levels[i]: |diff to next| = 20 * |Δlevel|."""
+    return np.stack([np.full((h, w), v, dtype=np.uint8) for v in levels])
+
+
+def test_motion_scores_sum_abs_diff_to_next_last_is_lowest() -> None:
+    clip = _clip([0, 10, 10, 40, 35])
+    np.testing.assert_array_equal(motion_scores(clip), [200, 0, 600, 100, -1])
+
+
+def test_motion_scores_rgb_uses_grey() -> None:
+    rgb = np.zeros((2, 2, 2, 3), dtype=np.uint8)
+    rgb[1, ..., 0] = 255  # pure red → grey 76
+    np.testing.assert_array_equal(motion_scores(rgb), [76 * 4, -1])
+
+
+def test_motion_topk_keeps_time_order() -> None:
+    #          diffs to next: 5   0  30  10  25   0   -
+    clip = _clip([0, 5, 5, 35, 45, 20, 20])
+    np.testing.assert_array_equal(select_frames(clip, 3, "motion_topk"), [2, 3, 4])
+    np.testing.assert_array_equal(select_frames(clip, 4, "motion_topk"), [0, 2, 3, 4])
+
+
+def test_motion_topk_ties_go_to_earlier_frames() -> None:
+    clip = _clip([0, 10, 20, 30, 40, 50])  # every diff equal
+    np.testing.assert_array_equal(select_frames(clip, 3, "motion_topk"), [0, 1, 2])
+
+
+def test_motion_topk_last_frame_only_when_all_needed() -> None:
+    clip = _clip([0, 0, 0, 0])  # all scores 0, last -1
+    np.testing.assert_array_equal(select_frames(clip, 3, "motion_topk"), [0, 1, 2])
+    np.testing.assert_array_equal(select_frames(clip, 4, "motion_topk"), [0, 1, 2, 3])
+
+
+def test_uniform_includes_both_ends() -> None:
+    np.testing.assert_array_equal(select_frames(10, 4, "uniform"), [0, 3, 6, 9])
+    np.testing.assert_array_equal(select_frames(11, 3, "uniform"), [0, 5, 10])
+    # linspace(0, 6, 5) = 0, 1.5, 3, 4.5, 6 → half rounds up
+    np.testing.assert_array_equal(select_frames(7, 5, "uniform"), [0, 2, 3, 5, 6])
+    np.testing.assert_array_equal(select_frames(5, 1, "uniform"), [0])
+    np.testing.assert_array_equal(select_frames(5, 5, "uniform"), [0, 1, 2, 3, 4])
+
+
+def test_first() -> None:
+    np.testing.assert_array_equal(select_frames(_clip([0] * 9), 4, "first"), [0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("method", ["motion_topk", "uniform", "first"])
+def test_short_clips_are_stretched_in_time_order(method: str) -> None:
+    clip = _clip([0, 50, 100])
+    np.testing.assert_array_equal(select_frames(clip, 8, method), [0, 0, 0, 1, 1, 1, 2, 2])
+    np.testing.assert_array_equal(select_frames(clip[:1], 3, method), [0, 0, 0])
+
+
+def test_stretch_repeats_each_frame_evenly() -> None:
+    idx = stretch(4, 10)
+    assert np.all(np.diff(idx) >= 0)
+    assert sorted(np.bincount(idx).tolist()) == [2, 2, 3, 3]
+
+
+def test_onset_apex_offset_window_with_apex_forced() -> None:
+    # window 2..12 (11 frames), 4 picks: 2, 5.33→5, 8.67→9, 12; apex 7 replaces the nearest
+    # (5 and 9 are both 2 away: the earlier wins) → 2, 7, 9, 12
+    idx = select_frames(20, 4, "onset_apex_offset", onset_idx=2, apex_idx=7, offset_idx=12)
+    np.testing.assert_array_equal(idx, [2, 7, 9, 12])
+    idx = select_frames(20, 4, "onset_apex_offset", onset_idx=2, apex_idx=9, offset_idx=12)
+    np.testing.assert_array_equal(idx, [2, 5, 9, 12])  # already included
+
+
+def test_onset_apex_offset_short_window_and_defaults() -> None:
+    idx = select_frames(20, 5, "onset_apex_offset", onset_idx=4, apex_idx=5, offset_idx=6)
+    np.testing.assert_array_equal(idx, [4, 4, 5, 5, 6])
+    # unknown onset/offset: clip start/end
+    idx = select_frames(9, 3, "onset_apex_offset", apex_idx=None)
+    np.testing.assert_array_equal(idx, [0, 4, 8])
+
+
+def test_onset_apex_offset_apex_outside_window_not_forced(caplog: pytest.LogCaptureFixture) -> None:
+    idx = select_frames(20, 3, "onset_apex_offset", onset_idx=0, apex_idx=15, offset_idx=10)
+    np.testing.assert_array_equal(idx, [0, 5, 10])
+    assert "outside onset..offset" in caplog.text
+
+
+def test_onset_apex_offset_bad_window_is_data_error() -> None:
+    with pytest.raises(DataError, match="not a window"):
+        select_frames(10, 3, "onset_apex_offset", onset_idx=6, offset_idx=4)
+    with pytest.raises(DataError, match="not a window"):
+        select_frames(10, 3, "onset_apex_offset", onset_idx=0, offset_idx=10)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="unknown frame selection"):
+        select_frames(5, 2, "random")
+    with pytest.raises(ValueError, match="needs the frames"):
+        select_frames(5, 2, "motion_topk")
+    with pytest.raises(DataError, match="no frames"):
+        select_frames(0, 2, "uniform")
+
+
+def test_result_dtype_and_shape() -> None:
+    idx = select_frames(_clip(list(range(0, 200, 7))), 30, "motion_topk")
+    assert idx.dtype == np.int64 and idx.shape == (30,)
+    assert np.all(np.diff(idx) >= 0)

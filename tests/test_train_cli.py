@@ -1,0 +1,145 @@
+"""`mer train`: one fold and all folds in-process, outputs, printed metrics, errors."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import types
+
+import pytest
+import yaml
+
+from mer.errors import ConfigError
+from mer.metrics import megc_scores
+from mer.predlog import read_predictions
+from mer.train_cli import add_parser
+from tests.test_train_support import tiny_data, use_tiny_net
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mer")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture
+def tiny_sweep(tmp_path, monkeypatch):
+    """A sweep YAML whose data is the tiny in-memory set (prepare_data patched) and TinyNet."""
+    use_tiny_net(monkeypatch)
+    data = tiny_data()
+    calls = []
+
+    def prepare(data_cfg, progress=True):
+        calls.append(data_cfg)
+        return data
+
+    try:
+        cache = importlib.import_module("mer.data.cache")
+        monkeypatch.setattr(cache, "prepare_data", prepare)
+    except ImportError:  # the data layer is written concurrently
+        fake = types.ModuleType("mer.data.cache")
+        fake.prepare_data = prepare
+        monkeypatch.setitem(sys.modules, "mer.data.cache", fake)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "output": str(tmp_path / "results"),
+                "data": {"dataset": "synthetic"},
+                "protocol": {"val_subjects": 1},
+                "train": {"epochs": 2, "batch_size": 4, "threads": 1},
+                "ablations": {"full": {}, "fast": {"train.lr": 0.01}},
+                "seeds": [7, 8],
+            },
+            sort_keys=False,
+        )
+    )
+    return path, calls
+
+
+def test_one_fold_writes_outputs_and_prints_metrics(tiny_sweep, tmp_path, capsys):
+    path, _ = tiny_sweep
+    assert _main(["train", str(path), "--fold", "s1", "--no-progress"]) == 0
+    out = tmp_path / "results" / "tiny" / "debug" / "full" / "7" / "synthetic__s1"
+    for name in (
+        "predictions.csv",
+        "predictions_megc.txt",
+        "history.csv",
+        "result.json",
+        "config.yaml",
+    ):
+        assert (out / name).is_file(), name
+    pred = read_predictions(out / "predictions.csv")
+    assert set(pred["fold"]) == {"synthetic/s1"} and set(pred["variant"]) == {"full"}
+    assert set(pred["seed"]) == {7}
+    result = json.loads((out / "result.json").read_text())
+    test = pred[pred["split"] == "test"]
+    assert megc_scores(test["true"], test["pred"], 3) == result["test_scores"]
+    printed = capsys.readouterr().out
+    assert "fold synthetic/s1  seed 7" in printed
+    s = result["test_scores"]
+    assert f"uf1 {s['uf1']:.4f}  uar {s['uar']:.4f}  acc {s['acc']:.4f}" in printed
+    assert "selected epoch 2 of 2 (fixed_epochs)" in printed and "ORACLE" not in printed
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["train"]["epochs"] == 2
+
+
+def test_variant_seed_set_and_out(tiny_sweep, tmp_path, capsys):
+    path, calls = tiny_sweep
+    out = tmp_path / "here"
+    argv = [
+        "train",
+        str(path),
+        "--fold",
+        "synthetic/s2",
+        "--variant",
+        "fast",
+        "--seed",
+        "8",
+        "--set",
+        "train.epochs=1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert _main(argv) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["lr"] == 0.01
+    result = json.loads((out / "result.json").read_text())
+    assert result["seed"] == 8 and result["epochs_trained"] == 1 and result["variant"] == "fast"
+    assert calls[0].dataset == "synthetic"
+
+
+def test_all_folds_prints_pooled_report(tiny_sweep, tmp_path, capsys):
+    path, _ = tiny_sweep
+    assert _main(["train", str(path), "--all-folds", "--no-progress"]) == 0
+    out = tmp_path / "results" / "tiny" / "debug" / "full" / "7"
+    pred = read_predictions(out / "predictions.csv")
+    assert sorted(set(pred["fold"])) == [f"synthetic/s{i}" for i in range(4)]
+    assert all((out / f"synthetic__s{i}" / "predictions.csv").is_file() for i in range(4))
+    test = pred[pred["split"] == "test"]
+    scores = megc_scores(test["true"], test["pred"], 3)
+    printed = capsys.readouterr().out
+    assert f"composite  uf1 {scores['uf1']:.4f}" in printed
+    assert "pooled over folds: variant full  seed 7  (24 test clips)" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["composite"] == scores
+
+
+def test_unknown_fold_and_variant_are_config_errors(tiny_sweep):
+    path, _ = tiny_sweep
+    with pytest.raises(ConfigError, match="unknown fold 'sub9'"):
+        _main(["train", str(path), "--fold", "sub9", "--no-progress"])
+    with pytest.raises(ConfigError, match="unknown variant 'ful'"):
+        _main(["train", str(path), "--fold", "s1", "--variant", "ful", "--no-progress"])
+
+
+def test_fold_or_all_folds_required(tiny_sweep, capsys):
+    path, _ = tiny_sweep
+    with pytest.raises(SystemExit):
+        _main(["train", str(path)])
+    with pytest.raises(SystemExit):
+        _main(["train", str(path), "--fold", "s1", "--all-folds"])
