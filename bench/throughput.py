@@ -460,7 +460,7 @@ class Runner:
             elif s.mode == "compile-ro":
                 self.fmodel = torch.compile(self.model, mode="reduce-overhead")
         else:
-            self.model = fp.StackedModels(models).train()
+            self.model = fp.StackedModels(models, compute_dtype=self.amp).train()
             self.params = self.model.parameters()
             self.l2_tensors = self.model.l2_tensors()
             self.fmodel = self.model
@@ -546,7 +546,7 @@ class Runner:
 
     # ------------------------------------------------------------------------------- steps
     def _autocast(self):
-        if self.amp is None:
+        if self.amp is None or self.s.models > 1:  # stacked: explicit casts (see StackedModels)
             return contextlib.nullcontext()
         # the autocast weight cache must not outlive a captured graph
         cache = self.s.mode != "graph"
@@ -645,7 +645,7 @@ def matmul_ceiling(device: torch.device) -> tuple[float, str]:
         _cleanup(device)
         label = f"bf16 matmul {n}³, median of {reps}"
     else:
-        n, reps = 1024, 5
+        n, reps = 512, 5
         a, b = torch.randn(n, n), torch.randn(n, n)
         for _ in range(2):
             a @ b
@@ -832,35 +832,55 @@ def _packed_mp(inner: Setting, spec: Spec, n: int, device, threads: int, check: 
     return setups, runs
 
 
+_RAY = {"started": False}
+
+
+def ray_start(device: torch.device, cpus: int = 0) -> float:
+    """Start a local Ray once per harness process (reused by later rows); seconds it took.
+    Workers get the repository on PYTHONPATH so they import bench.throughput by name."""
+    import ray
+
+    if ray.is_initialized():
+        return 0.0
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    t0 = time.perf_counter()
+    ray.init(
+        num_cpus=max(cpus, os.cpu_count() or 1),
+        num_gpus=1 if device.type == "cuda" else 0,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
+    )
+    _RAY["started"] = True
+    return time.perf_counter() - t0
+
+
+def ray_stop() -> None:
+    if _RAY["started"]:
+        import ray
+
+        ray.shutdown()
+        _RAY["started"] = False
+
+
 def _packed_ray(inner: Setting, spec: Spec, n: int, device, threads: int, check: bool, steps: int):
     import ray
 
-    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=max(n, os.cpu_count() or 1),
-            num_gpus=1 if device.type == "cuda" else 0,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
-        )
+    ray_start(device, cpus=n)
+    options: dict[str, Any] = {"num_cpus": 1}
+    if device.type == "cuda":
+        options["num_gpus"] = math.floor(1e4 / n) / 1e4
+    actor = ray.remote(PackedWorker)
+    workers = [
+        actor.options(**options).remote(inner.name, spec, rank, device.type, threads)
+        for rank in range(n)
+    ]
     try:
-        options: dict[str, Any] = {"num_cpus": 1}
-        if device.type == "cuda":
-            options["num_gpus"] = math.floor(1e4 / n) / 1e4
-        actor = ray.remote(PackedWorker)
-        workers = [
-            actor.options(**options).remote(inner.name, spec, rank, device.type, threads)
-            for rank in range(n)
-        ]
         setups = ray.get([w.setup.remote(check and r == 0) for r, w in enumerate(workers)])
         runs = ray.get([w.run.remote(steps, spec.repeats) for w in workers])
+    finally:
         for w in workers:
             ray.kill(w)
-    finally:
-        if started:
-            ray.shutdown()
     return setups, runs
 
 
@@ -869,6 +889,12 @@ def packed_timing(s: Setting, spec: Spec, device, *, check: bool, use_ray: bool)
     n = s.procs
     threads = 0 if device.type == "cuda" else max(1, (os.cpu_count() or 1) // n)
     steps = spec.steps_for(inner)
+    if use_ray:
+        try:
+            ray_start(device, cpus=n)
+        except Exception as exc:  # noqa: BLE001 - fall back rather than lose the row
+            print(f"ray did not start ({exc}); packing with torch.multiprocessing", flush=True)
+            use_ray = False
     runner = _packed_ray if use_ray else _packed_mp
     setups, runs = runner(inner, spec, n, device, threads, check, steps)
     clips = sum(r["clips"] for r in runs)
@@ -1027,7 +1053,7 @@ def render_markdown(result: dict[str, Any], title: str = "Throughput") -> str:
         if key in meta:
             value = meta[key]
             if key == "flops_per_clip":
-                value = f"{value / 1e9:.2f} GFLOP (forward + backward, per clip)"
+                value = f"{value / 1e9:.3g} GFLOP (forward + backward, per clip)"
             if key == "ceiling":
                 value = f"{meta['ceiling_tflops']:.1f} TFLOP/s ({value})"
             out.append(f"- {key}: {value}")
@@ -1088,7 +1114,8 @@ def run_matrix(args: argparse.Namespace, spec: Spec, device: torch.device, resul
     meta = result["meta"]
     use_ray = not args.no_ray and importlib.util.find_spec("ray") is not None
     if any(s.procs > 1 for s in settings):
-        meta["packing"] = "ray (fractional GPUs)" if use_ray else "torch.multiprocessing (spawn)"
+        share = "1/N GPU" if device.type == "cuda" else "one CPU"
+        meta["packing"] = f"ray ({share} per process)" if use_ray else "torch.multiprocessing"
     t_start = time.perf_counter()
     ceiling, label = matmul_ceiling(device)
     meta["ceiling_tflops"], meta["ceiling"] = ceiling, label
@@ -1104,10 +1131,12 @@ def run_matrix(args: argparse.Namespace, spec: Spec, device: torch.device, resul
     skipped: list[str] = result["skipped"]
     refs: dict = {}
     base_rate: float | None = None
-    last = 0.0
+    last, last_procs = 0.0, 1
     for s in settings:
         elapsed = time.perf_counter() - t_start
-        if args.time_budget and (elapsed >= args.time_budget or elapsed + last > args.time_budget):
+        estimate = last * max(1.0, s.procs / last_procs)  # more processes start slower
+        over = elapsed >= args.time_budget or elapsed + estimate > args.time_budget
+        if args.time_budget and over and s != Setting():  # the baseline always runs
             skipped.append(s.name)
             print(f"{s.name}: skipped (time budget {args.time_budget:.0f} s)", flush=True)
             continue
@@ -1116,9 +1145,10 @@ def run_matrix(args: argparse.Namespace, spec: Spec, device: torch.device, resul
             base_rate = row["clips_s"]
         finish_row(row, meta, base_rate)
         rows.append(row)
-        last = row["seconds"]
+        last, last_procs = row["seconds"], s.procs
         print(format_line(row), flush=True)
         write_outputs(args.out, args.tag, result)
+    ray_stop()
     print("", flush=True)
     print(markdown_table(rows), flush=True)
 
@@ -1289,19 +1319,9 @@ def e2e_trainable(config: dict, data: Any = None, fold: Any = None, raw: dict | 
 
 
 def run_e2e_ray(raw: dict, data: Any, fold: Any, device: torch.device) -> dict[str, Any]:
-    import ray
     from ray import tune
 
-    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    t0 = time.perf_counter()
-    ray.init(
-        num_cpus=max(2, os.cpu_count() or 1),
-        num_gpus=1 if device.type == "cuda" else 0,
-        include_dashboard=False,
-        logging_level=logging.WARNING,
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
-    )
-    t_init = time.perf_counter() - t0
+    t_init = ray_start(device, cpus=2)
     try:
         trainable = tune.with_parameters(e2e_trainable, data=data, fold=fold, raw=raw)
         resources = {"cpu": 1, "gpu": 1 if device.type == "cuda" else 0}
@@ -1318,7 +1338,7 @@ def run_e2e_ray(raw: dict, data: Any, fold: Any, device: torch.device) -> dict[s
             metrics = dict(res.metrics or {})
             error = str(res.error)[:300] if res.error else None
     finally:
-        ray.shutdown()
+        ray_stop()
     timings = metrics.get("timings")
     if timings is None:
         timings = {
@@ -1424,6 +1444,56 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def summary_markdown(parts: dict[str, dict[str, Any]], top: int = 8) -> str:
+    """Across parts: each part's baseline (run-to-run noise) and the fastest checked rows."""
+    lines = ["## Summary", ""]
+    bases = [
+        f"{name} {r['clips_s']:.1f}"
+        for name, part in parts.items()
+        for r in part.get("rows", [])
+        if r["setting"] == "baseline" and r.get("clips_s")
+    ]
+    if bases:
+        lines.append(
+            f"Baseline clips/s in each part (each part's speed-ups use its own): "
+            f"{', '.join(bases)}."
+        )
+    ranked = [
+        (name, r)
+        for name, part in parts.items()
+        for r in part.get("rows", [])
+        if r.get("speedup") and r.get("check") in ("ok", "-")
+    ]
+    ranked.sort(key=lambda x: x[1]["speedup"], reverse=True)
+    for title, pick in (
+        ("same optimisation as the paper (batch 8)", [x for x in ranked if x[1]["optim"] == "yes"]),
+        ("any batch", ranked),
+    ):
+        if not pick:
+            continue
+        lines += [
+            "",
+            f"Fastest rows, {title}:",
+            "",
+            "| part | setting | clips/s | speed-up | TFLOP/s | mem MB | check |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in pick[:top]:
+            lines.append(
+                f"| {name} | {r['setting']} | {_cell(r, 'clips_s')} | {_cell(r, 'speedup')} | "
+                f"{_cell(r, 'tflops')} | {_cell(r, 'mem_mb')} | {_cell(r, 'check')} |"
+            )
+    failed = [
+        f"{name}/{r['setting']} ({r['check']})"
+        for name, part in parts.items()
+        for r in part.get("rows", [])
+        if r.get("check") in ("FAIL", "ERROR")
+    ]
+    if failed:
+        lines += ["", f"Failed or errored rows: {', '.join(failed)}."]
+    return "\n".join(lines) + "\n"
+
+
 def merge(paths: list[Path], out: Path | None, tag: str) -> dict[str, Any]:
     parts = {}
     for path in paths:
@@ -1431,7 +1501,8 @@ def merge(paths: list[Path], out: Path | None, tag: str) -> dict[str, Any]:
             parts[path.stem] = json.loads(path.read_text())
         else:
             print(f"{path}: missing (that part did not run or was cut)", flush=True)
-    md = "\n".join(render_markdown(part, title=name) for name, part in parts.items())
+    md = summary_markdown(parts) + "\n"
+    md += "\n".join(render_markdown(part, title=name) for name, part in parts.items())
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / f"{tag}.md").write_text(md)
@@ -1451,12 +1522,22 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if args.merge:
         return merge(args.merge, args.out, args.tag)
+    threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)  # callers (tests) keep their setting
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     device = pick_device(args.device)
     spec = make_spec(args)
     t, h, w = spec.shape
-    params = sum(p.numel() for p in build_model(spec.model_cfg, input_shape=spec.shape).parameters())
+    params = sum(
+        p.numel() for p in build_model(spec.model_cfg, input_shape=spec.shape).parameters()
+    )
     meta = describe_device(device)
     meta.update(
         {

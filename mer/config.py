@@ -279,6 +279,30 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
 _SPLIT = re.compile(r"^(loso|megc2019|group_kfold:[1-9][0-9]*)$")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 scalars: only true/false are booleans (`on: inner_val` stays the key "on") and
+    `1e-3` is a float (YAML 1.1 wants `1.0e-3`)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool",)]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML the way sweep files are meant (see _Loader)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 # ---------------------------------------------------------------------------- generic validation
 def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
@@ -403,7 +427,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"override {text!r}: empty key")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = read_yaml(value) if value.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
     return key, parsed
@@ -545,7 +569,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     try:
-        raw = yaml.safe_load(text) or {}
+        raw = read_yaml(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):

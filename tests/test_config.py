@@ -65,7 +65,9 @@ def test_unknown_key_names_path_and_closest_key(sweep_file):
 
 
 def test_nested_unknown_key(sweep_file):
-    with pytest.raises(ConfigError, match=r"data\.regions\.polcy'; did you mean 'data\.regions\.policy'"):
+    with pytest.raises(
+        ConfigError, match=r"data\.regions\.polcy'; did you mean 'data\.regions\.policy'"
+    ):
         load_config(sweep_file, ["data.regions.polcy=none"])
 
 
@@ -100,7 +102,9 @@ def test_bad_variant_is_reported_with_its_name(sweep_file):
 
 
 def test_overrides_and_variants(sweep_file):
-    cfg = load_config(sweep_file, ["train.lr=3e-4", "seeds=[7]", "ablations.extra.model.recurrent=lstm"])
+    cfg = load_config(
+        sweep_file, ["train.lr=3e-4", "seeds=[7]", "ablations.extra.model.recurrent=lstm"]
+    )
     assert cfg.train.lr == pytest.approx(3e-4) and cfg.seeds == [7]
     assert variant_config(cfg, "single_branch").model.branches == "single"
     # A preset switch gives that preset's values, not the base preset's re-expanded ones.
@@ -160,3 +164,17 @@ def test_defaults_and_flatten():
     flat = flatten(cfg)
     assert flat["train.lr"] == 1e-3 and flat["model.preset"] == "casme2"
     assert flat["tracking.wandb.mode"] == "offline"
+
+
+def test_yaml_reads_on_as_a_key_and_exponents_as_floats(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "protocol: {val_subjects: 1}\n"
+        "search:\n  objective: {metric: uf1, on: inner_val}\n"
+        "  space: {train.lr: {loguniform: [1e-4, 1e-2]}}\n"
+        "train: {lr: 2e-3, augment: {flip: true}}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.search.objective.on == "inner_val"
+    assert cfg.search.space["train.lr"]["loguniform"] == [1e-4, 1e-2]
+    assert cfg.train.lr == 2e-3 and cfg.train.augment.flip is True

@@ -235,8 +235,9 @@ def test_wilcoxon_prunes_and_cancels_pending_folds(tmp_path):
     assert s.study("full").trials[1].values == [0.0]  # Optuna's PRUNED value: last fold score
 
 
-def test_pruning_needs_two_folds_and_is_off_for_multi_objective(tmp_path):
-    cfg = make_cfg(tmp_path, extra_objectives=["params"], sampler="nsga2", trials=2)
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe"])
+def test_multi_objective_tells_pooled_uf1_and_params_without_pruning(tmp_path, sampler):
+    cfg = make_cfg(tmp_path, extra_objectives=["params"], sampler=sampler, trials=2)
     s = FoldFanoutSearcher(cfg, FOLDS, tmp_path)
     d = Driver(s)
     d.run()
@@ -363,6 +364,9 @@ def test_fresh_searcher_on_an_old_study_re_emits_missing_folds(tmp_path):
         d.complete()
         d.fill()
     assert [c["fold_index"] for _, c in d.live] == [2, 3]
+    partial = write_search_summary(cfg, tmp_path)["variants"]["full"]
+    assert partial["finished"] is False and partial["states"] == {"complete": 1, "running": 1}
+    assert "INCOMPLETE" in (tmp_path / "search" / "summary.md").read_text()
     s2 = FoldFanoutSearcher(cfg, FOLDS, tmp_path)  # no Tune checkpoint at all
     d2 = Driver(s2, prefix="new")
     d2.fed = d.fed
@@ -411,6 +415,7 @@ def test_summary_reports_best_config_test_metrics_once(tmp_path):
     doc = write_search_summary(cfg, tmp_path, pred)
     study = s.study("full")
     best = doc["variants"]["full"]
+    assert best["finished"] is True
     assert best["best"]["config_id"] == study.best_trial.number
     assert best["best"]["values"]["uf1"] == pytest.approx(study.best_value)
     test = best["best_config_test_metrics"]

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from mer.config import read_yaml
 from mer.errors import DataError
 
 
@@ -62,7 +62,7 @@ def load_run(run_dir: str | Path) -> RunData:
         raise DataError(f"{run_dir}: no plan.json; is this a sweep output folder (run_sweep.py)?")
     plan = _read_json(plan_path)
     config = (
-        yaml.safe_load((run_dir / "config.yaml").read_text())
+        read_yaml((run_dir / "config.yaml").read_text())
         if (run_dir / "config.yaml").exists()
         else {}
     )

@@ -23,9 +23,9 @@ METRICS = ("uf1", "uar", "acc")
 PAPER_ROWS: dict[tuple[str, str], dict[str, float]] = {
     ("smic", "single_ce"): {"uf1": 0.517, "uar": 0.533},
     ("smic", "single_wce"): {"uf1": 0.559, "uar": 0.563},
-    ("smic", "single_lstm"): {"uf1": 0.686, "uar": 0.702},
-    ("smic", "single_gru"): {"uf1": 0.703, "uar": 0.715},
-    ("smic", "single_gru_cbam"): {"uf1": 0.656, "uar": 0.681},
+    ("smic", "single_wce_lstm"): {"uf1": 0.686, "uar": 0.702},
+    ("smic", "single_wce_gru"): {"uf1": 0.703, "uar": 0.715},
+    ("smic", "single_wce_gru_cbam"): {"uf1": 0.656, "uar": 0.681},
     ("smic", "dual_cbam"): {"uf1": 0.692, "uar": 0.721},
     ("smic", "dual_ec_cbam"): {"uf1": 0.732, "uar": 0.737},
     ("smic", "dual_ec_cbam_mha"): {"uf1": 0.692, "uar": 0.722},

@@ -67,10 +67,9 @@ def setup_logging(verbose: bool) -> None:
 
 
 def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
+    from mer.config import config_hash
     from mer.data.cache import load_samples_only
     from mer.sweep.plan import build_plan, describe, model_stats_or_none
-
-    from mer.config import config_hash
 
     memo: dict[str, tuple] = {}
 

@@ -22,15 +22,17 @@ from mer.protocol import Fold, fold_by_name, make_folds
 
 log = logging.getLogger(__name__)
 
-# Assumed sustained training throughput for GPU-hour estimates (PERFORMANCE.md: the paper model
-# costs 41 GFLOP per clip forward + backward and trains at 300-400 clips/s on one H100; the
-# middle, 350 clips/s, is 14.35 TFLOP/s). Smaller models are scaled by their FLOPs, which is
-# optimistic for them (small kernels are launch-bound), so the estimate is a lower bound.
-ASSUMED_TFLOPS = 41.0 * 350 / 1000.0
+# GPU-hour estimates assume the paper model trains at 350 clips/s on one H100 (PERFORMANCE.md:
+# 300-400 clips/s) and scale other models by their forward FLOPs as mer.models.summary counts
+# them (the paper model: 18.5 GFLOP per 30x128x128 clip; fwd+bwd is ~3x that). Small models are
+# launch-bound rather than FLOP-bound, so for them the estimate is a lower bound.
+PAPER_CLIPS_PER_S = 350.0
+PAPER_FWD_GFLOPS = 18.5
+ASSUMED_TFLOPS = 3 * PAPER_FWD_GFLOPS * PAPER_CLIPS_PER_S / 1000.0  # ~19.4 in counted FLOPs
 ASSUMED_NOTE = (
-    "assumes 14.35 TFLOP/s sustained per GPU (PERFORMANCE.md: the paper model, 41 GFLOP/clip "
-    "fwd+bwd, trains at 300-400 clips/s on one H100) and scales by each variant's FLOPs; "
-    "training only (fwd+bwd = 3 × forward GFLOPs × train clips × epochs), evaluation ignored"
+    "assumes the paper model's 350 clips/s on one H100 (PERFORMANCE.md: 300-400) scaled by each "
+    "variant's forward GFLOPs (paper model 18.5), i.e. 3 x GFLOPs x train clips x epochs at "
+    f"{ASSUMED_TFLOPS:.1f} TFLOP/s; training only, evaluation ignored"
 )
 
 SamplesFn = Callable[[Any], tuple[pd.DataFrame, list[str]]]
@@ -359,7 +361,8 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
             seen.add(sig)
             lines.append(
                 f"Folds{who}: {len(folds)} x {v.cfg.protocol.split}, selection "
-                f"{v.cfg.protocol.selection}; test clips per fold {_range([f.test.size for f in folds])}"
+                f"{v.cfg.protocol.selection}; test clips per fold "
+                f"{_range([f.test.size for f in folds])}"
                 f"; train {_range([f.train.size for f in folds])}; val "
                 f"{_range([f.val.size for f in folds])}"
             )

@@ -150,7 +150,9 @@ def _jsonable(obj: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------- pooling
-def pooled_rows(plan: SweepPlan, records: dict[str, TrialRecord]) -> tuple[list[dict], pd.DataFrame]:
+def pooled_rows(
+    plan: SweepPlan, records: dict[str, TrialRecord]
+) -> tuple[list[dict], pd.DataFrame]:
     """Pooled MEGC metrics per (variant, seed) and the table of every finished prediction.
 
     A (variant, seed) with a failed or missing fold is marked incomplete: its metrics are
@@ -295,7 +297,8 @@ def _markdown(plan: SweepPlan, summary: pd.DataFrame, seed_rows: list[dict]) -> 
                           _pm(r[f"{p}/uar_mean"], r[f"{p}/uar_std"])]
             lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Per seed", "", "| variant | seed | UF1 | UAR | acc | folds |", "|---|---|---|---|---|---|"]
+    lines += ["## Per seed", "", "| variant | seed | UF1 | UAR | acc | folds |",
+              "|---|---|---|---|---|---|"]
     for r in seed_rows:
         folds = f"{r['folds_done']}/{r['folds_total']}" + ("" if r["complete"] else ", INCOMPLETE")
         lines.append(

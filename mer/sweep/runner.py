@@ -15,6 +15,7 @@ configs understood by `mer.sweep.trial.spec_from_config`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -78,11 +79,29 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
+        _checkout_on_pythonpath()
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
     res = ray.cluster_resources()
-    log.info("Ray: %d node(s), %g CPU, %g GPU", sum(1 for n in ray.nodes() if n.get("Alive")),
-             res.get("CPU", 0), res.get("GPU", 0))
+    log.info("Ray: %d node(s), %g CPU, %g GPU", _alive_nodes(), res.get("CPU", 0),
+             res.get("GPU", 0))
     return True
+
+
+def _checkout_on_pythonpath() -> None:
+    """Workers of a local Ray import `mer` as the driver does, also from an uninstalled checkout
+    (they inherit the environment of the Ray processes ray.init starts)."""
+    import mer
+
+    root = str(Path(mer.__file__).resolve().parents[1])
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *parts])
+
+
+def _alive_nodes() -> int:
+    import ray
+
+    return sum(1 for n in ray.nodes() if n.get("Alive"))
 
 
 def trial_resources(cfg: ExperimentConfig, cluster: dict[str, float]) -> dict[str, float]:
@@ -92,6 +111,9 @@ def trial_resources(cfg: ExperimentConfig, cluster: dict[str, float]) -> dict[st
         log.info("the Ray cluster has no GPUs: trials run on CPU (resources.gpu_per_trial %g "
                  "-> 0)", gpu)
         gpu = 0.0
+    if gpu > cluster.get("GPU", 0):
+        raise ConfigError(f"resources.gpu_per_trial: {gpu:g} GPUs per trial but the cluster has "
+                          f"{cluster.get('GPU', 0):g}; no trial could ever start")
     cpu = float(cfg.resources.cpu_per_trial)
     if cpu > cluster.get("CPU", 0):
         raise ConfigError(f"resources.cpu_per_trial: {cpu:g} CPUs per trial but the cluster has "
@@ -132,6 +154,11 @@ class SweepCallback(tune.Callback):
         if s is not None:
             s.on_result(trial.config, result)
 
+    def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_complete(trial)
+
     def on_trial_recover(self, iteration, trials, trial, **info):  # noqa: ANN001
         s = _ACTIVE.get("session")
         if s is not None:
@@ -141,6 +168,21 @@ class SweepCallback(tune.Callback):
         s = _ACTIVE.get("session")
         if s is not None:
             s.on_error(trial.config, trial)
+
+
+def _plain(obj: dict[str, Any]) -> dict[str, Any]:
+    """JSON round trip (numpy numbers → Python, NaN → None) so markers compare equal."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else
+                (v.item() if hasattr(v, "item") else v)) for k, v in obj.items()}
+
+
+def _trial_error(trial: Any) -> str:
+    """The failed trial's error text: Tune writes it to the trial's local (driver) folder first
+    and syncs it to storage later, so read it there."""
+    local = trial.error_file
+    if local and Path(local).exists():
+        return Path(local).read_text()
+    return str(trial.get_error() or "unknown error (Tune kept no error file)")
 
 
 def trial_name(trial: Any) -> str:
@@ -177,8 +219,8 @@ class Session:
         self.done_at_start = self.store.done_ids()
         self.finished: set[str] = set(self.done_at_start)
         self.failed: set[str] = set()
-        self.t0 = time.monotonic()
         self._variant_logged: set[str] = set()
+        self._variant_queued = False  # a variant summary run was queued during the run
         self._catch_up_tracking()
 
     # ------------------------------------------------------------------------ tune plumbing
@@ -220,6 +262,11 @@ class Session:
         log.info("trials: %d, %g CPU + %g GPU each, up to %d at a time; storage %s",
                  len(self.plan.trials), self.resources["CPU"], self.resources["GPU"], n_conc,
                  exp_path)
+        if not self.opts.storage and _alive_nodes() > 1:
+            log.warning("a multi-node cluster with the default local storage %s: checkpoints of "
+                        "trials on other nodes stay on those nodes, so a retry elsewhere starts "
+                        "its fold again; pass --storage with a path every node sees (NFS, "
+                        "s3://...) to resume there", exp_path)
         if self.done_at_start:
             log.info("%d trial(s) already finished in %s: not run again",
                      len(self.done_at_start & {t.id for t in self.plan.trials}), self.out)
@@ -267,14 +314,29 @@ class Session:
         self.failed.discard(spec.id)
         n_done = len(self.finished & {t.id for t in self.plan.trials})
         sc = result.get("test_scores") or {}
+        n_test = sum(1 for s in result["predictions"].get("split", []) if s == "test")
         log.info("[%d/%d] %s done in %.1f s: test acc %.3f on %d clip(s)%s", n_done,
                  len(self.plan.trials), spec.id, (result.get("timings") or {}).get("total", 0.0),
-                 sc.get("acc", float("nan")), len(result["predictions"].get("sample_id", [])),
+                 sc.get("acc", float("nan")), n_test,
                  f" (resumed at epoch {result['resumed_from']})" if result.get("resumed_from")
                  else "")
         self.tracker.trial(spec, vcfg, result, bool(result.get("oracle")),
                            on_done=self._marker(spec, "wandb.done"))
-        self._maybe_variant_done(spec.variant)
+        self._maybe_variant_done(spec)
+
+    def on_complete(self, trial: Any) -> None:
+        """A finished fold needs no checkpoint (its results are in trials/): free the storage,
+        which for the paper model is ~90 MB per trial."""
+        try:
+            import pyarrow.fs as pafs
+
+            fs, root = trial.storage.storage_filesystem, trial.storage.trial_fs_path
+            for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+                if info.type == pafs.FileType.Directory and info.base_name.startswith(
+                        "checkpoint_"):
+                    fs.delete_dir(info.path)
+        except Exception as exc:  # noqa: BLE001 - disk hygiene must not fail the sweep
+            log.warning("could not delete the checkpoints of %s: %r", trial, exc)
 
     def on_recover(self, config: dict[str, Any], trial: Any) -> None:
         spec, _ = spec_from_config(self.plan, config)
@@ -283,12 +345,12 @@ class Session:
 
     def on_error(self, config: dict[str, Any], trial: Any) -> None:
         spec, _ = spec_from_config(self.plan, config)
-        err = trial.get_error() or "unknown error (no error file)"
+        err = _trial_error(trial)
         self.store.write_failure(spec, str(err), attempts=trial.num_failures)
         self.failed.add(spec.id)
         log.error("%s failed permanently after %d attempt(s): %s", spec.id, trial.num_failures,
                   str(err).strip().splitlines()[-1] if str(err).strip() else err)
-        self._maybe_variant_done(spec.variant)
+        self._maybe_variant_done(spec)
 
     def _marker(self, spec: TrialSpec, name: str) -> Any:
         path = self.store.trial_dir(spec) / name
@@ -303,8 +365,6 @@ class Session:
         """After a restart: W&B runs of finished trials that the killed driver had not written."""
         if not self.tracker.enabled:
             return
-        import json
-
         for rec in self.store.records().values():
             if rec.status != "done" or (rec.path / "wandb.done").exists():
                 continue
@@ -316,36 +376,60 @@ class Session:
             hist = rec.history()
             payload["history"] = json.loads(hist.to_json(orient="records")) if len(hist) else []
             self.tracker.trial(spec, self.plan.variants[spec.variant].cfg, payload,
-                               bool(rec.info.get("oracle")), on_done=self._marker(spec, "wandb.done"))
+                               bool(rec.info.get("oracle")),
+                               on_done=self._marker(spec, "wandb.done"))
 
-    def _maybe_variant_done(self, variant: str) -> None:
+    def _maybe_variant_done(self, spec: TrialSpec) -> None:
+        """Pool a (variant, seed) once all its folds are in (finished or failed); a variant's
+        W&B summary run once all its seeds are."""
+        variant = spec.variant
         if variant not in self.plan.variants or variant in self._variant_logged:
             return
-        ids = {t.id for t in self.plan.trials_of(variant)}
-        if not ids <= (self.finished | self.failed):
+        settled = self.finished | self.failed
+        if not {t.id for t in self.plan.trials_of(variant, spec.seed)} <= settled:
             return
         summary = write_summary(self.out, self.plan)
+        seed = next(r for r in summary.seeds if r["variant"] == variant and r["seed"] == spec.seed)
+        log.info("%s seed %d: pooled UF1 %s over %d/%d folds%s", variant, spec.seed,
+                 f"{seed['uf1']:.4f}" if "uf1" in seed else "-", seed["folds_done"],
+                 seed["folds_total"], "" if seed["complete"] else ", INCOMPLETE")
+        if not {t.id for t in self.plan.trials_of(variant)} <= settled:
+            return
         row = summary.table[summary.table["variant"] == variant].iloc[0].to_dict()
         log.info("variant %s finished: pooled UF1 %.4f, UAR %.4f (%s)", row["name"],
                  row["uf1_mean"], row["uar_mean"], row["status"])
-        self._log_variant(summary, variant)
+        self._variant_queued |= self._log_variant(summary, variant)
 
-    def _log_variant(self, summary: Summary, variant: str) -> None:
+    def _log_variant(self, summary: Summary, variant: str) -> bool:
+        """Queue the variant's W&B summary run unless this exact state was logged before (a
+        `--resume` of a finished sweep adds no duplicate runs). True when queued."""
         if variant in self._variant_logged:
-            return
+            return False
         self._variant_logged.add(variant)
         row = summary.table[summary.table["variant"] == variant].iloc[0].to_dict()
+        state = {k: row.get(k) for k in ("folds_done", "folds_failed", "uf1_mean", "uar_mean")}
+        marker = self.store.trials_dir / variant / "wandb_summary.json"
+        if not self.tracker.enabled:
+            return False
+        if marker.exists() and json.loads(marker.read_text()) == _plain(state):
+            return False
         seeds = [r for r in summary.seeds if r["variant"] == variant]
         pred = summary.predictions
         pred = pred[pred["variant"] == variant] if len(pred) else pred
-        self.tracker.variant(self.plan, variant, row, seeds, pred)
+
+        def done() -> None:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps(_plain(state)))
+
+        self.tracker.variant(self.plan, variant, row, seeds, pred, on_done=done)
+        return True
 
     # ----------------------------------------------------------------------------- finish
     def finish(self) -> Summary:
         summary = write_summary(self.out, self.plan)
-        for variant in self.plan.variants:
-            self._log_variant(summary, variant)
-        self.tracker.sweep(self.plan, summary.table)
+        queued = [self._log_variant(summary, variant) for variant in self.plan.variants]
+        if any(queued) or self._variant_queued:
+            self.tracker.sweep(self.plan, summary.table)
         self.tracker.close()
         if self.started_ray:
             import ray

@@ -33,6 +33,8 @@ Do not pass `metric`/`mode` meant for the searcher; the objective is not a per-t
 Resume: `tune.Tuner.restore(path, trainable, resume_unfinished=True)` (Tune's default) — Tune
 unpickles the searcher and calls `restore()`; fold trials that were running are re-run by Tune and
 the searcher waits for them; everything else comes from the Optuna storage (see "Resume").
+With `resume_errored=True` Tune also re-runs fold trials that had errored; their configuration
+already failed, so those results are ignored (wasted compute, no effect on the study).
 
 Trial config (what `suggest` returns, merged by Tune into `param_space`)::
 
@@ -41,9 +43,10 @@ Trial config (what `suggest` returns, merged by Tune into `param_space`)::
      "cancel_marker": str (a path)}
 
 The trainable builds its config with `search_trial_config(cfg, trial_config)` (=
-`with_overrides(variant_config(cfg, variant), overrides)`), runs that fold with that seed, and may
-poll `cancel_requested(trial_config)` in `FoldHooks.should_stop` to stop early once the
-configuration is pruned or failed (optional: results of a closed configuration are ignored anyway).
+`with_overrides(variant_config(cfg, variant), overrides)`), runs that fold with that seed, and
+polls `cancel_requested(trial_config)` (the marker file exists) in `FoldHooks.should_stop` to stop
+early once the configuration is pruned or failed (mer.sweep.trial does; optional, as results of a
+closed configuration are ignored anyway).
 Results are filed under `label` (one name per configuration, so `trials/{label}/{seed}/
 {fold_safe}/` and the prediction log's `variant` column keep configurations apart; a `config_id`
 column instead is accepted too).
@@ -53,8 +56,9 @@ Final result of each fold trial (top-level keys of the last `tune.report`), eith
     val_true: list[int]   inner-validation labels of that fold, in a fixed order
     val_pred: list[int]   predictions for the same clips
 
-or the runner's `predictions` table as a dict of columns (`split`, `true`, `pred`, ...), of which
-only the rows with split == "val" are read. Nothing else is read: the searcher copies the val
+or the runner's `predictions` table as a dict of columns (`split`, `true`, `pred`, ...; Tune
+hands it to searchers flattened as `predictions/split` ...), of which only the rows with
+split == "val" are read. Nothing else is read: the searcher copies the val
 labels out of the result and drops the rest, so test rows and test fields never reach the
 objective. A result without them (or an errored fold trial) fails the configuration (Optuna FAIL,
 reason in user attr `fail_reason`).
@@ -62,23 +66,30 @@ reason in user attr `fail_reason`).
 What the searcher does
 ----------------------
 - Asks the variant's study for a configuration (`SearchSpace.sample`, conditional parameters
-  included), checks it with `with_overrides` and by building its model on the meta device (an
-  invalid combination is told FAIL at once and counts toward the budget; params and gflops are
-  stored as user attrs), then emits one
-  fold trial per `suggest` call in fold order. At most `search.concurrent_configs` configurations
-  are open at once across variants; new ones go to the variant with the fewest configurations so
-  far (one study per variant, same budget each: `{cfg.name}/{variant}`).
+  included; keys the ablation variant fixes are not searched in its study), checks it with
+  `with_overrides` and by building its model on the meta device (an impossible combination is
+  told FAIL at once and counts toward the budget; params and gflops are stored as user attrs),
+  then emits one fold trial per `suggest` call, in fold order. At most
+  `search.concurrent_configs` configurations are open at once across variants; new ones go to the
+  variant with the fewest configurations so far (one study per variant, `{cfg.name}/{variant}`,
+  each with the full `search.trials` budget). TPE runs multivariate, grouped when the space is
+  conditional, with constant liar so open configurations repel new ones.
 - Each fold result: stored on the Optuna trial (user attr `fold_NNN` = fold, val_true, val_pred),
   its val score reported as `trial.report(score, step=fold_index)` (same fold order for every
   configuration, as WilcoxonPruner pairs steps), then `trial.should_prune()`.
-- Pruned (Wilcoxon, single objective only): folds not yet emitted are never emitted; fold trials
-  already running finish normally (a Searcher cannot stop Tune trials) unless the trainable polls
-  `cancel_requested`; their results are ignored. Optuna is told PRUNED.
+- Pruned (WilcoxonPruner(p_threshold=search.pruner_p), single objective only): folds not yet
+  emitted are never emitted; fold trials already running are not stopped by Tune (a Searcher
+  cannot stop trials), but the searcher writes their `cancel_marker` file, which mer.sweep.trial
+  polls in FoldHooks.should_stop to end training early; whatever they report is ignored. Optuna
+  is told PRUNED. With n folds done the smallest one-sided p is 2^-n, so at p 0.1 a configuration
+  can be pruned after 4 folds at the earliest (0.3: after 2).
+- A fold trial that errors (after Tune's retries, resources.max_failures) or reports no val
+  labels fails its configuration: Optuna FAIL, remaining folds not emitted.
 - Last fold in: pooled val predictions of all folds (concatenated in fold order; a clip that is
   validation in several folds counts once per fold) → `mer.metrics.megc_scores` →
-  `search.objective.metric`; Optuna is told that value once (plus params / gflops from
-  `mer.models.summary.model_stats` when `search.extra_objectives` asks for them: multi-objective,
-  directions maximize, minimize...; pruning is off there, Optuna cannot prune multi-objective).
+  `search.objective.metric`; Optuna is told that value once (plus params / gflops when
+  `search.extra_objectives` asks for them: multi-objective, directions maximize, minimize...;
+  pruning is off there, Optuna cannot prune multi-objective studies).
 
 Resume
 ------
@@ -731,7 +742,12 @@ class FoldFanoutSearcher(Searcher):
         trial = self._trial(c)
         trial.set_user_attr("val_pooled", {**scores, "n": len(y_true)})
         values = [scores[self._cfg.search.objective.metric]]
-        values += [float(trial.user_attrs[name]) for name in self._cfg.search.extra_objectives]
+        extra = list(self._cfg.search.extra_objectives)
+        if any(name not in trial.user_attrs for name in extra):  # adopted before they were set
+            stats = _model_stats(with_overrides(self._vcfgs[c.variant], c.overrides))
+            for name in ("params", "gflops"):
+                trial.set_user_attr(name, float(stats[name]))
+        values += [float(trial.user_attrs[name]) for name in extra]
         self._studies[c.variant].tell(c.number, values if self._multi else values[0])
         self._n_told += 1
         self._drop(c)
@@ -859,7 +875,7 @@ def write_search_summary(
         try:
             study = optuna.load_study(study_name=study_name(cfg, v), storage=storage)
         except KeyError:
-            best_doc["variants"][v] = {"configs": 0, "best": None}
+            best_doc["variants"][v] = {"configs": 0, "states": {}, "finished": False, "best": None}
             continue
         trials = study.get_trials(deepcopy=False)
         counts: dict[str, int] = {}
@@ -876,7 +892,14 @@ def write_search_summary(
             row["reason"] = t.user_attrs.get("fail_reason") or t.user_attrs.get("prune_reason")
             rows.append(row)
         best = _best(study, multi)
-        entry: dict[str, Any] = {"configs": len(trials), "states": counts, "best": None}
+        running = counts.get("running", 0)
+        entry: dict[str, Any] = {
+            "configs": len(trials),
+            "states": counts,
+            # every budgeted configuration asked and told: an interrupted search says so
+            "finished": len(trials) >= cfg.search.trials and running == 0,
+            "best": None,
+        }
         if best is not None:
             folds = list(best.user_attrs.get("folds", []))
             num_classes = variant_config(cfg, v).model.num_classes
@@ -922,7 +945,8 @@ def load_trial_predictions(out_dir: str | Path, label: str) -> pd.DataFrame | No
 def run_search(cfg: ExperimentConfig, opts: Any) -> int:
     """Search mode end to end on the runner's Session (opts: mer.sweep.runner.RunOptions).
 
-    Exit status 0 when every variant has a completed configuration, 1 otherwise.
+    Exit status 0 when every variant's search used its budget and has a completed configuration;
+    1 when one was interrupted (continue with --resume) or has no completed configuration.
     """
     from mer.sweep.runner import open_session
 
@@ -955,6 +979,14 @@ def run_search(cfg: ExperimentConfig, opts: Any) -> int:
         f"\nresults: {session.out / 'search'} (best.json, summary.md, summary.csv, "
         f"{DEFAULT_STORAGE if not cfg.search.storage else searcher.storage})"
     )
+    unfinished = [v for v, e in doc["variants"].items() if not e["finished"]]
+    if unfinished:
+        print(
+            f"INCOMPLETE: the search of {', '.join(unfinished)} stopped before its "
+            f"{cfg.search.trials} configuration(s) were done (the summary above is partial); "
+            "continue it with --resume"
+        )
+        return 1
     return 0 if all(e.get("best") for e in doc["variants"].values()) else 1
 
 
@@ -965,6 +997,8 @@ def format_search_summary(doc: Mapping[str, Any]) -> str:
     for v, entry in doc["variants"].items():
         best = entry.get("best")
         states = ", ".join(f"{k} {n}" for k, n in sorted((entry.get("states") or {}).items()))
+        if not entry.get("finished"):
+            states += "; INCOMPLETE"
         if best is None:
             lines.append(f"  {v}: no completed configuration ({states or 'none run'})")
             continue
@@ -1000,7 +1034,7 @@ def _markdown(best_doc: Mapping[str, Any], table: pd.DataFrame) -> str:
     obj = best_doc["objective"]
     lines = [f"# Search summary ({obj['metric']} on {obj['on']}, pooled over folds)", ""]
     for v, entry in best_doc["variants"].items():
-        lines.append(f"## {v}")
+        lines.append(f"## {v}" + ("" if entry["finished"] else " (INCOMPLETE: search interrupted)"))
         states = ", ".join(f"{k} {n}" for k, n in sorted(entry.get("states", {}).items()))
         lines.append(f"{entry['configs']} configuration(s): {states or 'none'}")
         best = entry.get("best")

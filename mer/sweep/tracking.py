@@ -110,6 +110,9 @@ class WandbTracker(Tracker):
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+            import wandb
+
+            wandb.teardown()  # finish() can return before wandb-core has closed the run files
 
     # ------------------------------------------------------------------------------- runs
     def trial(self, spec: TrialSpec, cfg: ExperimentConfig, payload: dict[str, Any],
@@ -126,7 +129,8 @@ class WandbTracker(Tracker):
                     row = {k: v for k, v in rec.items() if _is_number(v) and k != "epoch"}
                     run.log(row, step=int(rec.get("epoch", 0)))
                 summary = {f"test/{k}": v for k, v in (payload.get("test_scores") or {}).items()}
-                summary.update({f"val/{k}": v for k, v in (payload.get("val_scores") or {}).items()})
+                val = payload.get("val_scores") or {}
+                summary.update({f"val/{k}": v for k, v in val.items()})
                 summary.update(selected_epoch=payload.get("selected_epoch"),
                                params=payload.get("params"),
                                seconds=(payload.get("timings") or {}).get("total"),
@@ -174,8 +178,11 @@ class WandbTracker(Tracker):
                     for m in ("uf1", "uar", "acc"):
                         if m in r:
                             summary[f"pooled/s{r['seed']}/{m}"] = r[m]
-                run.summary.update({k: _clean(v) for k, v in summary.items() if _clean(v) is not None})
-                test = predictions[predictions["split"] == "test"] if len(predictions) else predictions
+                run.summary.update(
+                    {k: _clean(v) for k, v in summary.items() if _clean(v) is not None})
+                test = predictions
+                if len(predictions):
+                    test = predictions[predictions["split"] == "test"]
                 if len(test):
                     run.log({"confusion_matrix": wandb.plot.confusion_matrix(
                         y_true=test["true"].astype(int).tolist(),

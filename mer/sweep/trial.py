@@ -16,7 +16,9 @@ so they work on any node): MER_TEST_TRIAL_EVENTS=FILE appends one JSON line per 
 (pid, node, timestamps, device, resumed epoch); MER_TEST_FAIL_ONCE=DIR makes trials whose id
 matches MER_TEST_FAIL_MATCH (fnmatch, default `*`) raise once right after their first checkpoint
 (a marker in DIR remembers it), to exercise retry-from-checkpoint; MER_TEST_FAIL_ALWAYS=PATTERN
-makes matching trials always fail at start; MER_TEST_TRIAL_SLEEP=S sleeps S seconds at start.
+makes matching trials always fail at start; MER_TEST_TRIAL_SLEEP=S sleeps S seconds at start;
+MER_TEST_TRIAL_BARRIER=N makes a trial wait at start until N trials have started (events file;
+at most 120 s), so a test can see how many trials Ray runs at once.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class TestHooks:
     fail_match: str = "*"
     fail_always: str | None = None
     sleep_s: float = 0.0
+    barrier: int = 0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> TestHooks:
@@ -69,6 +72,7 @@ class TestHooks:
             fail_match=env.get("MER_TEST_FAIL_MATCH") or "*",
             fail_always=env.get("MER_TEST_FAIL_ALWAYS") or None,
             sleep_s=float(env.get("MER_TEST_TRIAL_SLEEP") or 0.0),
+            barrier=int(env.get("MER_TEST_TRIAL_BARRIER") or 0),
         )
 
     def event(self, kind: str, spec: TrialSpec, **extra: Any) -> None:
@@ -83,6 +87,14 @@ class TestHooks:
             raise InjectedFailure(f"MER_TEST_FAIL_ALWAYS: trial {spec.id} fails by request")
         if self.sleep_s > 0:
             time.sleep(self.sleep_s)
+        if self.barrier and self.events:
+            deadline = time.monotonic() + 120.0
+            while self._starts() < self.barrier and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def _starts(self) -> int:
+        with open(self.events) as fh:
+            return sum(1 for line in fh if '"event": "start"' in line)
 
     def after_checkpoint(self, spec: TrialSpec, epoch: int) -> None:
         if not self.fail_once_dir or not fnmatch.fnmatchcase(spec.id, self.fail_match):
@@ -191,16 +203,40 @@ def execute_trial(
     `stop_marker`: a file whose appearance ends training early (a search configuration that was
     pruned); checked once per epoch.
     """
-    from mer.train import FoldHooks, run_fold
-
     hooks = test_hooks or TestHooks()
     started = time.time()
     resume = reporter.restore()
     resumed_epoch = int(resume["epoch"]) if resume is not None and "epoch" in resume else None
     node = _node_id()
-    hooks.event("start", spec, node=node, resumed_from=resumed_epoch, **_device_info())
+    hooks.event("start", spec, node=node, resumed_from=resumed_epoch, **_device_info(cfg))
     if resumed_epoch is not None:
         log.info("%s: resuming from the checkpoint of epoch %d", spec.id, resumed_epoch)
+    try:
+        payload = _train(spec, cfg, data, fold, reporter, hooks, resume, report_every_s,
+                         plan_oracle, stop_marker)
+    except BaseException as exc:
+        hooks.event("error", spec, error=repr(exc)[:300])
+        raise
+    payload.update(resumed_from=resumed_epoch, node=node, started_at=started)
+    hooks.event("end", spec, node=node, resumed_from=resumed_epoch, started=started)
+    reporter.report(payload)
+    return payload
+
+
+def _train(
+    spec: TrialSpec,
+    cfg: ExperimentConfig,
+    data: Any,
+    fold: Any,
+    reporter: Reporter,
+    hooks: TestHooks,
+    resume: dict[str, Any] | None,
+    report_every_s: float,
+    plan_oracle: bool,
+    stop_marker: str | None,
+) -> dict[str, Any]:
+    from mer.train import FoldHooks, run_fold
+
     hooks.at_start(spec)
 
     pending: dict[str, Any] = {}
@@ -221,6 +257,7 @@ def execute_trial(
             reporter.report(metrics)
             last_report[0] = time.monotonic()
 
+    cpu0 = _cpu_seconds()
     result = run_fold(
         cfg,
         data,
@@ -247,19 +284,22 @@ def execute_trial(
         "selected_epoch": int(result.selected_epoch),
         "test_scores": dict(result.test_scores),
         "val_scores": dict(result.val_scores) if result.val_scores is not None else None,
-        "timings": dict(result.timings),
+        "timings": {**result.timings, "cpu": _cpu_seconds() - cpu0},
         "params": int(result.params),
         "stopped": bool(getattr(result, "stopped", False)),
-        "resumed_from": resumed_epoch,
-        "node": node,
         "hostname": socket.gethostname(),
         "pid": os.getpid(),
-        "started_at": started,
         "ended_at": ended,
     }
-    hooks.event("end", spec, node=node, resumed_from=resumed_epoch, started=started)
-    reporter.report(payload)
     return payload
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process so far (all threads): trial cost independent of machine load."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _node_id() -> str | None:
@@ -273,15 +313,22 @@ def _node_id() -> str | None:
     return None
 
 
-def _device_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"hostname": socket.gethostname()}
-    try:
-        import torch
+def _device_info(cfg: ExperimentConfig) -> dict[str, Any]:
+    import torch
 
-        info["cuda_available"] = bool(torch.cuda.is_available())
-    except ImportError:
-        info["cuda_available"] = False
+    from mer.training.runtime import resolve_runtime
+
+    info: dict[str, Any] = {"hostname": socket.gethostname()}
+    info["cuda_available"] = bool(torch.cuda.is_available())
+    info["device"] = str(resolve_runtime(cfg.train).device)  # what run_fold will train on
     info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        import ray
+
+        if ray.is_initialized():
+            info["ray_gpu_ids"] = [str(g) for g in ray.get_gpu_ids()]
+    except Exception:  # noqa: BLE001 - diagnostics only
+        pass
     return info
 
 

@@ -161,9 +161,7 @@ class PaddedConv3d(nn.Module):
 def pad_input_channels(model: nn.Module, multiple: int = 8) -> int:
     """Wrap each Conv3d that reads the model input (`in_channels` of the first convolutions,
     model.branch_a.conv / branch_b.conv) in a PaddedConv3d; returns the padded channel count."""
-    convs = [
-        getattr(getattr(model, name, None), "conv", None) for name in ("branch_a", "branch_b")
-    ]
+    convs = [getattr(getattr(model, name, None), "conv", None) for name in ("branch_a", "branch_b")]
     convs = [c for c in convs if isinstance(c, nn.Conv3d)]
     if not convs:
         raise ValueError("pad_input_channels: model has no branch_a/branch_b Conv3d")
@@ -285,9 +283,15 @@ class StackedModels:
     `params` holds one leaf tensor per parameter name with a leading member axis (give these to
     the optimiser). GRUs are replaced by StepGRU before stacking. `member_state_dict(i)` returns a
     state dict loadable into the plain model (names of nn.GRU preserved).
+
+    Mixed precision: autocast does not reach inside vmap (torch 2.13, CPU: a vmapped conv3d under
+    bf16 autocast ran in fp32, and failed on bf16 inputs with fp32 bias), so `compute_dtype`
+    casts weights, buffers and inputs explicitly in each forward; the fp32 stacked parameters
+    stay the master copy that Adam updates (gradients flow back through the casts). Ops that
+    autocast would keep in fp32 (softmax, sum) then run on bf16 tensors: same order of error.
     """
 
-    def __init__(self, models: Sequence[nn.Module]):
+    def __init__(self, models: Sequence[nn.Module], compute_dtype: torch.dtype | None = None):
         from torch.func import functional_call, stack_module_state, vmap
 
         if not models:
@@ -296,10 +300,12 @@ class StackedModels:
         for m in models:
             use_step_gru(m)
         self.size = len(models)
+        self.compute_dtype = compute_dtype
         params, buffers = stack_module_state(models)
         self.params: dict[str, torch.Tensor] = params
         self.buffers: dict[str, torch.Tensor] = buffers
         self.base = copy.deepcopy(models[0]).to("meta")
+        self.keys = set(self.base.state_dict())  # persistent buffers only
         self.l2_names = self._l2_names(models[0])
         base = self.base
 
@@ -329,16 +335,26 @@ class StackedModels:
         return self.train(False)
 
     def __call__(self, xa: torch.Tensor, xb: torch.Tensor | None) -> torch.Tensor:
-        """xa, xb (M, B, C, T, H, W) → logits (M, B, K)."""
+        """xa, xb (M, B, C, T, H, W) → logits (M, B, K), in compute_dtype if one is set."""
+        params, buffers = self.params, self.buffers
+        dtype = self.compute_dtype
+        if dtype is not None:
+            params, buffers = _cast_floats(params, dtype), _cast_floats(buffers, dtype)
+            xa = xa.to(dtype)
+            xb = None if xb is None else xb.to(dtype)
         if xb is None:
-            return self._forward_shared_b(self.params, self.buffers, xa, None)
-        return self._forward(self.params, self.buffers, xa, xb)
+            return self._forward_shared_b(params, buffers, xa, None)
+        return self._forward(params, buffers, xa, xb)
 
     def member_state_dict(self, i: int) -> dict[str, torch.Tensor]:
         """Member i's weights under the plain model's names (StepGRU keeps nn.GRU's names)."""
         out = {k: v[i].detach().clone() for k, v in self.params.items()}
-        out.update({k: v[i].detach().clone() for k, v in self.buffers.items()})
+        out.update({k: v[i].detach().clone() for k, v in self.buffers.items() if k in self.keys})
         return out
+
+
+def _cast_floats(tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
 
 
 def stacked_loss(

@@ -1,0 +1,222 @@
+"""Sweep plans without Ray: every sweep YAML loads, variants resolve, trial grid, --trial names,
+oracle tags, shared data keys, dry-run text and GPU-hour arithmetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mer.config import from_dict, load_config, variant_config
+from mer.errors import ConfigError
+from mer.sweep.main import main
+from mer.sweep.plan import (
+    ASSUMED_TFLOPS,
+    TrialSpec,
+    build_plan,
+    data_key,
+    describe,
+    estimate_gpu_hours,
+    oracle_reasons,
+)
+from mer.sweep.runner import max_concurrent, trial_resources
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
+ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "annotations"
+OWN = ["demo", "demo_au", "casme2_ablation", "samm_ablation", "smic_ablation", "casme3",
+       "deception"]
+
+
+def test_own_sweeps_exist():
+    assert {p.stem for p in SWEEPS} >= set(OWN)
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_every_sweep_loads_and_every_variant_resolves(path):
+    cfg = load_config(path)
+    assert cfg.variants
+    for name in cfg.variants:
+        vcfg = variant_config(cfg, name)
+        for key, value in cfg.ablations[name].items():  # the override really took effect
+            node = vcfg
+            for part in key.split("."):
+                node = getattr(node, part)
+            assert node == value, (path.stem, name, key)
+
+
+def test_paper_sweeps_tag_au_oracle_variants_and_have_label_free_ones():
+    cfg = load_config(REPO / "sweeps" / "casme2_ablation.yaml")
+    vcfgs = {v: variant_config(cfg, v) for v in cfg.variants}
+    assert oracle_reasons(vcfgs["full"]) and oracle_reasons(vcfgs["au_upper"])
+    for free in ("au_off", "regions_all", "regions_fixed"):
+        assert oracle_reasons(vcfgs[free]) == []
+    assert vcfgs["au_upper"].data.regions.au_codes == [1, 2, 4, 5, 7, 43]
+    assert vcfgs["au_lower"].data.regions.au_codes == [10, 12, 14, 15, 17]
+    assert vcfgs["single_ce"].train.loss == "ce" and vcfgs["single_ce"].model.branches == "single"
+
+
+# ------------------------------------------------------------------------------- small plans
+def _samples(subjects: int = 4, clips: int = 3) -> pd.DataFrame:
+    rows = [
+        {"sample_id": f"casme2/sub{s:02d}/c{c}", "dataset": "casme2",
+         "subject": f"casme2/sub{s:02d}", "clip": f"c{c}", "label": c % 3}
+        for s in range(1, subjects + 1) for c in range(clips)
+    ]
+    return pd.DataFrame(rows)
+
+
+def _cfg(**extra):
+    raw = {
+        "name": "t",
+        "data": {"dataset": "casme2", "regions": {"policy": "au_oracle"}},
+        "model": {"preset": "casme2"},
+        "ablations": {
+            "full": {},
+            "single": {"model.branches": "single"},
+            "free": {"data.regions.policy": "all"},
+            "oracle_sel": {"protocol.selection": "oracle_test"},
+        },
+        "seeds": [0, 1],
+    }
+    raw.update(extra)
+    return from_dict(raw)
+
+
+def _plan(cfg, samples=None, stats=None):
+    table = _samples() if samples is None else samples
+    calls = []
+
+    def samples_for(data_cfg):
+        calls.append(data_cfg.regions.policy)
+        return table, ["negative", "positive", "surprise"]
+
+    plan = build_plan(cfg, samples_for, stats_for=(lambda c: stats) if stats else None)
+    return plan, calls
+
+
+def test_plan_is_variants_times_folds_times_seeds_with_readable_ids():
+    plan, calls = _plan(_cfg())
+    assert len(plan.trials) == 4 * 4 * 2
+    assert calls == ["au_oracle", "all"]  # one sample table per distinct data section
+    first = plan.trials[0]
+    assert first == TrialSpec("full", "casme2/sub01", 0, 0)
+    assert first.id == "full/casme2/sub01/s0"
+    assert first.rel_dir == "full/0/casme2__sub01"
+    assert len({t.id for t in plan.trials}) == len(plan.trials)
+
+
+def test_oracle_tags_follow_input_and_selection():
+    plan, _ = _plan(_cfg())
+    v = plan.variants
+    assert v["full"].oracle and v["full"].label == "full [oracle]"
+    assert not v["single"].oracle  # single branch never sees the AU crop
+    assert not v["free"].oracle and v["free"].label == "free"
+    assert any("oracle_test" in r for r in v["oracle_sel"].oracle_reasons)
+
+
+def test_data_keys_shared_only_when_data_sections_mean_the_same_arrays():
+    cfg = _cfg(ablations={"full": {}, "single": {"model.branches": "single"},
+                          "all": {"data.regions.policy": "all"},
+                          "all_codes": {"data.regions.policy": "all",
+                                        "data.regions.au_codes": [1, 2]}})
+    keys = {n: data_key(variant_config(cfg, n)) for n in cfg.variants}
+    assert keys["full"] == keys["single"]
+    assert keys["all"] != keys["full"]
+    assert keys["all_codes"] == keys["all"]  # au_codes mean nothing under the `all` policy
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("full/casme2/sub02/1", "full/casme2/sub02/s1"),
+        ("full/casme2/sub02/s1", "full/casme2/sub02/s1"),
+        ("full/casme2__sub02/1", "full/casme2/sub02/s1"),
+        ("full/sub02", "full/casme2/sub02/s0"),
+        ("single/sub03/1", "single/casme2/sub03/s1"),
+    ],
+)
+def test_resolve_trial_names(text, expected):
+    plan, _ = _plan(_cfg())
+    assert plan.resolve_trial(text).id == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("nope/sub01", "unknown variant 'nope'"), ("full/sub09", "unknown fold 'sub09'"),
+     ("full/sub01/7", "seed 7 is not in this sweep"), ("full", "expected VARIANT/FOLD")],
+)
+def test_resolve_trial_errors(text, message):
+    plan, _ = _plan(_cfg())
+    with pytest.raises(ConfigError, match=message):
+        plan.resolve_trial(text)
+
+
+def test_gpu_hour_estimate_is_flops_arithmetic_and_printed():
+    cfg = _cfg(ablations={"full": {}}, seeds=[0], train={"epochs": 10})
+    plan, _ = _plan(cfg, stats={"params": 1000, "gflops": 2.0})
+    est = estimate_gpu_hours(plan)
+    train_clips = 4 * 9  # 4 folds x 9 training clips
+    expected = 3 * 2.0 * train_clips * 10 / (ASSUMED_TFLOPS * 1000) / 3600
+    assert est["gpu_hours"] == pytest.approx(expected)
+    text = describe(plan)
+    assert "4 x loso" in text and "test clips per fold 3" in text
+    assert "full [oracle]" in text and "Trials: 4;" in text
+    assert "19.4 TFLOP/s" in text
+
+
+def test_estimate_constant_is_the_paper_models_counted_flops():
+    from mer.models.summary import model_stats
+    from mer.sweep.plan import PAPER_FWD_GFLOPS
+
+    paper = from_dict({"data": {"frames": {"count": 30}, "size": 128},
+                       "model": {"preset": "casme2"}})
+    assert model_stats(paper)["gflops"] == pytest.approx(PAPER_FWD_GFLOPS, rel=0.01)
+
+
+def test_resources_without_gpus_and_concurrency_default():
+    cfg = _cfg()
+    res = trial_resources(cfg, {"CPU": 4.0})
+    assert res == {"CPU": 1.0, "GPU": 0.0}
+    assert max_concurrent(cfg, res, {"CPU": 4.0}, None, 100) == 4
+    gpu = trial_resources(cfg, {"CPU": 16.0, "GPU": 2.0})
+    assert gpu["GPU"] == 0.25
+    assert max_concurrent(cfg, gpu, {"CPU": 16.0, "GPU": 2.0}, None, 100) == 8
+    assert max_concurrent(cfg, gpu, {"CPU": 16.0, "GPU": 2.0}, None, 3) == 3
+    assert max_concurrent(cfg, gpu, {"CPU": 16.0, "GPU": 2.0}, 5, 100) == 5
+    with pytest.raises(ConfigError, match="cpu_per_trial"):
+        trial_resources(from_dict({"resources": {"cpu_per_trial": 8}}), {"CPU": 2.0})
+    with pytest.raises(ConfigError, match="gpu_per_trial: 2 GPUs per trial"):
+        trial_resources(from_dict({"resources": {"gpu_per_trial": 2}}), {"CPU": 8, "GPU": 1.0})
+
+
+# ----------------------------------------------------------------------------------- dry run
+@pytest.mark.skipif(not (ANNOTATIONS / "CASME2-coding-20140508.xlsx").exists(),
+                    reason="shared annotations not present")
+def test_dry_run_casme2_reads_annotations_only(capsys):
+    xlsx = ANNOTATIONS / "CASME2-coding-20140508.xlsx"
+    status = main([str(REPO / "sweeps" / "casme2_ablation.yaml"), "--dry-run",
+                   "--set", f"data.annotations={xlsx}", "--set", "data.root=/nonexistent/root"])
+    out = capsys.readouterr().out
+    assert status == 0
+    cfg = load_config(REPO / "sweeps" / "casme2_ablation.yaml")
+    n = len(cfg.variants) * 24 * len(cfg.seeds)
+    assert f"= {n} trials" in out
+    assert "Folds: 24 x loso" in out and "24 subjects" in out
+    assert "Estimated GPU-hours:" in out and "full [oracle]" in out
+    # PERFORMANCE.md puts one CASME II LOSO of the paper model at 30-40 GPU-minutes
+    full = next(line for line in out.splitlines() if line.strip().startswith("full [oracle]"))
+    per_seed = float(full.split()[5]) / len(cfg.seeds)
+    assert 0.45 < per_seed < 0.7
+
+
+def test_dry_run_demo_synthetic(capsys, tmp_path):
+    status = main([str(REPO / "sweeps" / "demo.yaml"), "--dry-run",
+                   "--set", f"data.cache_dir={tmp_path}"])
+    out = capsys.readouterr().out
+    cfg = load_config(REPO / "sweeps" / "demo.yaml")
+    assert status == 0
+    assert f"= {len(cfg.variants) * 6} trials" in out and "Folds: 6 x loso" in out
+    assert np.isfinite(float(out.split("Estimated GPU-hours: ")[1].split()[0]))

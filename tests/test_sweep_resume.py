@@ -1,0 +1,91 @@
+"""Kill the sweep driver mid-sweep (SIGKILL of its whole process group, Ray included), then
+`--resume`: the sweep finishes and no finished trial trains again. Trials are counted through the
+MER_TEST_TRIAL_EVENTS hook (one line per trial start / end)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray")
+
+from tests.conftest import tiny_overrides  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _command(out: Path, cache: Path, *extra: str) -> list[str]:
+    sets = tiny_overrides(cache) + ["ablations={full: {}}", "seeds=[0]",
+                                    "data.synthetic.subjects=5", "train.epochs=2",
+                                    "resources.max_concurrent=1"]
+    cmd = [sys.executable, str(REPO / "run_sweep.py"), str(REPO / "sweeps" / "demo.yaml"),
+           "--out", str(out), "--wandb", "offline", "--num-cpus", "1"]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd + list(extra)
+
+
+def _env(events: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(PYTHONPATH=str(REPO), MER_TEST_TRIAL_EVENTS=str(events),
+               MER_TEST_TRIAL_SLEEP="1.5")
+    return env
+
+
+def _events(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
+    out, cache, events = tmp_path / "out", tmp_path / "cache", tmp_path / "events.jsonl"
+    events.touch()
+    log = open(tmp_path / "first.log", "w")  # noqa: SIM115 - closed after the kill
+    proc = subprocess.Popen(_command(out, cache), cwd=tmp_path, env=_env(events), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = list(out.glob("trials/*/*/*/result.json"))
+            if len(done) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        assert len(list(out.glob("trials/*/*/*/result.json"))) >= 2
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+        proc.wait()
+        log.close()
+    before = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/*/*/result.json")}
+    assert 2 <= len(before) < 5
+    first_run = _events(events)
+
+    second = subprocess.run(_command(out, cache, "--resume"), cwd=tmp_path, env=_env(events),
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "restoring the Tune experiment" in second.stderr  # Tuner.restore, not a fresh run
+    assert "5/5" in second.stdout and "complete" in second.stdout
+
+    after = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/*/*/result.json")}
+    assert len(after) == 5
+    assert all(after[k] == v for k, v in before.items())  # finished trials were not redone
+    resumed = _events(events)[len(first_run):]
+    trained_again = {e["trial"] for e in resumed if e["event"] == "start"}
+    finished_first = {e["trial"] for e in first_run if e["event"] == "end"}
+    assert trained_again and not trained_again & finished_first
+    ends = pd.Series([e["trial"] for e in _events(events) if e["event"] == "end"])
+    assert ends.nunique() == 5 and (ends.value_counts() == 1).all()  # each trained to the end once
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary.loc[0, "folds_done"] == 5 and summary.loc[0, "status"] == "complete"
+    # every finished trial has its W&B run, also those the killed driver had not logged yet
+    assert len(list(out.glob("trials/*/*/*/wandb.done"))) == 5
+    assert len(list((out / "wandb").glob("offline-run-*"))) >= 5 + 2  # + variant + sweep runs
