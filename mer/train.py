@@ -133,7 +133,8 @@ def run_fold(
     if runtime.cuda:
         torch.backends.cudnn.benchmark = True
     oracle_selection = cfg.protocol.selection == "oracle_test"
-    oracle_input = bool(getattr(data, "oracle_input", False))
+    # AU-chosen crops leak the class only to a model that sees them (branch B of a dual model).
+    oracle_input = bool(getattr(data, "oracle_input", False)) and cfg.model.branches == "dual"
     rows = {"train": fold.train, "val": fold.val, "test": fold.test}
 
     gen = seed_everything(seed)

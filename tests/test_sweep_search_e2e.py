@@ -81,3 +81,15 @@ def test_search_end_to_end_through_the_real_trainable(tmp_path, capsys, monkeypa
     assert run_search(cfg, RunOptions(out=out, num_cpus=2, wandb="disabled", resume=True)) == 0
     assert len(study.get_trials()) == 2
     assert len(list((out / "trials").glob("*/*/*"))) == n_dirs == 6
+
+    # the report ranks configurations by their inner-validation objective, never by test scores
+    from mer.report import write_report
+
+    written = write_report(out, formats=("md",))
+    table = pd.read_csv(written["csv"])
+    assert sorted(table["variant"]) == [search_label("full", t.number) for t in trials]
+    for t in trials:
+        row = table[table["variant"] == search_label("full", t.number)].iloc[0]
+        assert row["uf1_mean"] == pytest.approx(t.values[0])
+    assert {"png:optuna_history", "png:optuna_parallel"} <= set(written)
+    assert "not used for selection" in written["md"].read_text()

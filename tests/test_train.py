@@ -178,6 +178,15 @@ def test_oracle_input_flag_propagates(monkeypatch):
     assert not res.predictions["oracle_selection"].any()
 
 
+def test_single_branch_model_never_sees_oracle_crops(monkeypatch):
+    use_tiny_net(monkeypatch)
+    data = tiny_data(oracle_input=True)
+    cfg = tiny_cfg(train={"epochs": 1}, model={"branches": "single"})
+    res = run_fold(cfg, data, folds_of(data, cfg)[0], seed=0)
+    assert not res.oracle and not res.oracle_input
+    assert not res.predictions["oracle"].any()
+
+
 # ------------------------------------------------------------------------ test-label guard
 @pytest.mark.parametrize("selection", ["fixed_epochs", "inner_val"])
 def test_test_labels_read_only_after_the_test_prediction(tiny, monkeypatch, selection):

@@ -16,11 +16,24 @@ log = logging.getLogger(__name__)
 FORMATS = ("md", "html", "latex")
 
 
-def load_study(run: RunData):
-    """The Optuna study of a search run, if its storage is in the run folder."""
-    from mer.sweep.search import load_study as _load
+def load_studies(run: RunData) -> dict[str, object]:
+    """The Optuna studies (one per searched variant) of a search run, from its stored config."""
+    import optuna
 
-    return _load(run.run_dir)
+    from mer.config import from_dict
+    from mer.sweep.search import open_storage, storage_url, study_name
+
+    cfg = from_dict(run.config)
+    storage = open_storage(storage_url(cfg, run.run_dir))
+    studies = {}
+    for variant in cfg.ablations:
+        try:
+            studies[variant] = optuna.load_study(
+                study_name=study_name(cfg, variant), storage=storage
+            )
+        except KeyError:  # variant not searched yet
+            log.info("no study for variant %s yet", variant)
+    return studies
 
 
 def write_report(
@@ -31,8 +44,8 @@ def write_report(
     out_dir = Path(out) if out else run.run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     table = ablation_table(run)
-    study = load_study(run) if run.mode == "search" else None
-    images = make_plots(run, table, out_dir, study=study)
+    studies = load_studies(run) if run.mode == "search" else {}
+    images = make_plots(run, table, out_dir, studies=studies)
     disp = display_table(table)
     note_lines = notes(run.name, table, always_negative_baseline(run), run.search)
     title = f"{run.name}: {run.mode} results"

@@ -28,10 +28,18 @@ class RunData:
 
     @property
     def variants(self) -> list[str]:
-        return list(self.plan.get("variants", {})) or sorted(self.predictions["variant"].unique())
+        """Ablation variants in plan order; for a search, each evaluated configuration
+        (`{variant}.c{id}`) is a row of its own."""
+        found = sorted(self.predictions["variant"].unique()) if len(self.predictions) else []
+        if self.mode == "search":
+            return found
+        return list(self.plan.get("variants", {})) or found
 
     def variant_info(self, variant: str) -> dict[str, Any]:
-        return self.plan.get("variants", {}).get(variant, {})
+        planned = self.plan.get("variants", {})
+        if variant not in planned and self.mode == "search":
+            variant = variant.rsplit(".c", 1)[0]  # a search configuration of that variant
+        return planned.get(variant, {})
 
     def classes_of(self, variant: str) -> list[str]:
         names = self.plan.get("class_names")

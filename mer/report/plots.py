@@ -102,6 +102,7 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=SIZE)
     x = np.arange(len(table))
     width = 0.8 / max(len(metrics), 1)
+    hatch = ["//" if o else "" for o in table["oracle"]]
     for i, m in enumerate(metrics):
         ax.bar(
             x + i * width,
@@ -110,20 +111,37 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
             yerr=table[f"{m}_std"].fillna(0),
             capsize=3,
             label=m.upper(),
+            hatch=hatch,
         )
     labels = [f"{v}\n[oracle]" if o else v for v, o in zip(table["variant"], table["oracle"])]
     ax.set_xticks(x + width * (len(metrics) - 1) / 2, labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("pooled score (mean ± std over seeds)")
+    if table["oracle"].any():
+        ax.text(
+            0.99,
+            0.97,
+            "hatched: oracle (uses test-subject ground truth)",
+            ha="right",
+            va="top",
+            transform=ax.transAxes,
+            fontsize=8,
+            color="dimgrey",
+        )
     ax.legend()
     ax.set_title("variants side by side")
     fig.tight_layout()
     return _save(fig, path)
 
 
-def search_plots(study, out_dir: Path) -> dict[str, Path]:
+def search_plots(study, out_dir: Path, suffix: str = "") -> dict[str, Path]:
     """Optuna's own matplotlib views of a finished or running study."""
+    import warnings
+
+    import optuna
     import optuna.visualization.matplotlib as ovm
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
     made: dict[str, Path] = {}
     views = {
@@ -143,11 +161,13 @@ def search_plots(study, out_dir: Path) -> dict[str, Path]:
         fig = (ax if hasattr(ax, "figure") else np.ravel(ax)[0]).figure
         fig.set_size_inches(*SIZE)
         fig.tight_layout()
-        made[name] = _save(fig, out_dir / f"{name}.png")
+        made[f"{name}{suffix}"] = _save(fig, out_dir / f"{name}{safe_name(suffix)}.png")
     return made
 
 
-def make_plots(run: RunData, table: pd.DataFrame, out_dir: Path, study=None) -> dict[str, Path]:
+def make_plots(
+    run: RunData, table: pd.DataFrame, out_dir: Path, studies: dict | None = None
+) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     made: dict[str, Path] = {"variants": variants_plot(table, out_dir / "variants.png")}
     for v in run.variants:
@@ -155,6 +175,6 @@ def make_plots(run: RunData, table: pd.DataFrame, out_dir: Path, study=None) -> 
         made[f"confusion_{v}"] = confusion_plot(run, v, out_dir / f"confusion_{s}.png")
         made[f"subjects_{v}"] = subject_plot(run, v, out_dir / f"subjects_{s}.png")
         made[f"curves_{v}"] = curves_plot(run, v, out_dir / f"curves_{s}.png")
-    if study is not None:
-        made.update(search_plots(study, out_dir))
+    for variant, study in (studies or {}).items():
+        made.update(search_plots(study, out_dir, suffix="" if len(studies) == 1 else f"_{variant}"))
     return made

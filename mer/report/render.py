@@ -80,7 +80,8 @@ def notes(
         )
     if search:
         out.append(
-            "Search: best configuration chosen on the inner-validation objective; its test-fold "
+            "Search: each row is one configuration and UF1/UAR/ACC are its pooled "
+            "inner-validation scores (the objective). The best configuration's test-fold "
             "metrics are reported once below and were not used for selection."
         )
     return out

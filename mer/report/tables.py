@@ -46,7 +46,10 @@ PAPER_NOTE = (
 def seed_scores(run: RunData) -> pd.DataFrame:
     """One row per (variant, seed): pooled test metrics, per-dataset parts, fold counts."""
     rows = []
-    test = run.predictions[run.predictions["split"] == "test"] if len(run.predictions) else None
+    # A search's configurations are compared on their inner-validation objective only: showing
+    # every configuration's test score would invite choosing on the test folds.
+    split = "val" if run.mode == "search" else "test"
+    test = run.predictions[run.predictions["split"] == split] if len(run.predictions) else None
     seeds = run.plan.get("seeds") or sorted(run.predictions["seed"].unique().tolist())
     for variant in run.variants:
         k = len(run.classes_of(variant))
@@ -72,7 +75,7 @@ def seed_scores(run: RunData) -> pd.DataFrame:
                 "n": len(sub),
             }
             if len(sub):
-                rep = pooled_report(sub, k, split="test")
+                rep = pooled_report(sub, k, split=split)
                 row.update({m: rep["composite"][m] for m in METRICS})
                 for ds, scores in (rep.get("per_dataset") or {}).items():
                     row.update({f"{ds}/{m}": scores[m] for m in METRICS})
@@ -156,7 +159,8 @@ def always_negative_baseline(run: RunData) -> dict[str, float] | None:
         return None
     v = run.variants[0]
     seed = int(p["seed"].min())
-    sub = p[(p["split"] == "test") & (p["variant"] == v) & (p["seed"] == seed)]
+    split = "val" if run.mode == "search" else "test"
+    sub = p[(p["split"] == split) & (p["variant"] == v) & (p["seed"] == seed)]
     if not len(sub):
         return None
     k = len(run.classes_of(v))

@@ -425,11 +425,25 @@ class Session:
         return True
 
     # ----------------------------------------------------------------------------- finish
+    def _write_report(self) -> dict[str, Path]:
+        """OUT/report/ (tables, figures, HTML): what `mer report OUT` writes. A failure here is
+        logged with its traceback and leaves the sweep's results, already on disk, as they are."""
+        from mer.report import write_report
+
+        try:
+            written = write_report(self.out)
+        except Exception:  # noqa: BLE001 - reporting must not lose a finished sweep
+            log.exception("could not write the report; run `mer report %s` to retry", self.out)
+            return {}
+        log.info("report: %s", written.get("html", self.out / "report"))
+        return written
+
     def finish(self) -> Summary:
         summary = write_summary(self.out, self.plan)
+        report = self._write_report()
         queued = [self._log_variant(summary, variant) for variant in self.plan.variants]
         if any(queued) or self._variant_queued:
-            self.tracker.sweep(self.plan, summary.table)
+            self.tracker.sweep(self.plan, summary.table, report=report)
         self.tracker.close()
         if self.started_ray:
             import ray

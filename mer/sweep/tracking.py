@@ -55,7 +55,9 @@ class Tracker:
         if on_done is not None:
             on_done()
 
-    def sweep(self, plan: SweepPlan, summary: pd.DataFrame) -> None:
+    def sweep(
+        self, plan: SweepPlan, summary: pd.DataFrame, report: dict[str, Path] | None = None
+    ) -> None:
         pass
 
     def close(self) -> None:
@@ -196,7 +198,11 @@ class WandbTracker(Tracker):
 
         self._queue.put(job)
 
-    def sweep(self, plan: SweepPlan, summary: pd.DataFrame) -> None:
+    def sweep(
+        self, plan: SweepPlan, summary: pd.DataFrame, report: dict[str, Path] | None = None
+    ) -> None:
+        """The sweep-level summary run: the variants table and, when given, the report's table
+        and figures (`mer report`), so the W&B workspace shows what results/report/ shows."""
         table = summary.drop(columns=[c for c in ("changes",) if c in summary]).copy()
         table = table.astype(object).where(pd.notna(table), None)
 
@@ -209,6 +215,13 @@ class WandbTracker(Tracker):
                                      "seeds": list(plan.cfg.seeds)})
             try:
                 run.log({"variants": wandb.Table(dataframe=table)})
+                if report and "csv" in report:
+                    ablation = pd.read_csv(report["csv"])
+                    ablation = ablation.astype(object).where(pd.notna(ablation), None)
+                    run.log({"report/ablation_table": wandb.Table(dataframe=ablation)})
+                    for key, path in (report or {}).items():
+                        if key.startswith("png:"):
+                            run.log({f"report/{key[4:]}": wandb.Image(str(path))})
                 for _, r in summary.iterrows():
                     value = _clean(r.get("uf1_mean"))
                     if value is not None:
