@@ -6,7 +6,7 @@ cores in well under two minutes, with the paper's training recipe (weighted CE, 
 kernels, Adam) and a fixed epoch budget. Target: pooled LOSO UF1 >= 0.6.
 
     python bench/learn_demo.py                 # prints data/prepare/train seconds and scores
-    python bench/learn_demo.py --epochs 30 --set data.synthetic.intensity=0.5
+    python bench/learn_demo.py --epochs 30 --set data.synthetic.intensity=1.5
 
 The results are oracle (regions chosen from ground-truth AUs): that is what the demo checks, the
 whole data → model → metrics path, not a benchmark number.
@@ -36,7 +36,8 @@ DEMO_CONFIG: dict[str, Any] = {
             "frames": 24,
             "size": 96,
             "seed": 0,
-            "intensity": 1.0,
+            "intensity": 4.0,
+            "framing": "face",
         },
         "frames": {"count": 8, "select": "motion_topk"},
         "size": 32,

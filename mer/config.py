@@ -73,6 +73,9 @@ class SyntheticConfig:
     # Clips per subject coded "others" (dropped by 3-class schemes); null = the generator's
     # default (one per subject when clips >= 4), 0 = every clip in the three classes.
     others: int | None = None
+    # scene: head in its surroundings, face ~60 % of the frame height (CASME II RAW); face: square
+    # frames filled by the face, AU motion zoomed with it (CASME II Cropped).
+    framing: Literal["scene", "face"] = "scene"
 
 
 @dataclass

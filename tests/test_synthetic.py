@@ -363,12 +363,37 @@ def test_ensure_dataset_reuses_refuses_and_replaces(tmp_path):
         ("smic", {"others": 1}, "others=1"),
         ("casme2", {"others": 4, "clips": 4}, "others=4"),
         ("casme2", {"intensity": -1.0}, "intensity=-1.0"),
+        ("casme2", {"framing": "tight"}, "framing='tight'"),
     ],
 )
 def test_bad_parameters_raise_config_error(tmp_path, layout, kw, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         write_dataset(tmp_path / "x", layout, **kw)
     assert not (tmp_path / "x").exists()
+
+
+def test_face_framing_fills_square_frames_and_zooms_the_motion(tmp_path):
+    """`face` framing (CASME II Cropped): square frames, the face from brows to chin inside the
+    frame and larger than in `scene` framing, AU motion zoomed with it; the scene default keeps
+    its parameters (no framing key, so older markers still match)."""
+    kw = dict(subjects=1, clips=3, frames=8, size=64, seed=1)
+    scene = write_dataset(tmp_path / "scene", "casme2", **kw)
+    face = write_dataset(tmp_path / "face", "casme2", framing="face", **kw)
+    img = Image.open(sorted(face.clips[0].media.glob("*.jpg"))[0])
+    assert img.size == (64, 64)
+    assert ensure_dataset(tmp_path / "face", "casme2", framing="face", **kw) == face
+    with pytest.raises(DataError, match="framing: None there, 'face' asked"):
+        ensure_dataset(tmp_path / "scene", "casme2", framing="face", **kw)
+    lm_s, lm_f = (np.load(c.landmarks) for c in (scene.clips[0], face.clips[0]))
+    inner = lm_f[:, 17:68]  # brows, eyes, nose, mouth inside; the jaw may touch the edges
+    assert inner.min() >= 0 and inner.max() <= 63 and lm_f[:, 8, 1].max() <= 63  # chin
+    assert lm_f[:, :17].min() > -2 and lm_f[:, :17].max() < 65
+    width = lm_f[0, 16, 0] - lm_f[0, 0, 0]
+    assert width / (lm_s[0, 16, 0] - lm_s[0, 0, 0]) == pytest.approx(1.5, rel=0.02)
+    assert width > 0.8 * 64
+    rel_s, rel_f = (lm - lm[:, 27:28] for lm in (lm_s, lm_f))  # motion relative to the nose
+    move_s, move_f = (np.abs(r - r[0]).max() for r in (rel_s, rel_f))
+    assert move_f == pytest.approx(1.5 * move_s, rel=0.05)
 
 
 def test_megc2019_composite(tmp_path):
@@ -422,6 +447,11 @@ def test_synth_command_line(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "wrote samm: 2 subjects, 4 clips" in text and "16 frames of 32x42" in text
     assert str(tmp_path / "out" / "SAMM_Micro_FACS_Codes_v2.xlsx") in text
+    args = parser.parse_args(
+        ["synth", str(tmp_path / "face"), "--frames", "4", "--size", "32", "--framing", "face"]
+    )
+    assert args.func(args) == 0
+    assert "frames of 32x32" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="real annotation files not present")

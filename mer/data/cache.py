@@ -154,6 +154,7 @@ def _resolve_sources(data_cfg: DataConfig) -> _Sources:
             seed=syn.seed,
             intensity=syn.intensity,
             others=syn.others,
+            framing=syn.framing,
         )
     return _Sources(syn.layout, ds.annotations, ds.root, None)
 

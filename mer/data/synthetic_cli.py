@@ -54,6 +54,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "default 1 when clips >= 4)",
     )
     p.add_argument(
+        "--framing",
+        choices=("scene", "face"),
+        default="scene",
+        help="scene: the head in its surroundings, 4:3 frames (CASME II RAW); face: square "
+        "frames filled by the face (CASME II Cropped)",
+    )
+    p.add_argument(
         "--no-mapping", action="store_true", help="deception: leave out the clip-to-subject CSV"
     )
     p.set_defaults(func=synth_command)
@@ -73,21 +80,22 @@ def synth_command(args: argparse.Namespace) -> int:
         seed=args.seed,
         intensity=args.intensity,
         others=args.others,
+        framing=args.framing,
     )
     if args.layout == "megc2019":
         megc = write_megc2019(args.out, **common)
         for ds in megc.parts.values():
-            print(summary(ds, args.size))
+            print(summary(ds, args.size, args.framing))
         n_rows = len(megc.gt.read_text().splitlines())
         print(f"composite ground truth: {megc.gt} ({n_rows} rows)")
     else:
         ds = write_dataset(args.out, args.layout, mapping=not args.no_mapping, **common)
-        print(summary(ds, args.size))
+        print(summary(ds, args.size, args.framing))
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
 
-def summary(ds: SyntheticDataset, size: int) -> str:
+def summary(ds: SyntheticDataset, size: int, framing: str = "scene") -> str:
     """Counts and paths of one written dataset, a few lines."""
     media = list(dict.fromkeys(c.media for c in ds.clips))
     n_frames = sum(int(np.load(landmark_path(m), mmap_mode="r").shape[0]) for m in media)
@@ -96,10 +104,11 @@ def summary(ds: SyntheticDataset, size: int) -> str:
     )
     counts = ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
     kind = "videos" if ds.layout in ("deception", "videos") else "frame folders"
+    width = frame_width(size, framing)
     return "\n".join(
         [
             f"wrote {ds.layout}: {len(ds.subjects)} subjects, {len(ds.clips)} clips ({counts}), "
-            f"{len(media)} {kind}, {n_frames} frames of {size}x{frame_width(size)} (h x w)",
+            f"{len(media)} {kind}, {n_frames} frames of {size}x{width} (h x w)",
             f"  root:        {ds.root}",
             f"  annotations: {ds.annotations or '(none: classes from folders)'}",
             "  landmarks:   <media>.landmarks.npy beside every frame folder / video",

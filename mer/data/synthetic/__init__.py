@@ -5,9 +5,13 @@ licence, so the readers, the cache and the demo sweep are exercised on generated
 very same folders, file names, workbooks and quirks (PROTOCOL.md section 1). The faces are drawn
 from 68 iBUG landmarks; each clip is the subject's neutral face in which the regions of its AUs
 move by 1-3 px (at 128 px, times `intensity`) between onset and offset, with head drift, blinks,
-flicker and sensor noise as class-independent distractors.
+flicker and sensor noise as class-independent distractors. `framing="scene"` (default) shows the
+head in its surroundings, the face about 60 % of the frame height (CASME II RAW); `framing="face"`
+fills square frames with the face from the brows to the chin (CASME II Cropped), AU motion and
+drift zoomed with it (x1.5).
 
-Layouts (`out` is the folder passed to `write_dataset`; frames are `size` high, 4:3 wide):
+Layouts (`out` is the folder passed to `write_dataset`; frames are `size` high, 4:3 wide, square
+with face framing):
 
 casme2     out/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg ...        (RGB JPEG)
            out/CASME2-coding-20140508.xlsx  Sheet1 (+ empty Sheet2, Sheet3): Subject ("01" text),

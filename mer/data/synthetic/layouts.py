@@ -36,7 +36,7 @@ from mer.data.synthetic.plan import (
     plan_layout,
     samm_objective_class,
 )
-from mer.data.synthetic.sequence import Subject, render_sequence
+from mer.data.synthetic.sequence import FRAMINGS, Subject, render_sequence
 from mer.data.synthetic.writers import (
     Sheet,
     write_csv,
@@ -70,9 +70,10 @@ MEGC_PARTS = ("casme2", "samm", "smic")
 MEGC_GT = "combined_3class_gt.csv"
 
 
-def frame_width(size: int) -> int:
-    """Frames are `size` high and 4:3 wide (like CASME II / SMIC), rounded to an even width."""
-    return 2 * round(size * 2 / 3)
+def frame_width(size: int, framing: str = "scene") -> int:
+    """Frames are `size` high and 4:3 wide (like CASME II / SMIC), rounded to an even width;
+    `face` framing (like CASME II "Cropped") gives square frames filled by the face."""
+    return int(size) if framing == "face" else 2 * round(size * 2 / 3)
 
 
 def dataset_params(
@@ -86,6 +87,7 @@ def dataset_params(
     intensity: float = 1.0,
     others: int | None = None,
     mapping: bool = True,
+    framing: str = "scene",
 ) -> dict:
     """Validated, complete parameters of one dataset (what the marker records and hashes)."""
     if layout not in LAYOUTS:
@@ -115,6 +117,7 @@ def dataset_params(
         intensity,
         "a number >= 0",
     )
+    need(framing in FRAMINGS, "framing", framing, f"one of {', '.join(FRAMINGS)}")
     if layout in VIDEO_LAYOUTS:
         need(size % 2 == 0, "size", size, "an even frame height for the H.264 video layouts")
     if others is None:
@@ -131,19 +134,22 @@ def dataset_params(
         others,
         f"0 for layout {layout} (its classes come from folders)",
     )
-    return {
+    params = {
         "generator": GENERATOR_VERSION,
         "layout": layout,
         "subjects": int(subjects),
         "clips": int(clips),
         "frames": int(frames),
         "size": int(size),
-        "width": frame_width(int(size)),
+        "width": frame_width(int(size), framing),
         "seed": int(seed),
         "intensity": float(intensity),
         "others": int(others),
         "mapping": bool(mapping) if layout == "deception" else None,
     }
+    if framing != "scene":  # recorded only when set, so markers of older datasets still match
+        params["framing"] = framing
+    return params
 
 
 def write_dataset(
@@ -158,6 +164,7 @@ def write_dataset(
     intensity: float = 1.0,
     others: int | None = None,
     mapping: bool = True,
+    framing: str = "scene",
 ) -> SyntheticDataset:
     """Generate a dataset in `layout` under `out` (see the package docstring for the layouts).
 
@@ -165,6 +172,9 @@ def write_dataset(
     `size` the frame height (width 4:3). `intensity` scales the AU motion (1.0: 1-3 px at 128 px).
     `others` clips per subject fall outside the three classes (default 1 for casme2 / samm /
     casme3 when clips >= 4, else 0). `mapping=False` leaves out the deception subject CSV.
+    `framing` "scene" shows the head in its surroundings (the face about 60 % of the frame
+    height, like CASME II RAW); "face" fills square frames with the face from the brows to the
+    chin (like CASME II Cropped), AU motion and head drift zoomed with it.
     """
     params = dataset_params(
         layout,
@@ -176,6 +186,7 @@ def write_dataset(
         intensity=intensity,
         others=others,
         mapping=mapping,
+        framing=framing,
     )
     return _atomic_write(Path(out), lambda tmp: _write_layout(tmp, params))
 
@@ -247,7 +258,9 @@ def _write_layout(base: Path, params: dict) -> SyntheticDataset:
     for seq in seqs:
         si = seq.subject_index
         if si not in faces:
-            faces[si] = Subject.sample(np.random.default_rng([seed, lid, si, 1]), h, w)
+            faces[si] = Subject.sample(
+                np.random.default_rng([seed, lid, si, 1]), h, w, params.get("framing", "scene")
+            )
         frames, lm = render_sequence(
             faces[si], seq.plan, params["intensity"], grey=layout == "samm"
         )
@@ -433,6 +446,7 @@ def write_megc2019(
     seed: int = 0,
     intensity: float = 1.0,
     others: int | None = None,
+    framing: str = "scene",
 ) -> SyntheticMegc:
     """casme2, samm and smic layouts under out/<name>/ plus out/combined_3class_gt.csv.
 
@@ -451,6 +465,7 @@ def write_megc2019(
         seed=seed,
         intensity=intensity,
         others=others,
+        framing=framing,
     )
     out = Path(out)
     _atomic_write(out, lambda tmp: _write_megc(tmp, params))

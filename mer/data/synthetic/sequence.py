@@ -25,6 +25,11 @@ from mer.data.synthetic.render import FaceStyle, Pose, lighting_field, render_fa
 
 REFERENCE_HEIGHT = 128  # AU displacements are given in pixels at this frame height
 NOISE_SIGMA = 2.0  # sensor noise, grey levels
+FRAMINGS = ("scene", "face")
+# Face width as a fraction of the frame height: `scene` shows head, hair and background (CASME II
+# "RAW"), `face` fills the frame with the face from the brows to the chin (CASME II "Cropped").
+SCENE_SCALE = 0.6
+FACE_SCALE = 0.9
 
 
 @dataclass(frozen=True)
@@ -38,17 +43,27 @@ class Subject:
     lighting: np.ndarray  # (height, width) multiplicative
     height: int
     width: int
+    # Pixels per reference pixel of AU motion and head drift beyond the frame-height scaling:
+    # 1 for `scene` framing; `face` framing zooms the face, and its motion with it.
+    zoom: float = 1.0
 
     @staticmethod
-    def sample(rng: np.random.Generator, height: int, width: int) -> Subject:
+    def sample(
+        rng: np.random.Generator, height: int, width: int, framing: str = "scene"
+    ) -> Subject:
+        """A random subject; `framing` (FRAMINGS) places and sizes the face in the frame."""
         params = sample_shape_params(rng)
-        scale = rng.uniform(0.55, 0.65) * height
-        pose = Pose(
-            cx=width / 2 + rng.uniform(-0.04, 0.04) * height,
-            cy=height * 0.47 + rng.uniform(-0.02, 0.02) * height,
-            scale=scale,
-            roll=float(np.deg2rad(rng.uniform(-4, 4))),
-        )
+        u_scale = rng.uniform(0.55, 0.65)
+        u_cx, u_cy = rng.uniform(-0.04, 0.04), rng.uniform(-0.02, 0.02)
+        if framing == "face":  # same draws, so style and lighting match the scene framing
+            scale = u_scale * FACE_SCALE / SCENE_SCALE * height
+            cx, cy = width / 2 + 0.5 * u_cx * height, height * 0.4 + 0.5 * u_cy * height
+        elif framing == "scene":
+            scale = u_scale * height
+            cx, cy = width / 2 + u_cx * height, height * 0.47 + u_cy * height
+        else:
+            raise ValueError(f"framing {framing!r}: expected one of {', '.join(FRAMINGS)}")
+        pose = Pose(cx=cx, cy=cy, scale=scale, roll=float(np.deg2rad(rng.uniform(-4, 4))))
         return Subject(
             params=params,
             shape=canonical_shape(params),
@@ -57,6 +72,7 @@ class Subject:
             lighting=lighting_field(height, width, rng),
             height=height,
             width=width,
+            zoom=FACE_SCALE / SCENE_SCALE if framing == "face" else 1.0,
         )
 
 
@@ -106,7 +122,7 @@ def landmark_track(
 ) -> tuple[np.ndarray, list[Pose]]:
     """Landmarks (n, 68, 2) float64 in pixels, and the head pose of every frame."""
     n = plan.n_frames
-    px = subject.height / REFERENCE_HEIGHT
+    px = subject.height / REFERENCE_HEIGHT * subject.zoom
     shape = np.broadcast_to(subject.shape * subject.pose.scale, (n, 68, 2)).copy()
     closure = np.zeros(n)
     for e in plan.expressions:
