@@ -119,6 +119,11 @@ def test_wandb_offline_runs_per_trial_variant_and_sweep(sweep):
     none = by_name["regions_none"]
     assert none["summary"]["complete"] is False and "oracle" not in none["tags"]
     assert "demo summary" in by_name
+    # the sweep summary run also carries the report's table and figures (mer report)
+    logged = {k for h in by_name["demo summary"]["history"] for k in h}
+    assert "report/ablation_table/_type" in logged
+    assert {"report/variants/_type", "report/confusion_full/_type"} <= logged
+    assert (out / "report" / "report.html").exists()
     for path in out.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert FAKE_KEY.encode() not in path.read_bytes(), path
