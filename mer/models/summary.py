@@ -12,9 +12,6 @@ import argparse
 import logging
 from typing import Any
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from mer.config import ExperimentConfig, flatten, load_config, variant_config
 from mer.errors import ConfigError
 
@@ -28,6 +25,9 @@ def input_shape(cfg: ExperimentConfig) -> tuple[int, int, int, int, int]:
 
 def model_stats(cfg: ExperimentConfig) -> dict[str, Any]:
     """params (int), gflops (forward, one clip) and output_shape of cfg's model, on meta."""
+    import torch  # here, not at import time: `mer --help` stays fast
+    from torch.utils.flop_counter import FlopCounterMode
+
     from mer.models.network import build_model, count_parameters
 
     shape = input_shape(cfg)

@@ -5,13 +5,27 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mer.report.data import RunData, load_run
-from mer.report.plots import make_plots
-from mer.report.render import display_table, notes, to_html, to_latex, to_markdown
-from mer.report.tables import ablation_table, always_negative_baseline
+if TYPE_CHECKING:
+    from mer.report.data import RunData
 
 __all__ = ["RunData", "ablation_table", "add_parser", "load_run", "write_report"]
+
+
+def __getattr__(name: str):
+    # Heavy modules (pandas, matplotlib) load on use, so `mer --help` stays fast.
+    if name in ("RunData", "load_run"):
+        from mer.report import data
+
+        return getattr(data, name)
+    if name == "ablation_table":
+        from mer.report.tables import ablation_table
+
+        return ablation_table
+    raise AttributeError(name)
+
+
 log = logging.getLogger(__name__)
 FORMATS = ("md", "html", "latex")
 
@@ -40,6 +54,11 @@ def write_report(
     run_dir: str | Path, formats: tuple[str, ...] = FORMATS, out: str | Path | None = None
 ) -> dict[str, Path]:
     """Write report.csv and the requested formats plus PNG figures under RUN_DIR/report/."""
+    from mer.report.data import load_run
+    from mer.report.plots import make_plots
+    from mer.report.render import display_table, notes, to_html, to_latex, to_markdown
+    from mer.report.tables import ablation_table, always_negative_baseline
+
     run = load_run(run_dir)
     out_dir = Path(out) if out else run.run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +84,10 @@ def write_report(
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mer.report.data import load_run
+    from mer.report.render import display_table
+    from mer.report.tables import ablation_table
+
     formats = FORMATS if args.format == "all" else (args.format,)
     written = write_report(args.run_dir, formats, args.out)
     run = load_run(args.run_dir)
