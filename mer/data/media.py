@@ -185,10 +185,14 @@ class ClipSource:
         return out
 
     def _decode(self, positions: np.ndarray) -> Iterator[np.ndarray]:
-        """Frames at sorted unique `positions`, in order, all of one size (else DataError)."""
-        frames = self._decode_video(positions) if self.is_video else self._decode_images(positions)
+        """Frames at sorted unique `positions`, in order, all of one size (else DataError).
+
+        Image frames are size-checked per file in `_decode_images` (naming the odd file)."""
+        if not self.is_video:
+            yield from self._decode_images(positions)
+            return
         shape = None
-        for img in frames:
+        for img in self._decode_video(positions):
             if shape is None:
                 shape = img.shape
             elif img.shape != shape:
