@@ -122,6 +122,7 @@ def run_fold(
     `data` is a `mer.data.cache.PreparedData`; `fold` a `mer.protocol.Fold`.
     """
     from mer.models import build_model
+    from mer.training.fastpath import use_time_unfold_convs
 
     t_start = time.perf_counter()
     hooks = hooks or FoldHooks()
@@ -151,6 +152,8 @@ def run_fold(
     t_to_device = time.perf_counter() - t0
 
     model = build_model(cfg.model, input_shape=tensors.clip_shape).to(runtime.device)
+    if cfg.train.conv_impl == "t2d":
+        use_time_unfold_convs(model)  # same parameters and state dict, 2D kernels
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     params = int(sum(p.numel() for p in model.parameters()))

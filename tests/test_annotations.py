@@ -27,11 +27,31 @@ needs_real = pytest.mark.skipif(
     reason="real annotation files not present (../shared/annotations)",
 )
 
-CASME2_HEADER = ["Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None,
-                 "Action Units", "Estimated Emotion"]
-SAMM_HEADER = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame",
-               "Offset Frame", "Duration", "Micro", "Action Units", "Estimated Emotion",
-               "Objective Classes", "Notes"]
+CASME2_HEADER = [
+    "Subject",
+    "Filename",
+    None,
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    None,
+    "Action Units",
+    "Estimated Emotion",
+]
+SAMM_HEADER = [
+    "Subject",
+    "Filename",
+    "Inducement Code",
+    "Onset Frame",
+    "Apex Frame",
+    "Offset Frame",
+    "Duration",
+    "Micro",
+    "Action Units",
+    "Estimated Emotion",
+    "Objective Classes",
+    "Notes",
+]
 
 
 # --------------------------------------------------------------------------------- fake files
@@ -88,13 +108,16 @@ def workbook(path: Path, sheets: dict[str, list[list]]) -> Path:
 
 def casme2_tree(tmp_path: Path, rows: list[list] | None = None) -> tuple[Path, Path]:
     """A CASME II-like workbook (text and int subjects, a Filename repeated across subjects)."""
-    rows = rows if rows is not None else [
-        ["01", "EP02_01f", None, 3, 5, 8, None, 12, "happiness"],
-        ["01", "EP03_02", None, 2, 3, 4, None, "R4+L10", "Disgust"],
-        [2, "EP02_01f", None, 1, 2, 3, None, "?", "others"],
-    ]
-    ann = workbook(tmp_path / "coding.xlsx", {"Sheet1": [CASME2_HEADER, *rows],
-                                              "Sheet2": [[None]]})
+    rows = (
+        rows
+        if rows is not None
+        else [
+            ["01", "EP02_01f", None, 3, 5, 8, None, 12, "happiness"],
+            ["01", "EP03_02", None, 2, 3, 4, None, "R4+L10", "Disgust"],
+            [2, "EP02_01f", None, 1, 2, 3, None, "?", "others"],
+        ]
+    )
+    ann = workbook(tmp_path / "coding.xlsx", {"Sheet1": [CASME2_HEADER, *rows], "Sheet2": [[None]]})
     root = tmp_path / "CASME2_RAW_selected"
     frames(root / "sub01" / "EP02_01f", [f"img{i}.jpg" for i in range(2, 10)])
     frames(root / "sub01" / "EP03_02", [f"img{i}.jpg" for i in range(1, 6)])
@@ -105,9 +128,12 @@ def casme2_tree(tmp_path: Path, rows: list[list] | None = None) -> tuple[Path, P
 def samm_rows(notes: int) -> list[list]:
     head = [["SAMM Dataset - Master FACS Codes"], [None], ['"/" = or']][:notes]
     head += [[None]] * (notes - len(head))
-    return [*head, SAMM_HEADER,
-            ["006", "006_1_2", 1, 5562, 5563, 5564, "=SUM(F15-D15)+1", "Micro", "4+7", "Anger"],
-            [7, "007_3_1", 1, 10, 11, 12, None, "Micro", "A12", "Happiness"]]
+    return [
+        *head,
+        SAMM_HEADER,
+        ["006", "006_1_2", 1, 5562, 5563, 5564, "=SUM(F15-D15)+1", "Micro", "4+7", "Anger"],
+        [7, "007_3_1", 1, 10, 11, 12, None, "Micro", "A12", "Happiness"],
+    ]
 
 
 def samm_tree(tmp_path: Path, notes: int = 13) -> tuple[Path, Path]:
@@ -120,8 +146,10 @@ def samm_tree(tmp_path: Path, notes: int = 13) -> tuple[Path, Path]:
 
 def smic_tree(tmp_path: Path) -> Path:
     hs = tmp_path / "SMIC" / "HS"
-    frames(hs / "s1" / "micro" / "negative" / "s1_ne_01", ["reg_image046176.bmp",
-                                                         "reg_image046177.bmp"])
+    frames(
+        hs / "s1" / "micro" / "negative" / "s1_ne_01",
+        ["reg_image046176.bmp", "reg_image046177.bmp"],
+    )
     frames(hs / "s1" / "micro" / "surprise" / "s1_sur_01", ["reg_image000010.bmp"])
     frames(hs / "s12" / "micro" / "positive" / "s12_po_03", ["reg_image000001.bmp"])
     frames(hs / "s12" / "non_micro" / "negative" / "s12_ne_09", ["reg_image000001.bmp"])
@@ -159,8 +187,13 @@ def test_real_casme2(caplog):
     assert df["sample_id"].is_unique and df["sample_id"].is_monotonic_increasing
     assert df["clip"].duplicated(keep=False).sum() == 141  # filenames repeat across subjects
     assert df["emotion"].value_counts().to_dict() == {
-        "others": 99, "disgust": 63, "happiness": 32, "repression": 27, "surprise": 25,
-        "sadness": 7, "fear": 2,
+        "others": 99,
+        "disgust": 63,
+        "happiness": 32,
+        "repression": 27,
+        "surprise": 25,
+        "sadness": 7,
+        "fear": 2,
     }
     assert isinstance(df.index, pd.RangeIndex)
     assert str(df["onset"].dtype) == "Int64" and df["path"].isna().all()
@@ -187,9 +220,13 @@ def test_real_samm():
 def test_real_megc2019_with_and_without_sources():
     plain = load_samples("megc2019", MEGC_CSV, check_media=False)
     joined = load_samples(
-        "megc2019", MEGC_CSV, check_media=False,
-        sources={"casme2": SourceConfig(annotations=str(CASME2_XLSX)),
-                 "samm": {"annotations": str(SAMM_XLSX)}},
+        "megc2019",
+        MEGC_CSV,
+        check_media=False,
+        sources={
+            "casme2": SourceConfig(annotations=str(CASME2_XLSX)),
+            "samm": {"annotations": str(SAMM_XLSX)},
+        },
     )
     for df in (plain, joined):
         assert len(df) == 442 and df["subject"].nunique() == 68
@@ -198,8 +235,11 @@ def test_real_megc2019_with_and_without_sources():
             name: (g["subject"].nunique(), *g["megc_label"].value_counts().sort_index())
             for name, g in df.groupby("dataset")
         }
-        assert parts == {"smic": (16, 70, 51, 43), "casme2": (24, 88, 32, 25),
-                         "samm": (28, 92, 26, 15)}
+        assert parts == {
+            "smic": (16, 70, 51, 43),
+            "casme2": (24, 88, 32, 25),
+            "samm": (28, 92, 26, 15),
+        }
         assert set(df["emotion"]) == {"negative", "positive", "surprise"}
     assert plain["sample_id"].tolist() == joined["sample_id"].tolist()
     by_id = joined.set_index("sample_id")
@@ -222,10 +262,16 @@ def test_casme2_fake_tree_with_media(tmp_path):
     ann, root = casme2_tree(tmp_path)
     df = load_samples("casme2", ann, root)
     assert df["sample_id"].tolist() == [
-        "casme2/sub01/EP02_01f", "casme2/sub01/EP03_02", "casme2/sub02/EP02_01f"]
+        "casme2/sub01/EP02_01f",
+        "casme2/sub01/EP03_02",
+        "casme2/sub02/EP02_01f",
+    ]
     assert df["subject"].tolist() == ["casme2/sub01", "casme2/sub01", "casme2/sub02"]
-    assert df["path"].tolist() == [str(root / "sub01/EP02_01f"), str(root / "sub01/EP03_02"),
-                                   str(root / "sub02/EP02_01f")]
+    assert df["path"].tolist() == [
+        str(root / "sub01/EP02_01f"),
+        str(root / "sub01/EP03_02"),
+        str(root / "sub02/EP02_01f"),
+    ]
     assert df["emotion"].tolist() == ["happiness", "disgust", "others"]
     assert df["aus"].tolist() == [[12], [4, 10], []]
     assert df["aus_raw"].tolist() == ["12", "R4+L10", "?"]
@@ -234,16 +280,22 @@ def test_casme2_fake_tree_with_media(tmp_path):
 
 def test_casme2_missing_frames_folder(tmp_path):
     ann, root = casme2_tree(tmp_path, [["03", "EP09_01", None, 1, 2, 3, None, 4, "fear"]])
-    with pytest.raises(DataError, match=r"coding.xlsx, sheet 'Sheet1', row 2: frame folder .*sub03"
-                                        r"/EP09_01 not found"):
+    with pytest.raises(
+        DataError,
+        match=r"coding.xlsx, sheet 'Sheet1', row 2: frame folder .*sub03"
+        r"/EP09_01 not found",
+    ):
         load_samples("casme2", ann, root)
     assert len(load_samples("casme2", ann, root, check_media=False)) == 1
 
 
 def test_casme2_frame_range_outside_clip(tmp_path):
     ann, root = casme2_tree(tmp_path, [["01", "EP02_01f", None, 3, 5, 12, None, 4, "fear"]])
-    with pytest.raises(DataError, match=r"row 2: offset frame 12 is outside the clip: .*EP02_01f "
-                                        r"holds frames 2..9"):
+    with pytest.raises(
+        DataError,
+        match=r"row 2: offset frame 12 is outside the clip: .*EP02_01f "
+        r"holds frames 2..9",
+    ):
         load_samples("casme2", ann, root)
 
 
@@ -254,13 +306,19 @@ def test_casme2_onset_after_offset(tmp_path):
 
 
 def test_casme2_duplicate_id_names_both_rows(tmp_path):
-    ann, root = casme2_tree(tmp_path, [
-        ["01", "EP02_01f", None, 3, 5, 8, None, 12, "happiness"],
-        ["02", "EP02_01f", None, 1, 2, 3, None, 12, "happiness"],
-        [1, "EP02_01f", None, 3, 5, 8, None, 12, "happiness"],
-    ])
-    with pytest.raises(DataError, match=r"duplicate sample id casme2/sub01/EP02_01f: .*row 2 and "
-                                        r".*row 4"):
+    ann, root = casme2_tree(
+        tmp_path,
+        [
+            ["01", "EP02_01f", None, 3, 5, 8, None, 12, "happiness"],
+            ["02", "EP02_01f", None, 1, 2, 3, None, 12, "happiness"],
+            [1, "EP02_01f", None, 3, 5, 8, None, 12, "happiness"],
+        ],
+    )
+    with pytest.raises(
+        DataError,
+        match=r"duplicate sample id casme2/sub01/EP02_01f: .*row 2 and "
+        r".*row 4",
+    ):
         load_samples("casme2", ann, root, check_media=False)
 
 
@@ -276,9 +334,22 @@ def test_casme2_bad_subject_and_missing_column(tmp_path):
     ann, _ = casme2_tree(tmp_path, [["x1", "EP02_01f", None, 3, 5, 8, None, 12, "happiness"]])
     with pytest.raises(DataError, match=r"row 2: Subject is 'x1', expected a subject number"):
         load_samples("casme2", ann, check_media=False)
-    bad = workbook(tmp_path / "nocol.xlsx", {"Sheet1": [
-        ["Subject", "Filename", "OnsetFrame", "ApexFrame", "Action Units", "Estimated Emotion"],
-        ["01", "EP02_01f", 3, 5, 12, "happiness"]]})
+    bad = workbook(
+        tmp_path / "nocol.xlsx",
+        {
+            "Sheet1": [
+                [
+                    "Subject",
+                    "Filename",
+                    "OnsetFrame",
+                    "ApexFrame",
+                    "Action Units",
+                    "Estimated Emotion",
+                ],
+                ["01", "EP02_01f", 3, 5, 12, "happiness"],
+            ]
+        },
+    )
     with pytest.raises(DataError, match=r"no column 'Offset Frame' .* header on row 1"):
         load_samples("casme2", bad, check_media=False)
 
@@ -315,9 +386,12 @@ def test_samm_header_found_by_content(tmp_path, notes):
 
 def test_samm_header_not_found(tmp_path):
     ann = workbook(tmp_path / "samm.xlsx", {"MICRO_ONLY": [["notes"], ["Subj", "File"]]})
-    with pytest.raises(DataError, match=r"header not found in .*samm.xlsx, sheet 'MICRO_ONLY': "
-                                        r"expected a row whose cells include 'Subject' and "
-                                        r"'Filename'"):
+    with pytest.raises(
+        DataError,
+        match=r"header not found in .*samm.xlsx, sheet 'MICRO_ONLY': "
+        r"expected a row whose cells include 'Subject' and "
+        r"'Filename'",
+    ):
         load_samples("samm", ann, check_media=False)
 
 
@@ -335,7 +409,10 @@ def test_smic_from_folders(tmp_path, sub):
     root = smic_tree(tmp_path)
     df = load_samples("smic", None, root / sub if sub else root)
     assert df["sample_id"].tolist() == [
-        "smic/s1/s1_ne_01", "smic/s1/s1_sur_01", "smic/s12/s12_po_03"]
+        "smic/s1/s1_ne_01",
+        "smic/s1/s1_sur_01",
+        "smic/s12/s12_po_03",
+    ]
     assert df["subject"].tolist() == ["smic/s01", "smic/s01", "smic/s12"]
     assert df["emotion"].tolist() == ["negative", "surprise", "positive"]
     assert df["onset"].isna().all() and df["aus"].tolist() == [[], [], []]
@@ -360,18 +437,20 @@ def test_smic_errors(tmp_path):
 
 # ---------------------------------------------------------------------------------- casme3
 def casme3_tree(tmp_path: Path, rows: list[list]) -> tuple[Path, Path]:
-    header = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class",
-              "emotion"]
+    header = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
     ann = workbook(tmp_path / "casme3_label.xlsx", {"labels": [header, *rows]})
     frames(tmp_path / "CASME3" / "part_A" / "spNO.1" / "a", [f"{i}.jpg" for i in range(1, 31)])
     return ann, tmp_path / "CASME3"
 
 
 def test_casme3_several_clips_per_recording(tmp_path):
-    ann, parent = casme3_tree(tmp_path, [
-        ["spNO.1", "a", 20, 22, 25, "L12", 1, "happy"],
-        ["spNO.1", "a", 3, 4, 9, "4+7", 2, "Disgust"],
-    ])
+    ann, parent = casme3_tree(
+        tmp_path,
+        [
+            ["spNO.1", "a", 20, 22, 25, "L12", 1, "happy"],
+            ["spNO.1", "a", 3, 4, 9, "4+7", 2, "Disgust"],
+        ],
+    )
     for root in (parent, parent / "part_A"):
         df = load_samples("casme3", ann, root)
         assert df["sample_id"].tolist() == ["casme3/spNO.1/a/20", "casme3/spNO.1/a/3"]
@@ -388,10 +467,15 @@ def test_casme3_errors(tmp_path):
     ann, root = casme3_tree(tmp_path, [["spNO.1", "a", 20, 22, 40, "L12", 1, "happy"]])
     with pytest.raises(DataError, match=r"row 2: offset frame 40 is outside the clip"):
         load_samples("casme3", ann, root)
-    ann, root = casme3_tree(tmp_path, [["spNO.1", "a", 3, 4, 9, "4", 1, "happy"],
-                                       ["spNO.1", "a", 3, 5, 9, "4", 1, "happy"]])
-    with pytest.raises(DataError, match=r"duplicate sample id casme3/spNO.1/a/3: .*row 2 and "
-                                        r".*row 3"):
+    ann, root = casme3_tree(
+        tmp_path,
+        [["spNO.1", "a", 3, 4, 9, "4", 1, "happy"], ["spNO.1", "a", 3, 5, 9, "4", 1, "happy"]],
+    )
+    with pytest.raises(
+        DataError,
+        match=r"duplicate sample id casme3/spNO.1/a/3: .*row 2 and "
+        r".*row 3",
+    ):
         load_samples("casme3", ann, root)
 
 
@@ -408,8 +492,11 @@ def test_deception_without_subject_csv_warns(tmp_path, caplog):
     root = deception_tree(tmp_path)
     with caplog.at_level(logging.WARNING):
         df = load_samples("deception", None, root)
-    assert df["subject"].tolist() == ["deception/trial_lie_001", "deception/trial_lie_002",
-                                      "deception/trial_truth_001"]
+    assert df["subject"].tolist() == [
+        "deception/trial_lie_001",
+        "deception/trial_lie_002",
+        "deception/trial_truth_001",
+    ]
     assert df["emotion"].tolist() == ["deceptive", "deceptive", "truthful"]
     assert df["path"].iloc[2] == str(root / "Clips/Truthful/trial_truth_001.mp4")
     assert "leave-one-clip-out (NOT subject independent)" in caplog.text
@@ -422,9 +509,11 @@ def test_deception_subject_csv(tmp_path):
     csv.write_text("clip,person\ntrial_lie_001.mp4,p1\ntrial_lie_002,p2\ntrial_truth_001,p1\n")
     df = load_samples("deception", csv, root)
     assert df["subject"].tolist() == ["deception/p1", "deception/p1", "deception/p2"]
-    assert df["sample_id"].tolist() == ["deception/p1/trial_lie_001",
-                                        "deception/p1/trial_truth_001",
-                                        "deception/p2/trial_lie_002"]
+    assert df["sample_id"].tolist() == [
+        "deception/p1/trial_lie_001",
+        "deception/p1/trial_truth_001",
+        "deception/p2/trial_lie_002",
+    ]
     csv.write_text("clip,person\ntrial_lie_001,p1\ntrial_truth_001,p1\n")
     with pytest.raises(DataError, match=r"people.csv: no row for clip trial_lie_002"):
         load_samples("deception", csv, root, check_media=False)
@@ -436,20 +525,28 @@ def test_videos_layout(tmp_path):
     video(root / "negative" / "EP19_05f.mp4")
     video(root / "surprise" / "EP01_01.mp4")
     (root / "negative" / "training_frames").mkdir()  # the original code wrote outputs here
-    ann = workbook(tmp_path / "excel_file.xlsx", {"Sheet1": [
-        ["Subject", "Filename", "Action Units", "Estimated Emotion"],
-        [1, "EP19_05f", "4+L10", "disgust"],
-        ["7", "EP01_01.mp4", "R1+R2", "surprise"],
-        [9, "EP99_99", "12", "happiness"],
-    ]})
+    ann = workbook(
+        tmp_path / "excel_file.xlsx",
+        {
+            "Sheet1": [
+                ["Subject", "Filename", "Action Units", "Estimated Emotion"],
+                [1, "EP19_05f", "4+L10", "disgust"],
+                ["7", "EP01_01.mp4", "R1+R2", "surprise"],
+                [9, "EP99_99", "12", "happiness"],
+            ]
+        },
+    )
     df = load_samples("videos", ann, root)
     assert df["sample_id"].tolist() == ["videos/1/EP19_05f", "videos/7/EP01_01"]
     assert df["subject"].tolist() == ["videos/1", "videos/7"]
     assert df["emotion"].tolist() == ["negative", "surprise"]
     assert df["aus"].tolist() == [[4, 10], [1, 2]]
     video(root / "positive" / "EP02_02.mp4")
-    with pytest.raises(DataError, match=r"excel_file.xlsx, sheet 'Sheet1': no row with Filename "
-                                        r"EP02_02"):
+    with pytest.raises(
+        DataError,
+        match=r"excel_file.xlsx, sheet 'Sheet1': no row with Filename "
+        r"EP02_02",
+    ):
         load_samples("videos", ann, root)
 
 
@@ -481,8 +578,12 @@ def test_megc2019_joins_sources_and_checks_media(tmp_path):
     csv, sources = megc_tree(tmp_path, GOOD)
     df = load_samples("megc2019", csv, sources=sources)
     assert list(df.columns) == [*COLUMNS, "megc_label"]
-    assert df["sample_id"].tolist() == ["casme2/sub01/EP02_01f", "samm/006/006_1_2",
-                                        "smic/s1/s1_ne_01", "smic/s12/s12_po_03"]
+    assert df["sample_id"].tolist() == [
+        "casme2/sub01/EP02_01f",
+        "samm/006/006_1_2",
+        "smic/s1/s1_ne_01",
+        "smic/s12/s12_po_03",
+    ]
     assert df["subject"].tolist() == ["casme2/sub01", "samm/006", "smic/s01", "smic/s12"]
     assert df["dataset"].tolist() == ["casme2", "samm", "smic", "smic"]
     assert df["megc_label"].tolist() == [1, 0, 0, 1]
@@ -494,8 +595,11 @@ def test_megc2019_joins_sources_and_checks_media(tmp_path):
 
 def test_megc2019_unmatched_row(tmp_path):
     csv, sources = megc_tree(tmp_path, GOOD + "samm,7,007_9_9,2\n")
-    with pytest.raises(DataError, match=r"combined_3class_gt.csv, line 5: samm,7,007_9_9,2 matches "
-                                        r"no samm clip"):
+    with pytest.raises(
+        DataError,
+        match=r"combined_3class_gt.csv, line 5: samm,7,007_9_9,2 matches "
+        r"no samm clip",
+    ):
         load_samples("megc2019", csv, sources=sources, check_media=False)
     csv, sources = megc_tree(tmp_path, GOOD + "smic,s02,s02_ne_01,0\n")
     with pytest.raises(DataError, match=r"line 5: smic,s02,s02_ne_01,0 matches no smic clip"):
@@ -575,16 +679,22 @@ def test_synthetic_layout_reads_back(synthetic_root, layout):
         assert row["emotion"] == folder_class.lower()
         assert row["path"] == str(clip.media)
         if layout in ("casme2", "samm", "casme3"):
-            assert (row["onset"], row["apex"], row["offset"]) == (clip.onset, clip.apex,
-                                                                  clip.offset)
+            assert (row["onset"], row["apex"], row["offset"]) == (
+                clip.onset,
+                clip.apex,
+                clip.offset,
+            )
         if layout != "smic" and layout != "deception":
             assert row["aus_raw"] == clip.aus and row["aus"] == parse_aus(clip.aus)
     scheme = "deception2" if layout == "deception" else "megc3"
     labelled, classes = apply_label_scheme(df, scheme)
-    want = {_expected_id(layout, c): (c.emotion.lower() if layout == "deception" else c.label3)
-            for c in ds.clips}
+    want = {
+        _expected_id(layout, c): (c.emotion.lower() if layout == "deception" else c.label3)
+        for c in ds.clips
+    }
     assert {s: classes[k] for s, k in zip(labelled["sample_id"], labelled["label"])} == {
-        s: w for s, w in want.items() if w is not None}
+        s: w for s, w in want.items() if w is not None
+    }
 
 
 def test_synthetic_megc2019_composite_reads_back(synthetic_root):
@@ -592,12 +702,16 @@ def test_synthetic_megc2019_composite_reads_back(synthetic_root):
     from mer.data.synthetic import write_megc2019
 
     megc = write_megc2019(synthetic_root / "megc", subjects=2, clips=4, frames=6, size=32)
-    sources = {name: SourceConfig(root=str(part.root),
-                                  annotations=str(part.annotations) if part.annotations else None)
-               for name, part in megc.parts.items()}
+    sources = {
+        name: SourceConfig(
+            root=str(part.root), annotations=str(part.annotations) if part.annotations else None
+        )
+        for name, part in megc.parts.items()
+    }
     df = load_samples("megc2019", megc.gt, sources=sources)
-    three_class = [(name, c) for name, part in megc.parts.items() for c in part.clips
-                   if c.label3 is not None]
+    three_class = [
+        (name, c) for name, part in megc.parts.items() for c in part.clips if c.label3 is not None
+    ]
     assert len(df) == len(three_class) and df["subject"].nunique() == 6
     rows = df.set_index("sample_id")
     for name, clip in three_class:

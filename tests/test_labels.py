@@ -25,18 +25,28 @@ needs_real = pytest.mark.skipif(
 
 def table(dataset: str, emotions: list[str], **extra) -> pd.DataFrame:
     n = len(emotions)
-    return pd.DataFrame({
-        "sample_id": [f"{dataset}/s{i}/c{i}" for i in range(n)],
-        "dataset": [dataset] * n,
-        "subject": [f"{dataset}/s{i}" for i in range(n)],
-        "emotion": emotions,
-        **extra,
-    }, index=range(10, 10 + n))
+    return pd.DataFrame(
+        {
+            "sample_id": [f"{dataset}/s{i}/c{i}" for i in range(n)],
+            "dataset": [dataset] * n,
+            "subject": [f"{dataset}/s{i}" for i in range(n)],
+            "emotion": emotions,
+            **extra,
+        },
+        index=range(10, 10 + n),
+    )
 
 
 def test_scheme_registry_and_class_names():
-    assert set(SCHEMES) == {"megc3", "casme2_5", "casme3_3", "casme3_4", "casme3_7",
-                            "deception2", "folder3"}
+    assert set(SCHEMES) == {
+        "megc3",
+        "casme2_5",
+        "casme3_3",
+        "casme3_4",
+        "casme3_7",
+        "deception2",
+        "folder3",
+    }
     assert class_names("megc3") == ["negative", "positive", "surprise"]
     assert class_names("casme2_5") == ["happiness", "disgust", "repression", "surprise", "others"]
     assert class_names("casme3_4") == ["negative", "positive", "surprise", "others"]
@@ -47,8 +57,10 @@ def test_scheme_registry_and_class_names():
 
 
 def test_megc3_casme2_mapping_and_drop_log(caplog):
-    samples = table("casme2", ["disgust", "repression", "happiness", "surprise", "others",
-                               "fear", "sadness", "others"])
+    samples = table(
+        "casme2",
+        ["disgust", "repression", "happiness", "surprise", "others", "fear", "sadness", "others"],
+    )
     with caplog.at_level(logging.INFO, logger="mer.data.labels"):
         out, classes = apply_label_scheme(samples, "megc3")
     assert classes == ["negative", "positive", "surprise"]
@@ -56,20 +68,27 @@ def test_megc3_casme2_mapping_and_drop_log(caplog):
     assert out["label"].dtype == "int64"
     assert out["sample_id"].tolist() == [f"casme2/s{i}/c{i}" for i in range(4)]
     assert isinstance(out.index, pd.RangeIndex) and out.index[0] == 0
-    assert "megc3: dropped 4 of 8 clips (casme2 fear 1, casme2 others 2, casme2 sadness 1)" \
+    assert (
+        "megc3: dropped 4 of 8 clips (casme2 fear 1, casme2 others 2, casme2 sadness 1)"
         in caplog.text
+    )
     assert len(samples) == 8 and "label" not in samples  # input untouched
 
 
 def test_megc3_samm_smic_and_casme3():
     samm, _ = apply_label_scheme(
-        table("samm", ["anger", "contempt", "disgust", "fear", "sadness", "happiness",
-                       "surprise", "other"]), "megc3")
+        table(
+            "samm",
+            ["anger", "contempt", "disgust", "fear", "sadness", "happiness", "surprise", "other"],
+        ),
+        "megc3",
+    )
     assert samm["label"].tolist() == [0, 0, 0, 0, 0, 1, 2]
     smic, _ = apply_label_scheme(table("smic", ["surprise", "negative", "positive"]), "megc3")
     assert smic["label"].tolist() == [2, 0, 1]
-    c3, _ = apply_label_scheme(table("casme3", ["anger", "happy", "surprise", "others", "sad"]),
-                               "megc3")
+    c3, _ = apply_label_scheme(
+        table("casme3", ["anger", "happy", "surprise", "others", "sad"]), "megc3"
+    )
     assert c3["label"].tolist() == [0, 1, 2, 0]
 
 
@@ -80,19 +99,28 @@ def test_megc3_uses_official_label():
 
 
 def test_unknown_emotion_names_sample_and_vocabulary():
-    with pytest.raises(DataError, match=r"sample casme2/s1/c1: emotion 'joy' is not known to "
-                                        r"label scheme megc3 for casme2 \(known: disgust, fear, "
-                                        r"happiness, others, repression, sadness, surprise\) "
-                                        r"\(1 more samples too\)"):
+    with pytest.raises(
+        DataError,
+        match=r"sample casme2/s1/c1: emotion 'joy' is not known to "
+        r"label scheme megc3 for casme2 \(known: disgust, fear, "
+        r"happiness, others, repression, sadness, surprise\) "
+        r"\(1 more samples too\)",
+    ):
         apply_label_scheme(table("casme2", ["disgust", "joy", "Anger"]), "megc3")
-    with pytest.raises(DataError, match=r"emotion 'deceptive' is not known .* \(known: negative, "
-                                        r"positive, surprise\)"):
+    with pytest.raises(
+        DataError,
+        match=r"emotion 'deceptive' is not known .* \(known: negative, "
+        r"positive, surprise\)",
+    ):
         apply_label_scheme(table("deception", ["deceptive"]), "megc3")
 
 
 def test_scheme_for_other_dataset_and_empty_result():
-    with pytest.raises(DataError, match=r"label scheme casme2_5 does not apply to dataset samm "
-                                        r"\(sample samm/s0/c0\); it is for casme2"):
+    with pytest.raises(
+        DataError,
+        match=r"label scheme casme2_5 does not apply to dataset samm "
+        r"\(sample samm/s0/c0\); it is for casme2",
+    ):
         apply_label_scheme(table("samm", ["anger"]), "casme2_5")
     with pytest.raises(DataError, match=r"label scheme megc3: no clip is left \(2 read\)"):
         apply_label_scheme(table("casme2", ["others", "fear"]), "megc3")
@@ -106,13 +134,22 @@ def test_casme3_schemes():
     assert four["label"].tolist() == [1, 0, 2, 3, 0, 0, 0, 0]
     seven, names = apply_label_scheme(table("casme3", emotions), "casme3_7")
     assert [names[i] for i in seven["label"]] == [
-        "happy", "sad", "surprise", "others", "anger", "disgust", "fear", "sad"]
+        "happy",
+        "sad",
+        "surprise",
+        "others",
+        "anger",
+        "disgust",
+        "fear",
+        "sad",
+    ]
 
 
 def test_casme2_5_deception2_folder3(caplog):
     five, _ = apply_label_scheme(
         table("casme2", ["happiness", "disgust", "repression", "surprise", "others", "fear"]),
-        "casme2_5")
+        "casme2_5",
+    )
     assert five["label"].tolist() == [0, 1, 2, 3, 4]
     dec, _ = apply_label_scheme(table("deception", ["truthful", "deceptive"]), "deception2")
     assert dec["label"].tolist() == [1, 0]

@@ -44,8 +44,11 @@ def _stop(proc: subprocess.Popen, temp: str) -> None:
     proc.wait()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        left = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-                and _cmdline(p).find(temp) >= 0]
+        left = [
+            int(p.name)
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and _cmdline(p).find(temp) >= 0
+        ]
         if not left:
             return
         for pid in left:
@@ -62,10 +65,13 @@ def _cmdline(proc_dir: Path) -> str:
 
 
 def _alive_nodes(address: str, env: dict[str, str]) -> int:
-    code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
-            "print(sum(n['Alive'] for n in ray.nodes()))")
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        f"import ray; ray.init(address={address!r}, logging_level='ERROR'); "
+        "print(sum(n['Alive'] for n in ray.nodes()))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     return int(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else 0
 
 
@@ -79,39 +85,69 @@ def test_sweep_runs_trials_on_both_nodes(tmp_path):
     env.update(PYTHONPATH=str(REPO), MER_TEST_TRIAL_SLEEP="2", RAY_AUTH_MODE="disabled")
     common = ["--num-cpus", "1", "--num-gpus", "0", "--block", "--disable-usage-stats"]
     head = subprocess.Popen(
-        [str(RAY), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-         "--include-dashboard", "false", "--temp-dir", temp, *common],
-        env=env, stdout=open(tmp_path / "head.log", "w"),  # noqa: SIM115 - lives with the node
+        [
+            str(RAY),
+            "start",
+            "--head",
+            "--port",
+            str(port),
+            "--node-ip-address",
+            "127.0.0.1",
+            "--include-dashboard",
+            "false",
+            "--temp-dir",
+            temp,
+            *common,
+        ],
+        env=env,
+        stdout=open(tmp_path / "head.log", "w"),  # noqa: SIM115 - lives with the node
         stderr=subprocess.STDOUT,
-        start_new_session=True)
+        start_new_session=True,
+    )
     worker = None
     try:
         deadline = time.monotonic() + 120
         while _alive_nodes(address, env) < 1:
             assert time.monotonic() < deadline and head.poll() is None, (
-                (tmp_path / "head.log").read_text()[-3000:])
+                tmp_path / "head.log"
+            ).read_text()[-3000:]
             time.sleep(1)
         worker = subprocess.Popen(
-            [str(RAY), "start", "--address", address, "--node-ip-address", "127.0.0.1",
-             *common],
-            env=env, stdout=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
+            [str(RAY), "start", "--address", address, "--node-ip-address", "127.0.0.1", *common],
+            env=env,
+            stdout=open(tmp_path / "worker.log", "w"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True,
+        )
         while _alive_nodes(address, env) < 2:
             assert time.monotonic() < deadline and worker.poll() is None, (
-                (tmp_path / "worker.log").read_text()[-3000:])
+                tmp_path / "worker.log"
+            ).read_text()[-3000:]
             time.sleep(1)
 
         out = tmp_path / "out"
-        cmd = [sys.executable, str(REPO / "run_sweep.py"), str(REPO / "sweeps" / "demo.yaml"),
-               "--address", address, "--out", str(out), "--wandb", "disabled"]
+        cmd = [
+            sys.executable,
+            str(REPO / "run_sweep.py"),
+            str(REPO / "sweeps" / "demo.yaml"),
+            "--address",
+            address,
+            "--out",
+            str(out),
+            "--wandb",
+            "disabled",
+        ]
         for s in tiny_overrides(tmp_path / "cache") + [
-            "ablations={full: {}}", "seeds=[0]", "data.synthetic.subjects=4",
-            "train.epochs=1", "train.checkpoint_every=0",
+            "ablations={full: {}}",
+            "seeds=[0]",
+            "data.synthetic.subjects=4",
+            "train.epochs=1",
+            "train.checkpoint_every=0",
         ]:
             cmd += ["--set", s]
-        res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=300)
+        res = subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         results = [json.loads(p.read_text()) for p in out.glob("trials/*/*/*/result.json")]
         assert len(results) == 4 and all(r["status"] == "done" for r in results)

@@ -26,8 +26,15 @@ from mer.sweep.runner import max_concurrent, trial_resources
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
 ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "annotations"
-OWN = ["demo", "demo_au", "casme2_ablation", "samm_ablation", "smic_ablation", "casme3",
-       "deception"]
+OWN = [
+    "demo",
+    "demo_au",
+    "casme2_ablation",
+    "samm_ablation",
+    "smic_ablation",
+    "casme3",
+    "deception",
+]
 
 
 def test_own_sweeps_exist():
@@ -61,9 +68,15 @@ def test_paper_sweeps_tag_au_oracle_variants_and_have_label_free_ones():
 # ------------------------------------------------------------------------------- small plans
 def _samples(subjects: int = 4, clips: int = 3) -> pd.DataFrame:
     rows = [
-        {"sample_id": f"casme2/sub{s:02d}/c{c}", "dataset": "casme2",
-         "subject": f"casme2/sub{s:02d}", "clip": f"c{c}", "label": c % 3}
-        for s in range(1, subjects + 1) for c in range(clips)
+        {
+            "sample_id": f"casme2/sub{s:02d}/c{c}",
+            "dataset": "casme2",
+            "subject": f"casme2/sub{s:02d}",
+            "clip": f"c{c}",
+            "label": c % 3,
+        }
+        for s in range(1, subjects + 1)
+        for c in range(clips)
     ]
     return pd.DataFrame(rows)
 
@@ -118,10 +131,14 @@ def test_oracle_tags_follow_input_and_selection():
 
 
 def test_data_keys_shared_only_when_data_sections_mean_the_same_arrays():
-    cfg = _cfg(ablations={"full": {}, "single": {"model.branches": "single"},
-                          "all": {"data.regions.policy": "all"},
-                          "all_codes": {"data.regions.policy": "all",
-                                        "data.regions.au_codes": [1, 2]}})
+    cfg = _cfg(
+        ablations={
+            "full": {},
+            "single": {"model.branches": "single"},
+            "all": {"data.regions.policy": "all"},
+            "all_codes": {"data.regions.policy": "all", "data.regions.au_codes": [1, 2]},
+        }
+    )
     keys = {n: data_key(variant_config(cfg, n)) for n in cfg.variants}
     assert keys["full"] == keys["single"]
     assert keys["all"] != keys["full"]
@@ -145,8 +162,12 @@ def test_resolve_trial_names(text, expected):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("nope/sub01", "unknown variant 'nope'"), ("full/sub09", "unknown fold 'sub09'"),
-     ("full/sub01/7", "seed 7 is not in this sweep"), ("full", "expected VARIANT/FOLD")],
+    [
+        ("nope/sub01", "unknown variant 'nope'"),
+        ("full/sub09", "unknown fold 'sub09'"),
+        ("full/sub01/7", "seed 7 is not in this sweep"),
+        ("full", "expected VARIANT/FOLD"),
+    ],
 )
 def test_resolve_trial_errors(text, message):
     plan, _ = _plan(_cfg())
@@ -171,8 +192,9 @@ def test_estimate_constant_is_the_paper_models_counted_flops():
     from mer.models.summary import model_stats
     from mer.sweep.plan import PAPER_FWD_GFLOPS
 
-    paper = from_dict({"data": {"frames": {"count": 30}, "size": 128},
-                       "model": {"preset": "casme2"}})
+    paper = from_dict(
+        {"data": {"frames": {"count": 30}, "size": 128}, "model": {"preset": "casme2"}}
+    )
     assert model_stats(paper)["gflops"] == pytest.approx(PAPER_FWD_GFLOPS, rel=0.01)
 
 
@@ -193,12 +215,22 @@ def test_resources_without_gpus_and_concurrency_default():
 
 
 # ----------------------------------------------------------------------------------- dry run
-@pytest.mark.skipif(not (ANNOTATIONS / "CASME2-coding-20140508.xlsx").exists(),
-                    reason="shared annotations not present")
+@pytest.mark.skipif(
+    not (ANNOTATIONS / "CASME2-coding-20140508.xlsx").exists(),
+    reason="shared annotations not present",
+)
 def test_dry_run_casme2_reads_annotations_only(capsys):
     xlsx = ANNOTATIONS / "CASME2-coding-20140508.xlsx"
-    status = main([str(REPO / "sweeps" / "casme2_ablation.yaml"), "--dry-run",
-                   "--set", f"data.annotations={xlsx}", "--set", "data.root=/nonexistent/root"])
+    status = main(
+        [
+            str(REPO / "sweeps" / "casme2_ablation.yaml"),
+            "--dry-run",
+            "--set",
+            f"data.annotations={xlsx}",
+            "--set",
+            "data.root=/nonexistent/root",
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0
     cfg = load_config(REPO / "sweeps" / "casme2_ablation.yaml")
@@ -213,8 +245,9 @@ def test_dry_run_casme2_reads_annotations_only(capsys):
 
 
 def test_dry_run_demo_synthetic(capsys, tmp_path):
-    status = main([str(REPO / "sweeps" / "demo.yaml"), "--dry-run",
-                   "--set", f"data.cache_dir={tmp_path}"])
+    status = main(
+        [str(REPO / "sweeps" / "demo.yaml"), "--dry-run", "--set", f"data.cache_dir={tmp_path}"]
+    )
     out = capsys.readouterr().out
     cfg = load_config(REPO / "sweeps" / "demo.yaml")
     assert status == 0

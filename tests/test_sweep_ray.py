@@ -52,8 +52,11 @@ def test_pooled_metrics_equal_a_recomputation_from_the_prediction_logs(sweep):
     logs = pd.concat([pd.read_csv(p) for p in sorted(out.glob("trials/*/*/*/predictions.csv"))])
     seeds = pd.read_csv(out / "summary_seeds.csv")
     for _, row in seeds.iterrows():
-        part = logs[(logs["variant"] == row["variant"]) & (logs["seed"] == row["seed"])
-                    & (logs["split"] == "test")]
+        part = logs[
+            (logs["variant"] == row["variant"])
+            & (logs["seed"] == row["seed"])
+            & (logs["split"] == "test")
+        ]
         want = megc_scores(part["true"], part["pred"], 3)
         assert row["uf1"] == pytest.approx(want["uf1"])
         assert row["uar"] == pytest.approx(want["uar"])
@@ -72,14 +75,20 @@ def test_permanent_failure_is_reported_not_hidden(sweep):
     (failed,) = out.glob("trials/regions_none/1/*sub03")
     assert "MER_TEST_FAIL_ALWAYS" in (failed / "error.txt").read_text()
     assert json.loads((failed / "result.json").read_text())["status"] == "failed"
-    kinds = [e["event"] for e in sweep["events"]
-             if e["trial"].startswith("regions_none/") and e["trial"].endswith("sub03/s1")]
+    kinds = [
+        e["event"]
+        for e in sweep["events"]
+        if e["trial"].startswith("regions_none/") and e["trial"].endswith("sub03/s1")
+    ]
     assert kinds == ["start", "error"] * 2  # first attempt + max_failures (1) retry
 
 
 def test_retried_trial_resumes_from_its_checkpoint(sweep):
-    ev = [e for e in sweep["events"] if e["trial"].startswith("full/")
-          and e["trial"].endswith("sub02/s0")]
+    ev = [
+        e
+        for e in sweep["events"]
+        if e["trial"].startswith("full/") and e["trial"].endswith("sub02/s0")
+    ]
     assert [e["event"] for e in ev] == ["start", "injected_failure", "error", "start", "end"]
     assert ev[0]["resumed_from"] is None and ev[1]["epoch"] == 1
     assert ev[3]["resumed_from"] == 1
@@ -94,8 +103,11 @@ def test_fractional_gpu_trials_run_four_at_a_time_on_cpu(sweep):
     assert all(e["cuda_available"] is False and e["device"] == "cpu" for e in starts)
     assert all(e["ray_gpu_ids"] == ["0"] for e in starts)  # a share of the one (fake) GPU
     # how many trials were inside [start, end-or-error] at once
-    points = [(e["time"], 1 if e["event"] == "start" else -1) for e in ev
-              if e["event"] in ("start", "end", "error")]
+    points = [
+        (e["time"], 1 if e["event"] == "start" else -1)
+        for e in ev
+        if e["event"] in ("start", "end", "error")
+    ]
     level = peak = 0
     for _, delta in sorted(points, key=lambda p: (p[0], p[1])):
         level += delta
@@ -115,7 +127,8 @@ def test_wandb_offline_runs_per_trial_variant_and_sweep(sweep):
     assert len([h["loss"] for h in r["history"] if "loss" in h]) == 3  # per-epoch curve
     assert "test/uf1" in r["summary"]
     assert by_name["full [oracle]"]["summary"]["pooled/uf1"] == pytest.approx(
-        pd.read_csv(out / "summary.csv").set_index("variant").loc["full", "uf1_mean"])
+        pd.read_csv(out / "summary.csv").set_index("variant").loc["full", "uf1_mean"]
+    )
     none = by_name["regions_none"]
     assert none["summary"]["complete"] is False and "oracle" not in none["tags"]
     assert "demo summary" in by_name

@@ -25,19 +25,28 @@ def _samples() -> pd.DataFrame:
     for ds, subjects in (("casme2", 3), ("samm", 2)):
         for s in range(subjects):
             for c in range(4):
-                rows.append({"sample_id": f"{ds}/p{s}/c{c}", "dataset": ds,
-                             "subject": f"{ds}/p{s}", "clip": f"c{c}", "label": (s + c) % 3})
+                rows.append(
+                    {
+                        "sample_id": f"{ds}/p{s}/c{c}",
+                        "dataset": ds,
+                        "subject": f"{ds}/p{s}",
+                        "clip": f"c{c}",
+                        "label": (s + c) % 3,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def _plan():
-    cfg = from_dict({
-        "name": "res",
-        "data": {"dataset": "megc2019", "regions": {"policy": "au_oracle"}},
-        "protocol": {"split": "megc2019"},
-        "ablations": {"full": {}, "free": {"data.regions.policy": "fixed"}},
-        "seeds": [0, 1],
-    })
+    cfg = from_dict(
+        {
+            "name": "res",
+            "data": {"dataset": "megc2019", "regions": {"policy": "au_oracle"}},
+            "protocol": {"split": "megc2019"},
+            "ablations": {"full": {}, "free": {"data.regions.policy": "fixed"}},
+            "seeds": [0, 1],
+        }
+    )
     table = _samples()
     return build_plan(cfg, lambda d: (table, NAMES)), table
 
@@ -46,18 +55,36 @@ def _payload(spec, fold, table, rng, oracle):
     test = table.iloc[fold.test]
     pred = rng.integers(0, K, size=len(test))
     probs = np.eye(K)[pred] * 0.8 + 0.2 / K
-    frame = pd.DataFrame({
-        "sample_id": test["sample_id"].to_numpy(), "dataset": test["dataset"].to_numpy(),
-        "subject": test["subject"].to_numpy(), "clip": test["clip"].to_numpy(),
-        "fold": fold.name, "split": "test", "true": test["label"].to_numpy(), "pred": pred,
-        **{f"prob_{k}": probs[:, k] for k in range(K)}, "oracle": oracle,
-    })
+    frame = pd.DataFrame(
+        {
+            "sample_id": test["sample_id"].to_numpy(),
+            "dataset": test["dataset"].to_numpy(),
+            "subject": test["subject"].to_numpy(),
+            "clip": test["clip"].to_numpy(),
+            "fold": fold.name,
+            "split": "test",
+            "true": test["label"].to_numpy(),
+            "pred": pred,
+            **{f"prob_{k}": probs[:, k] for k in range(K)},
+            "oracle": oracle,
+        }
+    )
     history = [{"epoch": e, "loss": 1.0 / e, "lr": 1e-3, "val_uf1": 0.1 * e} for e in (1, 2, 3)]
     sc = megc_scores(frame["true"], frame["pred"], K)
-    return {"mer_final": True, "trial": spec.id, "predictions": frame.to_dict(orient="list"),
-            "history": history, "selected_epoch": 3, "test_scores": sc, "val_scores": None,
-            "timings": {"total": 1.5}, "params": 1234, "oracle": oracle, "training_iteration": 7,
-            "config": {"spec": spec.id}}
+    return {
+        "mer_final": True,
+        "trial": spec.id,
+        "predictions": frame.to_dict(orient="list"),
+        "history": history,
+        "selected_epoch": 3,
+        "test_scores": sc,
+        "val_scores": None,
+        "timings": {"total": 1.5},
+        "params": 1234,
+        "oracle": oracle,
+        "training_iteration": 7,
+        "config": {"spec": spec.id},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +99,9 @@ def filled(tmp_path_factory):
         if spec == failed:
             store.write_failure(spec, "Traceback ...\nRuntimeError: boom", attempts=3)
             continue
-        store.write_trial(spec, _payload(spec, plan.fold(spec), table, rng,
-                                         plan.variants[spec.variant].oracle))
+        store.write_trial(
+            spec, _payload(spec, plan.fold(spec), table, rng, plan.variants[spec.variant].oracle)
+        )
     write_run_files(out, plan, argv=["run_sweep.py", "x.yaml"])
     summary = write_summary(out, plan)
     return out, plan, summary, failed
@@ -83,8 +111,11 @@ def test_trial_files_follow_the_contract_layout(filled):
     out, plan, _, failed = filled
     spec = plan.trials[0]
     folder = out / "trials" / "full" / "0" / spec.fold_safe
-    assert sorted(p.name for p in folder.iterdir()) == ["history.csv", "predictions.csv",
-                                                         "result.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "history.csv",
+        "predictions.csv",
+        "result.json",
+    ]
     info = json.loads((folder / "result.json").read_text())
     assert info["status"] == "done" and info["trial"] == spec.id
     assert "training_iteration" not in info and "config" not in info  # Tune's keys dropped
@@ -94,8 +125,15 @@ def test_trial_files_follow_the_contract_layout(filled):
     bad = out / "trials" / failed.rel_dir
     assert json.loads((bad / "result.json").read_text())["status"] == "failed"
     assert "RuntimeError: boom" in (bad / "error.txt").read_text()
-    for name in ("config.yaml", "plan.json", "environment.json", "predictions.csv",
-                 "summary.csv", "summary.md", "summary_seeds.csv"):
+    for name in (
+        "config.yaml",
+        "plan.json",
+        "environment.json",
+        "predictions.csv",
+        "summary.csv",
+        "summary.md",
+        "summary_seeds.csv",
+    ):
         assert (out / name).exists(), name
 
 
@@ -115,7 +153,8 @@ def test_pooled_metrics_equal_a_recomputation_from_the_logs(filled):
             for ds in ("casme2", "samm"):  # per-dataset parts from the same pooled rows
                 part = rows[rows["dataset"] == ds]
                 assert got[f"{ds}/uf1"] == pytest.approx(
-                    megc_scores(part["true"], part["pred"], K)["uf1"])
+                    megc_scores(part["true"], part["pred"], K)["uf1"]
+                )
             per_seed.append(want["uf1"])
         assert summary.loc[variant, "uf1_mean"] == pytest.approx(np.mean(per_seed))
         assert summary.loc[variant, "uf1_std"] == pytest.approx(np.std(per_seed, ddof=1))
@@ -131,7 +170,8 @@ def test_failed_fold_marks_its_variant_incomplete(filled):
     assert table.loc["free", "folds_failed"] == 1
     assert not table.loc["free", "complete"]
     assert table.loc["free", "status"] == (
-        f"INCOMPLETE (folds {2 * n_folds - 1}/{2 * n_folds}, 1 failed)")
+        f"INCOMPLETE (folds {2 * n_folds - 1}/{2 * n_folds}, 1 failed)"
+    )
     assert table.loc["full", "status"] == "complete"
     seed_row = next(r for r in summary.seeds if r["variant"] == "free" and r["seed"] == 1)
     assert not seed_row["complete"] and seed_row["failed_trials"] == failed.id
@@ -170,8 +210,13 @@ def test_wandb_offline_runs_hold_group_config_summary_and_curves(tmp_path, monke
         store.write_trial(s, _payload(s, plan.fold(s), table, rng, True))
     summary = write_summary(tmp_path, plan)
     row = summary.table.set_index("variant").loc["full"].to_dict() | {"variant": "full"}
-    tracker.variant(plan, "full", row, [r for r in summary.seeds if r["variant"] == "full"],
-                    summary.predictions[summary.predictions["variant"] == "full"])
+    tracker.variant(
+        plan,
+        "full",
+        row,
+        [r for r in summary.seeds if r["variant"] == "full"],
+        summary.predictions[summary.predictions["variant"] == "full"],
+    )
     tracker.sweep(plan, summary.table)
     tracker.close()
     assert done == [1] and tracker.errors == []
@@ -191,7 +236,8 @@ def test_wandb_offline_runs_hold_group_config_summary_and_curves(tmp_path, monke
     assert var["summary"]["pooled/uf1"] == pytest.approx(row["uf1_mean"])
     assert var["summary"]["pooled/s1/uf1"] == pytest.approx(summary.seeds[1]["uf1"])
     assert "confusion_matrix_table/path" in var["summary"] or any(
-        k.startswith("confusion_matrix") for k in var["summary"])
+        k.startswith("confusion_matrix") for k in var["summary"]
+    )
     assert any(k.startswith("folds") for k in var["summary"])
     assert any(k.startswith("variants") for k in runs["res summary"]["summary"])
     for path in tmp_path.rglob("*"):

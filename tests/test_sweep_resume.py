@@ -25,11 +25,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _command(out: Path, cache: Path, *extra: str) -> list[str]:
-    sets = tiny_overrides(cache) + ["ablations={full: {}}", "seeds=[0]",
-                                    "data.synthetic.subjects=5", "train.epochs=2",
-                                    "resources.max_concurrent=1"]
-    cmd = [sys.executable, str(REPO / "run_sweep.py"), str(REPO / "sweeps" / "demo.yaml"),
-           "--out", str(out), "--wandb", "offline", "--num-cpus", "1"]
+    sets = tiny_overrides(cache) + [
+        "ablations={full: {}}",
+        "seeds=[0]",
+        "data.synthetic.subjects=5",
+        "train.epochs=2",
+        "resources.max_concurrent=1",
+    ]
+    cmd = [
+        sys.executable,
+        str(REPO / "run_sweep.py"),
+        str(REPO / "sweeps" / "demo.yaml"),
+        "--out",
+        str(out),
+        "--wandb",
+        "offline",
+        "--num-cpus",
+        "1",
+    ]
     for s in sets:
         cmd += ["--set", s]
     return cmd + list(extra)
@@ -37,8 +50,7 @@ def _command(out: Path, cache: Path, *extra: str) -> list[str]:
 
 def _env(events: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(PYTHONPATH=str(REPO), MER_TEST_TRIAL_EVENTS=str(events),
-               MER_TEST_TRIAL_SLEEP="1.5")
+    env.update(PYTHONPATH=str(REPO), MER_TEST_TRIAL_EVENTS=str(events), MER_TEST_TRIAL_SLEEP="1.5")
     return env
 
 
@@ -50,8 +62,14 @@ def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     out, cache, events = tmp_path / "out", tmp_path / "cache", tmp_path / "events.jsonl"
     events.touch()
     log = open(tmp_path / "first.log", "w")  # noqa: SIM115 - closed after the kill
-    proc = subprocess.Popen(_command(out, cache), cwd=tmp_path, env=_env(events), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        _command(out, cache),
+        cwd=tmp_path,
+        env=_env(events),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
@@ -69,8 +87,14 @@ def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     assert 2 <= len(before) < 5
     first_run = _events(events)
 
-    second = subprocess.run(_command(out, cache, "--resume"), cwd=tmp_path, env=_env(events),
-                            capture_output=True, text=True, timeout=300)
+    second = subprocess.run(
+        _command(out, cache, "--resume"),
+        cwd=tmp_path,
+        env=_env(events),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "restoring the Tune experiment" in second.stderr  # Tuner.restore, not a fresh run
     assert "5/5" in second.stdout and "complete" in second.stdout
@@ -78,7 +102,7 @@ def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     after = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/*/*/result.json")}
     assert len(after) == 5
     assert all(after[k] == v for k, v in before.items())  # finished trials were not redone
-    resumed = _events(events)[len(first_run):]
+    resumed = _events(events)[len(first_run) :]
     trained_again = {e["trial"] for e in resumed if e["event"] == "start"}
     finished_first = {e["trial"] for e in first_run if e["event"] == "end"}
     assert trained_again and not trained_again & finished_first

@@ -364,3 +364,46 @@ def test_bf16_autocast_and_channels_last_paths_run_on_cpu(tiny):
     probs = res.predictions[["prob_0", "prob_1", "prob_2"]].to_numpy()
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert all(np.isfinite(h["loss"]) for h in res.history)
+
+
+def test_t2d_conv_impl_trains_the_same_function_with_the_same_state_dict(monkeypatch):
+    """train.conv_impl t2d swaps the real model's stride-1 Conv3d for Conv2d over time-stacked
+    frames: same initial weights, same state-dict keys, fp32 predictions equal to conv3d's."""
+    import mer.training.fastpath as fastpath
+
+    swapped: list[int] = []
+    real_swap = fastpath.use_time_unfold_convs
+    monkeypatch.setattr(
+        fastpath, "use_time_unfold_convs", lambda m: swapped.append(real_swap(m)) or swapped[-1]
+    )
+    data = tiny_data(subjects=3, clips=3, t=4, size=16)
+    small = {
+        "preset": "casme2",
+        "conv_a_channels": 4,
+        "conv_b_channels": 4,
+        "merge_channels": 8,
+        "attention_reduction": 2,
+        "pool": 2,
+        "dense": [8, 8],
+        "recurrent_units": 8,
+        "msmh_scales": [2, 4],
+        "head": [8, 8],
+        "dropout": 0.0,
+    }
+    results, states = {}, {}
+    for impl in ("conv3d", "t2d"):
+        cfg = tiny_cfg(model=small, train={"epochs": 2, "conv_impl": impl, "checkpoint_every": 1})
+        fold = folds_of(data, cfg)[0]
+        hooks = FoldHooks(save_checkpoint=lambda st, impl=impl: states.setdefault(impl, st))
+        results[impl] = run_fold(cfg, data, fold, seed=0, hooks=hooks)
+    a, b = results["conv3d"], results["t2d"]
+    cols = ["prob_0", "prob_1", "prob_2"]
+    np.testing.assert_allclose(
+        a.predictions[cols].to_numpy(), b.predictions[cols].to_numpy(), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        [h["loss"] for h in a.history], [h["loss"] for h in b.history], rtol=1e-4
+    )
+    keys = {impl: sorted(st["model"]) for impl, st in states.items()}
+    assert keys["conv3d"] == keys["t2d"] and any(k.endswith("conv.weight") for k in keys["t2d"])
+    assert swapped == [4]  # branch A, branch B, merge and spatial-attention convs

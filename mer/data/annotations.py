@@ -94,7 +94,10 @@ def load_samples(
         raise DataError(f"{dataset}: no clips in {ann or base}")
     log.info(
         "%s: %d clips, %d subjects from %s%s",
-        dataset, len(table), table["subject"].nunique(), ann or base,
+        dataset,
+        len(table),
+        table["subject"].nunique(),
+        ann or base,
         "" if check_media else " (media not checked)",
     )
     return table

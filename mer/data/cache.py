@@ -40,7 +40,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -502,7 +502,7 @@ def _build(
     manifest = {
         "key": key,
         "cache_version": CACHE_VERSION,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": to_dict(data_cfg),
         "key_config": key_config(data_cfg),
         "sources": identity,

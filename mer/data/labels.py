@@ -40,17 +40,33 @@ class LabelScheme:
 NPS = ("negative", "positive", "surprise")
 _FOLDER3 = {c: c for c in NPS}
 _CASME2_3 = {
-    "disgust": "negative", "repression": "negative", "happiness": "positive",
-    "surprise": "surprise", "others": None, "fear": None, "sadness": None,
+    "disgust": "negative",
+    "repression": "negative",
+    "happiness": "positive",
+    "surprise": "surprise",
+    "others": None,
+    "fear": None,
+    "sadness": None,
 }
 _SAMM_3 = {
-    "anger": "negative", "contempt": "negative", "disgust": "negative", "fear": "negative",
-    "sadness": "negative", "happiness": "positive", "surprise": "surprise", "other": None,
+    "anger": "negative",
+    "contempt": "negative",
+    "disgust": "negative",
+    "fear": "negative",
+    "sadness": "negative",
+    "happiness": "positive",
+    "surprise": "surprise",
+    "other": None,
 }
 # CAS(ME)^3's sheet writes happy/sad/others; the longer spellings are accepted as the same words.
 _CASME3_7 = {
-    "anger": "anger", "disgust": "disgust", "fear": "fear", "happy": "happy", "sad": "sad",
-    "surprise": "surprise", "others": "others",
+    "anger": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "sad": "sad",
+    "surprise": "surprise",
+    "others": "others",
 }
 _CASME3_ALIASES = {"happiness": "happy", "sadness": "sad", "other": "others", "angry": "anger"}
 
@@ -61,46 +77,86 @@ def _casme3(target: Mapping[str, str | None]) -> dict[str, str | None]:
     return full
 
 
-_CASME3_3 = _casme3({
-    "anger": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
-    "happy": "positive", "surprise": "surprise", "others": None,
-})
-_CASME3_4 = _casme3({
-    "anger": "negative", "disgust": "negative", "fear": "negative", "sad": "negative",
-    "happy": "positive", "surprise": "surprise", "others": "others",
-})
+_CASME3_3 = _casme3(
+    {
+        "anger": "negative",
+        "disgust": "negative",
+        "fear": "negative",
+        "sad": "negative",
+        "happy": "positive",
+        "surprise": "surprise",
+        "others": None,
+    }
+)
+_CASME3_4 = _casme3(
+    {
+        "anger": "negative",
+        "disgust": "negative",
+        "fear": "negative",
+        "sad": "negative",
+        "happy": "positive",
+        "surprise": "surprise",
+        "others": "others",
+    }
+)
 
 SCHEMES: dict[str, LabelScheme] = {
     s.name: s
     for s in (
         LabelScheme(
-            "megc3", NPS,
+            "megc3",
+            NPS,
             by_dataset={"casme2": _CASME2_3, "samm": _SAMM_3, "casme3": _CASME3_3},
-            default=_FOLDER3, use_megc_label=True,
+            default=_FOLDER3,
+            use_megc_label=True,
             doc="MEGC2019 3 classes; CASME II/SAMM/CAS(ME)^3 emotions mapped, folders as is",
         ),
         LabelScheme(
-            "casme2_5", ("happiness", "disgust", "repression", "surprise", "others"),
-            by_dataset={"casme2": {
-                "happiness": "happiness", "disgust": "disgust", "repression": "repression",
-                "surprise": "surprise", "others": "others", "fear": None, "sadness": None,
-            }},
+            "casme2_5",
+            ("happiness", "disgust", "repression", "surprise", "others"),
+            by_dataset={
+                "casme2": {
+                    "happiness": "happiness",
+                    "disgust": "disgust",
+                    "repression": "repression",
+                    "surprise": "surprise",
+                    "others": "others",
+                    "fear": None,
+                    "sadness": None,
+                }
+            },
             doc="CASME II 5 classes (fear and sadness dropped: too few clips)",
         ),
-        LabelScheme("casme3_3", NPS, by_dataset={"casme3": _CASME3_3},
-                    doc="CAS(ME)^3 negative/positive/surprise (others dropped)"),
-        LabelScheme("casme3_4", (*NPS, "others"), by_dataset={"casme3": _CASME3_4},
-                    doc="CAS(ME)^3 negative/positive/surprise/others"),
         LabelScheme(
-            "casme3_7", ("anger", "disgust", "fear", "happy", "sad", "surprise", "others"),
+            "casme3_3",
+            NPS,
+            by_dataset={"casme3": _CASME3_3},
+            doc="CAS(ME)^3 negative/positive/surprise (others dropped)",
+        ),
+        LabelScheme(
+            "casme3_4",
+            (*NPS, "others"),
+            by_dataset={"casme3": _CASME3_4},
+            doc="CAS(ME)^3 negative/positive/surprise/others",
+        ),
+        LabelScheme(
+            "casme3_7",
+            ("anger", "disgust", "fear", "happy", "sad", "surprise", "others"),
             by_dataset={"casme3": _casme3({c: c for c in _CASME3_7})},
             doc="CAS(ME)^3 all seven emotions",
         ),
-        LabelScheme("deception2", ("deceptive", "truthful"),
-                    by_dataset={"deception": {"deceptive": "deceptive", "truthful": "truthful"}},
-                    doc="real-life trial deception: class from the folder"),
-        LabelScheme("folder3", NPS, default=_FOLDER3,
-                    doc="negative/positive/surprise as written (SMIC, videos, MEGC2019)"),
+        LabelScheme(
+            "deception2",
+            ("deceptive", "truthful"),
+            by_dataset={"deception": {"deceptive": "deceptive", "truthful": "truthful"}},
+            doc="real-life trial deception: class from the folder",
+        ),
+        LabelScheme(
+            "folder3",
+            NPS,
+            default=_FOLDER3,
+            doc="negative/positive/surprise as written (SMIC, videos, MEGC2019)",
+        ),
     )
 }
 
@@ -128,7 +184,9 @@ def apply_label_scheme(samples: pd.DataFrame, scheme: str) -> tuple[pd.DataFrame
     dropped: Counter[tuple[str, str]] = Counter()
     unknown: list[tuple[str, str, str]] = []
     for sid, dataset, emotion, megc in zip(
-        samples["sample_id"], samples["dataset"], samples["emotion"],
+        samples["sample_id"],
+        samples["dataset"],
+        samples["emotion"],
         samples["megc_label"] if official else [None] * len(samples),
     ):
         if official and not pd.isna(megc):
@@ -170,7 +228,11 @@ def apply_label_scheme(samples: pd.DataFrame, scheme: str) -> tuple[pd.DataFrame
         detail = ", ".join(f"{d} {e} {n}" for (d, e), n in sorted(dropped.items()))
         log.info(
             "label scheme %s: dropped %d of %d clips (%s): not among its classes %s",
-            scheme, sum(dropped.values()), len(samples), detail, "/".join(classes),
+            scheme,
+            sum(dropped.values()),
+            len(samples),
+            detail,
+            "/".join(classes),
         )
     if out.empty:
         raise DataError(f"label scheme {scheme}: no clip is left ({len(samples)} read)")

@@ -30,30 +30,61 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a mer sweep (ablation grid or Optuna search) with Ray Tune.",
     )
     p.add_argument("config", help="sweep YAML (see sweeps/)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (variants, folds, trials, resources, GPU-hours); reads "
-                        "annotations only, starts no Ray")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the sweep in the output folder; finished trials are not rerun")
-    p.add_argument("--overwrite", action="store_true",
-                   help="delete the output folder's previous results first")
-    p.add_argument("--address", metavar="auto|HOST:PORT",
-                   help="Ray cluster to join (default: start a local Ray)")
-    p.add_argument("--max-concurrent", type=int, metavar="N",
-                   help="trials at a time (default: resources.max_concurrent, else what fits)")
-    p.add_argument("--num-cpus", type=int, metavar="N",
-                   help="CPUs of the local Ray (default: all); ignored with --address")
-    p.add_argument("--wandb", choices=("offline", "online", "disabled"),
-                   help="W&B mode (default: tracking.wandb.mode of the config, offline)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=5 (repeatable)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (variants, folds, trials, resources, GPU-hours); reads "
+        "annotations only, starts no Ray",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sweep in the output folder; finished trials are not rerun",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="delete the output folder's previous results first"
+    )
+    p.add_argument(
+        "--address",
+        metavar="auto|HOST:PORT",
+        help="Ray cluster to join (default: start a local Ray)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        metavar="N",
+        help="trials at a time (default: resources.max_concurrent, else what fits)",
+    )
+    p.add_argument(
+        "--num-cpus",
+        type=int,
+        metavar="N",
+        help="CPUs of the local Ray (default: all); ignored with --address",
+    )
+    p.add_argument(
+        "--wandb",
+        choices=("offline", "online", "disabled"),
+        help="W&B mode (default: tracking.wandb.mode of the config, offline)",
+    )
     p.add_argument("--out", metavar="DIR", help="results folder (default: {output}/{name})")
-    p.add_argument("--storage", metavar="PATH",
-                   help="Tune storage for checkpoints and experiment state (default: OUT/ray; "
-                        "a path every node sees on a multi-node cluster)")
-    p.add_argument("--trial", metavar="VARIANT/FOLD[/SEED]",
-                   help="run one trial in this process without Ray (debugging; results under "
-                        "OUT/debug/)")
+    p.add_argument(
+        "--storage",
+        metavar="PATH",
+        help="Tune storage for checkpoints and experiment state (default: OUT/ray; "
+        "a path every node sees on a multi-node cluster)",
+    )
+    p.add_argument(
+        "--trial",
+        metavar="VARIANT/FOLD[/SEED]",
+        help="run one trial in this process without Ray (debugging; results under OUT/debug/)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -75,9 +106,17 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
 
     def samples_for(data_cfg):  # noqa: ANN001, ANN202 - variants often share their annotations
         d = data_cfg
-        key = config_hash({"d": d.dataset, "r": d.root, "a": d.annotations, "s": d.sources,
-                           "y": d.synthetic if d.dataset == "synthetic" else None,
-                           "l": d.labels, "c": d.cache_dir if d.dataset == "synthetic" else None})
+        key = config_hash(
+            {
+                "d": d.dataset,
+                "r": d.root,
+                "a": d.annotations,
+                "s": d.sources,
+                "y": d.synthetic if d.dataset == "synthetic" else None,
+                "l": d.labels,
+                "c": d.cache_dir if d.dataset == "synthetic" else None,
+            }
+        )
         if key not in memo:
             memo[key] = load_samples_only(data_cfg)
         return memo[key]
@@ -86,9 +125,11 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     conc = str(args.max_concurrent or cfg.resources.max_concurrent or "computed at run time")
     print(describe(plan, max_concurrent=conc))
     if cfg.search is not None:
-        print(f"Search mode: {cfg.search.trials} configuration(s) per variant ({cfg.search.sampler}"
-              f" sampler), each one Tune trial per fold of seed {cfg.seeds[0]}; the trial count "
-              "above is the ablation grid, for scale")
+        print(
+            f"Search mode: {cfg.search.trials} configuration(s) per variant ({cfg.search.sampler}"
+            f" sampler), each one Tune trial per fold of seed {cfg.seeds[0]}; the trial count "
+            "above is the ablation grid, for scale"
+        )
     return 0
 
 
@@ -103,28 +144,40 @@ def run_one_trial(cfg: ExperimentConfig, text: str, out: Path, *, resume: bool) 
 
     variant = text.strip("/").split("/")[0]
     if variant not in cfg.ablations:
-        raise ConfigError(f"--trial {text!r}: unknown variant {variant!r}; this sweep has "
-                          f"{', '.join(cfg.ablations)}")
+        raise ConfigError(
+            f"--trial {text!r}: unknown variant {variant!r}; this sweep has "
+            f"{', '.join(cfg.ablations)}"
+        )
     vcfg = variant_config(cfg, variant)
     data = prepare_data(vcfg.data)
     key = data_key_of(vcfg.data)
-    plan = build_plan(cfg, lambda d: (data.samples, list(data.class_names)),
-                      variants={variant: vcfg})
+    plan = build_plan(
+        cfg, lambda d: (data.samples, list(data.class_names)), variants={variant: vcfg}
+    )
     assert plan.variants[variant].data_key == key
     spec = plan.resolve_trial(text)
     debug = out / "debug"
     store = ResultsStore(debug)
     reporter = LocalReporter(store.trial_dir(spec) / "checkpoint", resume=resume)
     log.info("trial %s in this process (no Ray); results in %s", spec.id, store.trial_dir(spec))
-    payload = execute_trial(spec, vcfg, data, plan.fold(spec), reporter,
-                            test_hooks=TestHooks.from_env(), report_every_s=0.0,
-                            plan_oracle=plan.variants[variant].oracle)
+    payload = execute_trial(
+        spec,
+        vcfg,
+        data,
+        plan.fold(spec),
+        reporter,
+        test_hooks=TestHooks.from_env(),
+        report_every_s=0.0,
+        plan_oracle=plan.variants[variant].oracle,
+    )
     store.write_trial(spec, payload)
     sc = payload["test_scores"]
     tag = " [oracle]" if payload["oracle"] else ""
-    print(f"{spec.id}{tag}: test uf1 {sc['uf1']:.4f} uar {sc['uar']:.4f} acc {sc['acc']:.4f} "
-          f"on {sum(1 for s in payload['predictions']['split'] if s == 'test')} clip(s); "
-          f"selected epoch {payload['selected_epoch']}; {payload['timings']['total']:.1f} s")
+    print(
+        f"{spec.id}{tag}: test uf1 {sc['uf1']:.4f} uar {sc['uar']:.4f} acc {sc['acc']:.4f} "
+        f"on {sum(1 for s in payload['predictions']['split'] if s == 'test')} clip(s); "
+        f"selected epoch {payload['selected_epoch']}; {payload['timings']['total']:.1f} s"
+    )
     print(f"files: {store.trial_dir(spec)}")
     return 0
 
@@ -161,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             from mer.sweep.runner import run_ablation
 
             status = run_ablation(cfg, opts)
-        log.info("sweep %s finished in %.1f s (status %d)", cfg.name, time.monotonic() - t0,
-                 status)
+        log.info("sweep %s finished in %.1f s (status %d)", cfg.name, time.monotonic() - t0, status)
         return status
     except MerError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -109,9 +109,7 @@ class SweepPlan:
         return fold_by_name(self.variants[spec.variant].folds[spec.seed], spec.fold)
 
     def trials_of(self, variant: str, seed: int | None = None) -> list[TrialSpec]:
-        return [
-            t for t in self.trials if t.variant == variant and (seed is None or t.seed == seed)
-        ]
+        return [t for t in self.trials if t.variant == variant and (seed is None or t.seed == seed)]
 
     def resolve_trial(self, text: str) -> TrialSpec:
         """`VARIANT/FOLD[/SEED]` (FOLD as named, its `__` form or its subject part; SEED as

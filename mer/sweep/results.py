@@ -40,11 +40,26 @@ METRICS = ("uf1", "uar", "acc")
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
 # Result keys Tune adds to every report, and the payload parts stored in their own files.
-_NOT_INFO = frozenset({
-    "predictions", "history", "mer_final", "timestamp", "checkpoint_dir_name", "done",
-    "training_iteration", "trial_id", "date", "time_this_iter_s", "time_total_s", "node_ip",
-    "config", "time_since_restore", "iterations_since_restore", "should_checkpoint",
-})
+_NOT_INFO = frozenset(
+    {
+        "predictions",
+        "history",
+        "mer_final",
+        "timestamp",
+        "checkpoint_dir_name",
+        "done",
+        "training_iteration",
+        "trial_id",
+        "date",
+        "time_this_iter_s",
+        "time_total_s",
+        "node_ip",
+        "config",
+        "time_since_restore",
+        "iterations_since_restore",
+        "should_checkpoint",
+    }
+)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -97,8 +112,9 @@ class ResultsStore:
         write_csv_atomic(folder / "predictions.csv", pred)
         write_csv_atomic(folder / "history.csv", pd.DataFrame(payload.get("history") or []))
         info = {k: v for k, v in payload.items() if k not in _NOT_INFO}
-        info.update(status=STATUS_DONE, trial=spec.id, variant=spec.variant, fold=spec.fold,
-                    seed=spec.seed)
+        info.update(
+            status=STATUS_DONE, trial=spec.id, variant=spec.variant, fold=spec.fold, seed=spec.seed
+        )
         (folder / "error.txt").unlink(missing_ok=True)
         write_text_atomic(folder / "result.json", json.dumps(_jsonable(info), indent=1))
         return TrialRecord(spec.id, spec.variant, spec.fold, spec.seed, STATUS_DONE, info, folder)
@@ -109,9 +125,15 @@ class ResultsStore:
         if self.status(spec) == STATUS_DONE:
             return
         write_text_atomic(folder / "error.txt", error)
-        info = {"status": STATUS_FAILED, "trial": spec.id, "variant": spec.variant,
-                "fold": spec.fold, "seed": spec.seed, "error": error.strip().splitlines()[-1:],
-                "attempts": attempts}
+        info = {
+            "status": STATUS_FAILED,
+            "trial": spec.id,
+            "variant": spec.variant,
+            "fold": spec.fold,
+            "seed": spec.seed,
+            "error": error.strip().splitlines()[-1:],
+            "attempts": attempts,
+        }
         write_text_atomic(folder / "result.json", json.dumps(_jsonable(info), indent=1))
 
     def status(self, spec: TrialSpec) -> str | None:
@@ -128,8 +150,15 @@ class ResultsStore:
                 info = json.loads(p.read_text())
             except json.JSONDecodeError as exc:
                 raise DataError(f"{p}: not valid JSON ({exc})") from None
-            rec = TrialRecord(str(info["trial"]), str(info["variant"]), str(info["fold"]),
-                              int(info["seed"]), str(info["status"]), info, p.parent)
+            rec = TrialRecord(
+                str(info["trial"]),
+                str(info["variant"]),
+                str(info["fold"]),
+                int(info["seed"]),
+                str(info["status"]),
+                info,
+                p.parent,
+            )
             out[rec.trial] = rec
         return out
 
@@ -165,10 +194,14 @@ def pooled_rows(
         k = len(names)
         for seed in plan.cfg.seeds:
             specs = plan.trials_of(v.name, seed)
-            done = [records[s.id] for s in specs if s.id in records
-                    and records[s.id].status == STATUS_DONE]
-            failed = [s.id for s in specs if s.id in records
-                      and records[s.id].status == STATUS_FAILED]
+            done = [
+                records[s.id]
+                for s in specs
+                if s.id in records and records[s.id].status == STATUS_DONE
+            ]
+            failed = [
+                s.id for s in specs if s.id in records and records[s.id].status == STATUS_FAILED
+            ]
             row: dict[str, Any] = {
                 "variant": v.name,
                 "seed": seed,
@@ -224,9 +257,14 @@ def summarize(plan: SweepPlan, seed_rows: list[dict]) -> pd.DataFrame:
             vals = [float(r[key]) for r in rs if key in r and r[key] is not None]
             row[f"{key}_mean"] = float(np.mean(vals)) if vals else math.nan
             row[f"{key}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
-        row["status"] = "complete" if row["complete"] else (
-            f"INCOMPLETE (folds {row['folds_done']}/{row['folds_total']}"
-            + (f", {row['folds_failed']} failed" if row["folds_failed"] else "") + ")"
+        row["status"] = (
+            "complete"
+            if row["complete"]
+            else (
+                f"INCOMPLETE (folds {row['folds_done']}/{row['folds_total']}"
+                + (f", {row['folds_failed']} failed" if row["folds_failed"] else "")
+                + ")"
+            )
         )
         st = v.stats or {}
         row["params"] = st.get("params")
@@ -250,20 +288,23 @@ def format_table(summary: pd.DataFrame, *, markdown: bool = False) -> str:
     head = ["variant", "UF1", "UAR", "acc", "folds", "status"]
     body = []
     for _, r in summary.iterrows():
-        body.append([
-            str(r["name"]),
-            _pm(r["uf1_mean"], r["uf1_std"]),
-            _pm(r["uar_mean"], r["uar_std"]),
-            _pm(r["acc_mean"], r["acc_std"]),
-            f"{r['folds_done']}/{r['folds_total']}",
-            str(r["status"]),
-        ])
+        body.append(
+            [
+                str(r["name"]),
+                _pm(r["uf1_mean"], r["uf1_std"]),
+                _pm(r["uar_mean"], r["uar_std"]),
+                _pm(r["acc_mean"], r["acc_std"]),
+                f"{r['folds_done']}/{r['folds_total']}",
+                str(r["status"]),
+            ]
+        )
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
         return "\n".join(lines)
-    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h)
-              for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)
+    ]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head)] + [fmt.format(*row) for row in body])
 
@@ -279,26 +320,37 @@ def _markdown(plan: SweepPlan, summary: pd.DataFrame, seed_rows: list[dict]) -> 
     lines += ["", format_table(summary, markdown=True), ""]
     oracle = summary[summary["oracle"]]
     if len(oracle):
-        lines.append("**oracle**: these results used test-subject information and are not "
-                     "comparable with protocol results (PROTOCOL.md §4):")
+        lines.append(
+            "**oracle**: these results used test-subject information and are not "
+            "comparable with protocol results (PROTOCOL.md §4):"
+        )
         for name in oracle["variant"]:
             for reason in plan.variants[name].oracle_reasons or ["a trial reported oracle input"]:
                 lines.append(f"- {name}: {reason}")
         lines.append("")
     parts = sorted({c[: -len("/uf1_mean")] for c in summary.columns if c.endswith("/uf1_mean")})
     if parts:
-        lines += ["## Per-dataset parts (same pooled predictions)", "",
-                  "| variant | " + " | ".join(f"{p} UF1 | {p} UAR" for p in parts) + " |",
-                  "|---|" + "---|---|" * len(parts)]
+        lines += [
+            "## Per-dataset parts (same pooled predictions)",
+            "",
+            "| variant | " + " | ".join(f"{p} UF1 | {p} UAR" for p in parts) + " |",
+            "|---|" + "---|---|" * len(parts),
+        ]
         for _, r in summary.iterrows():
             cells = []
             for p in parts:
-                cells += [_pm(r[f"{p}/uf1_mean"], r[f"{p}/uf1_std"]),
-                          _pm(r[f"{p}/uar_mean"], r[f"{p}/uar_std"])]
+                cells += [
+                    _pm(r[f"{p}/uf1_mean"], r[f"{p}/uf1_std"]),
+                    _pm(r[f"{p}/uar_mean"], r[f"{p}/uar_std"]),
+                ]
             lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Per seed", "", "| variant | seed | UF1 | UAR | acc | folds |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "## Per seed",
+        "",
+        "| variant | seed | UF1 | UAR | acc | folds |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in seed_rows:
         folds = f"{r['folds_done']}/{r['folds_total']}" + ("" if r["complete"] else ", INCOMPLETE")
         lines.append(
@@ -358,12 +410,20 @@ def git_commit(path: Path | None = None) -> dict[str, Any] | None:
     """Commit and dirty flag of the git checkout holding the `mer` package, if any."""
     where = path or Path(__file__).resolve().parents[2]
     try:
-        sha = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
+        sha = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return None
@@ -375,8 +435,9 @@ def environment(argv: list[str] | None = None) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
-        "versions": {m: _version(m) for m in
-                     ("torch", "ray", "optuna", "wandb", "numpy", "pandas", "mer")},
+        "versions": {
+            m: _version(m) for m in ("torch", "ray", "optuna", "wandb", "numpy", "pandas", "mer")
+        },
         "git": git_commit(),
         "argv": list(argv) if argv is not None else None,
     }

@@ -82,8 +82,9 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         _checkout_on_pythonpath()
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
     res = ray.cluster_resources()
-    log.info("Ray: %d node(s), %g CPU, %g GPU", _alive_nodes(), res.get("CPU", 0),
-             res.get("GPU", 0))
+    log.info(
+        "Ray: %d node(s), %g CPU, %g GPU", _alive_nodes(), res.get("CPU", 0), res.get("GPU", 0)
+    )
     return True
 
 
@@ -108,22 +109,30 @@ def trial_resources(cfg: ExperimentConfig, cluster: dict[str, float]) -> dict[st
     """Resources of one trial; no GPU share on a cluster without GPUs (logged)."""
     gpu = float(cfg.resources.gpu_per_trial)
     if cluster.get("GPU", 0) == 0 and gpu > 0:
-        log.info("the Ray cluster has no GPUs: trials run on CPU (resources.gpu_per_trial %g "
-                 "-> 0)", gpu)
+        log.info(
+            "the Ray cluster has no GPUs: trials run on CPU (resources.gpu_per_trial %g -> 0)", gpu
+        )
         gpu = 0.0
     if gpu > cluster.get("GPU", 0):
-        raise ConfigError(f"resources.gpu_per_trial: {gpu:g} GPUs per trial but the cluster has "
-                          f"{cluster.get('GPU', 0):g}; no trial could ever start")
+        raise ConfigError(
+            f"resources.gpu_per_trial: {gpu:g} GPUs per trial but the cluster has "
+            f"{cluster.get('GPU', 0):g}; no trial could ever start"
+        )
     cpu = float(cfg.resources.cpu_per_trial)
     if cpu > cluster.get("CPU", 0):
-        raise ConfigError(f"resources.cpu_per_trial: {cpu:g} CPUs per trial but the cluster has "
-                          f"{cluster.get('CPU', 0):g}")
+        raise ConfigError(
+            f"resources.cpu_per_trial: {cpu:g} CPUs per trial but the cluster has "
+            f"{cluster.get('CPU', 0):g}"
+        )
     return {"CPU": cpu, "GPU": gpu}
 
 
 def max_concurrent(
-    cfg: ExperimentConfig, resources: dict[str, float], cluster: dict[str, float],
-    requested: int | None, num_trials: int,
+    cfg: ExperimentConfig,
+    resources: dict[str, float],
+    cluster: dict[str, float],
+    requested: int | None,
+    num_trials: int,
 ) -> int:
     """--max-concurrent, else resources.max_concurrent, else what the cluster holds at once."""
     if requested:
@@ -172,8 +181,14 @@ class SweepCallback(tune.Callback):
 
 def _plain(obj: dict[str, Any]) -> dict[str, Any]:
     """JSON round trip (numpy numbers → Python, NaN → None) so markers compare equal."""
-    return {k: (None if isinstance(v, float) and math.isnan(v) else
-                (v.item() if hasattr(v, "item") else v)) for k, v in obj.items()}
+    return {
+        k: (
+            None
+            if isinstance(v, float) and math.isnan(v)
+            else (v.item() if hasattr(v, "item") else v)
+        )
+        for k, v in obj.items()
+    }
 
 
 def _trial_error(trial: Any) -> str:
@@ -200,8 +215,14 @@ def trial_dirname(trial: Any) -> str:
 class Session:
     """One driver run of a sweep: Ray connection, prepared data, plan, results and tracking."""
 
-    def __init__(self, cfg: ExperimentConfig, opts: RunOptions, plan: SweepPlan,
-                 data: dict[str, Any], started_ray: bool):
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        opts: RunOptions,
+        plan: SweepPlan,
+        data: dict[str, Any],
+        started_ray: bool,
+    ):
         import ray
 
         self.cfg = cfg
@@ -238,13 +259,22 @@ class Session:
     @property
     def storage(self) -> tuple[str, str]:
         if self.opts.storage:
-            return self.opts.storage, "".join(c if c.isalnum() or c in "-_." else "_"
-                                              for c in self.cfg.name)
+            return self.opts.storage, "".join(
+                c if c.isalnum() or c in "-_." else "_" for c in self.cfg.name
+            )
         return str(self.out / "ray"), EXPERIMENT
 
-    def run(self, *, param_space: dict[str, Any] | None = None, search_alg: Any = None,
-            num_samples: int = 1, callbacks: Sequence[Any] = (), metric: str | None = None,
-            mode: str | None = None, concurrency: int | None = None) -> Any:
+    def run(
+        self,
+        *,
+        param_space: dict[str, Any] | None = None,
+        search_alg: Any = None,
+        num_samples: int = 1,
+        callbacks: Sequence[Any] = (),
+        metric: str | None = None,
+        mode: str | None = None,
+        concurrency: int | None = None,
+    ) -> Any:
         """Run (or, with --resume, restore) the Tune experiment; returns the ResultGrid."""
         from ray.tune.logger import JsonLoggerCallback
 
@@ -257,25 +287,40 @@ class Session:
         storage_path, name = self.storage
         exp_path = f"{storage_path.rstrip('/')}/{name}"
         n_conc = concurrency or max_concurrent(
-            self.cfg, self.resources, self.cluster, self.opts.max_concurrent,
-            len(self.plan.trials))
-        log.info("trials: %d, %g CPU + %g GPU each, up to %d at a time; storage %s",
-                 len(self.plan.trials), self.resources["CPU"], self.resources["GPU"], n_conc,
-                 exp_path)
+            self.cfg, self.resources, self.cluster, self.opts.max_concurrent, len(self.plan.trials)
+        )
+        log.info(
+            "trials: %d, %g CPU + %g GPU each, up to %d at a time; storage %s",
+            len(self.plan.trials),
+            self.resources["CPU"],
+            self.resources["GPU"],
+            n_conc,
+            exp_path,
+        )
         if not self.opts.storage and _alive_nodes() > 1:
-            log.warning("a multi-node cluster with the default local storage %s: checkpoints of "
-                        "trials on other nodes stay on those nodes, so a retry elsewhere starts "
-                        "its fold again; pass --storage with a path every node sees (NFS, "
-                        "s3://...) to resume there", exp_path)
+            log.warning(
+                "a multi-node cluster with the default local storage %s: checkpoints of "
+                "trials on other nodes stay on those nodes, so a retry elsewhere starts "
+                "its fold again; pass --storage with a path every node sees (NFS, "
+                "s3://...) to resume there",
+                exp_path,
+            )
         if self.done_at_start:
-            log.info("%d trial(s) already finished in %s: not run again",
-                     len(self.done_at_start & {t.id for t in self.plan.trials}), self.out)
+            log.info(
+                "%d trial(s) already finished in %s: not run again",
+                len(self.done_at_start & {t.id for t in self.plan.trials}),
+                self.out,
+            )
         _ACTIVE["session"] = self
         try:
             if self.opts.resume and tune.Tuner.can_restore(exp_path):
                 log.info("restoring the Tune experiment at %s", exp_path)
-                tuner = tune.Tuner.restore(exp_path, trainable=self.trainable(),
-                                           resume_errored=True, param_space=param_space)
+                tuner = tune.Tuner.restore(
+                    exp_path,
+                    trainable=self.trainable(),
+                    resume_errored=True,
+                    param_space=param_space,
+                )
             else:
                 tuner = tune.Tuner(
                     self.trainable(),
@@ -294,7 +339,8 @@ class Session:
                         name=name,
                         storage_path=storage_path,
                         failure_config=tune.FailureConfig(
-                            max_failures=self.cfg.resources.max_failures),
+                            max_failures=self.cfg.resources.max_failures
+                        ),
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                         callbacks=[SweepCallback(), JsonLoggerCallback(), *callbacks],
                         verbose=0,
@@ -315,13 +361,19 @@ class Session:
         n_done = len(self.finished & {t.id for t in self.plan.trials})
         sc = result.get("test_scores") or {}
         n_test = sum(1 for s in result["predictions"].get("split", []) if s == "test")
-        log.info("[%d/%d] %s done in %.1f s: test acc %.3f on %d clip(s)%s", n_done,
-                 len(self.plan.trials), spec.id, (result.get("timings") or {}).get("total", 0.0),
-                 sc.get("acc", float("nan")), n_test,
-                 f" (resumed at epoch {result['resumed_from']})" if result.get("resumed_from")
-                 else "")
-        self.tracker.trial(spec, vcfg, result, bool(result.get("oracle")),
-                           on_done=self._marker(spec, "wandb.done"))
+        log.info(
+            "[%d/%d] %s done in %.1f s: test acc %.3f on %d clip(s)%s",
+            n_done,
+            len(self.plan.trials),
+            spec.id,
+            (result.get("timings") or {}).get("total", 0.0),
+            sc.get("acc", float("nan")),
+            n_test,
+            f" (resumed at epoch {result['resumed_from']})" if result.get("resumed_from") else "",
+        )
+        self.tracker.trial(
+            spec, vcfg, result, bool(result.get("oracle")), on_done=self._marker(spec, "wandb.done")
+        )
         self._maybe_variant_done(spec)
 
     def on_complete(self, trial: Any) -> None:
@@ -333,23 +385,32 @@ class Session:
             fs, root = trial.storage.storage_filesystem, trial.storage.trial_fs_path
             for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
                 if info.type == pafs.FileType.Directory and info.base_name.startswith(
-                        "checkpoint_"):
+                    "checkpoint_"
+                ):
                     fs.delete_dir(info.path)
         except Exception as exc:  # noqa: BLE001 - disk hygiene must not fail the sweep
             log.warning("could not delete the checkpoints of %s: %r", trial, exc)
 
     def on_recover(self, config: dict[str, Any], trial: Any) -> None:
         spec, _ = spec_from_config(self.plan, config)
-        log.warning("%s failed (failure %d of at most %d); retrying from its last checkpoint",
-                    spec.id, trial.num_failures, self.cfg.resources.max_failures)
+        log.warning(
+            "%s failed (failure %d of at most %d); retrying from its last checkpoint",
+            spec.id,
+            trial.num_failures,
+            self.cfg.resources.max_failures,
+        )
 
     def on_error(self, config: dict[str, Any], trial: Any) -> None:
         spec, _ = spec_from_config(self.plan, config)
         err = _trial_error(trial)
         self.store.write_failure(spec, str(err), attempts=trial.num_failures)
         self.failed.add(spec.id)
-        log.error("%s failed permanently after %d attempt(s): %s", spec.id, trial.num_failures,
-                  str(err).strip().splitlines()[-1] if str(err).strip() else err)
+        log.error(
+            "%s failed permanently after %d attempt(s): %s",
+            spec.id,
+            trial.num_failures,
+            str(err).strip().splitlines()[-1] if str(err).strip() else err,
+        )
         self._maybe_variant_done(spec)
 
     def _marker(self, spec: TrialSpec, name: str) -> Any:
@@ -375,9 +436,13 @@ class Session:
             payload = dict(rec.info)
             hist = rec.history()
             payload["history"] = json.loads(hist.to_json(orient="records")) if len(hist) else []
-            self.tracker.trial(spec, self.plan.variants[spec.variant].cfg, payload,
-                               bool(rec.info.get("oracle")),
-                               on_done=self._marker(spec, "wandb.done"))
+            self.tracker.trial(
+                spec,
+                self.plan.variants[spec.variant].cfg,
+                payload,
+                bool(rec.info.get("oracle")),
+                on_done=self._marker(spec, "wandb.done"),
+            )
 
     def _maybe_variant_done(self, spec: TrialSpec) -> None:
         """Pool a (variant, seed) once all its folds are in (finished or failed); a variant's
@@ -390,14 +455,25 @@ class Session:
             return
         summary = write_summary(self.out, self.plan)
         seed = next(r for r in summary.seeds if r["variant"] == variant and r["seed"] == spec.seed)
-        log.info("%s seed %d: pooled UF1 %s over %d/%d folds%s", variant, spec.seed,
-                 f"{seed['uf1']:.4f}" if "uf1" in seed else "-", seed["folds_done"],
-                 seed["folds_total"], "" if seed["complete"] else ", INCOMPLETE")
+        log.info(
+            "%s seed %d: pooled UF1 %s over %d/%d folds%s",
+            variant,
+            spec.seed,
+            f"{seed['uf1']:.4f}" if "uf1" in seed else "-",
+            seed["folds_done"],
+            seed["folds_total"],
+            "" if seed["complete"] else ", INCOMPLETE",
+        )
         if not {t.id for t in self.plan.trials_of(variant)} <= settled:
             return
         row = summary.table[summary.table["variant"] == variant].iloc[0].to_dict()
-        log.info("variant %s finished: pooled UF1 %.4f, UAR %.4f (%s)", row["name"],
-                 row["uf1_mean"], row["uar_mean"], row["status"])
+        log.info(
+            "variant %s finished: pooled UF1 %.4f, UAR %.4f (%s)",
+            row["name"],
+            row["uf1_mean"],
+            row["uar_mean"],
+            row["status"],
+        )
         self._variant_queued |= self._log_variant(summary, variant)
 
     def _log_variant(self, summary: Summary, variant: str) -> bool:
@@ -490,13 +566,19 @@ def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
         if key not in data:
             t0 = time.monotonic()
             data[key] = prepare_data(vcfg.data)
-            log.info("data %s (first used by %s): %d clips ready in %.1f s", key, name,
-                     len(data[key].samples), time.monotonic() - t0)
+            log.info(
+                "data %s (first used by %s): %d clips ready in %.1f s",
+                key,
+                name,
+                len(data[key].samples),
+                time.monotonic() - t0,
+            )
     return data
 
 
-def open_session(cfg: ExperimentConfig, opts: RunOptions,
-                 variants: dict[str, ExperimentConfig] | None = None) -> Session:
+def open_session(
+    cfg: ExperimentConfig, opts: RunOptions, variants: dict[str, ExperimentConfig] | None = None
+) -> Session:
     """Check the output folder, prepare data, plan, write config/plan/environment, start Ray."""
     _check_out_dir(cfg, opts)
     vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
@@ -506,8 +588,9 @@ def open_session(cfg: ExperimentConfig, opts: RunOptions,
         d = data[plan_mod.data_key_of(data_cfg)]
         return d.samples, list(d.class_names)
 
-    plan = plan_mod.build_plan(cfg, samples_for, stats_for=plan_mod.model_stats_or_none,
-                               variants=vcfgs)
+    plan = plan_mod.build_plan(
+        cfg, samples_for, stats_for=plan_mod.model_stats_or_none, variants=vcfgs
+    )
     started = connect(opts.address, num_cpus=opts.num_cpus)
     try:
         write_run_files(opts.out, plan, argv=opts.argv)
@@ -535,8 +618,10 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
     failed = int(summary.table["folds_failed"].sum())
     missing = int((summary.table["folds_total"] - summary.table["folds_done"]).sum()) - failed
     if failed or missing:
-        print(f"INCOMPLETE: {failed} trial(s) failed, {missing} not run; see "
-              f"{opts.out}/trials/*/*/*/error.txt; rerun with --resume to retry them")
+        print(
+            f"INCOMPLETE: {failed} trial(s) failed, {missing} not run; see "
+            f"{opts.out}/trials/*/*/*/error.txt; rerun with --resume to retry them"
+        )
         return 1
     return 0
 

@@ -44,14 +44,26 @@ class Tracker:
 
     enabled = False
 
-    def trial(self, spec: TrialSpec, cfg: ExperimentConfig, payload: dict[str, Any],
-              oracle: bool, on_done: Callable[[], None] | None = None) -> None:
+    def trial(
+        self,
+        spec: TrialSpec,
+        cfg: ExperimentConfig,
+        payload: dict[str, Any],
+        oracle: bool,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         if on_done is not None:
             on_done()
 
-    def variant(self, plan: SweepPlan, variant: str, summary_row: dict[str, Any],
-                seed_rows: list[dict], predictions: pd.DataFrame,
-                on_done: Callable[[], None] | None = None) -> None:
+    def variant(
+        self,
+        plan: SweepPlan,
+        variant: str,
+        summary_row: dict[str, Any],
+        seed_rows: list[dict],
+        predictions: pd.DataFrame,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         if on_done is not None:
             on_done()
 
@@ -102,8 +114,9 @@ class WandbTracker(Tracker):
             dir=str(self.dir),
             mode=self.mode,
             reinit="create_new",
-            settings=wandb.Settings(console="off", silent=True, x_disable_stats=True,
-                                    save_code=False),
+            settings=wandb.Settings(
+                console="off", silent=True, x_disable_stats=True, save_code=False
+            ),
             **kwargs,
         )
 
@@ -117,15 +130,31 @@ class WandbTracker(Tracker):
             wandb.teardown()  # finish() can return before wandb-core has closed the run files
 
     # ------------------------------------------------------------------------------- runs
-    def trial(self, spec: TrialSpec, cfg: ExperimentConfig, payload: dict[str, Any],
-              oracle: bool, on_done: Callable[[], None] | None = None) -> None:
+    def trial(
+        self,
+        spec: TrialSpec,
+        cfg: ExperimentConfig,
+        payload: dict[str, Any],
+        oracle: bool,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         config = flatten(cfg)
-        config.update(variant=spec.variant, fold=spec.fold, seed=spec.seed, oracle=oracle,
-                      sweep=self.sweep_name)
+        config.update(
+            variant=spec.variant,
+            fold=spec.fold,
+            seed=spec.seed,
+            oracle=oracle,
+            sweep=self.sweep_name,
+        )
 
         def job() -> None:
-            run = self._init(group=f"{self.sweep_name}/{spec.variant}", job_type=spec.variant,
-                             name=spec.id, tags=_tags(oracle, "trial"), config=config)
+            run = self._init(
+                group=f"{self.sweep_name}/{spec.variant}",
+                job_type=spec.variant,
+                name=spec.id,
+                tags=_tags(oracle, "trial"),
+                config=config,
+            )
             try:
                 for rec in payload.get("history") or []:
                     row = {k: v for k, v in rec.items() if _is_number(v) and k != "epoch"}
@@ -133,10 +162,12 @@ class WandbTracker(Tracker):
                 summary = {f"test/{k}": v for k, v in (payload.get("test_scores") or {}).items()}
                 val = payload.get("val_scores") or {}
                 summary.update({f"val/{k}": v for k, v in val.items()})
-                summary.update(selected_epoch=payload.get("selected_epoch"),
-                               params=payload.get("params"),
-                               seconds=(payload.get("timings") or {}).get("total"),
-                               resumed_from=payload.get("resumed_from"))
+                summary.update(
+                    selected_epoch=payload.get("selected_epoch"),
+                    params=payload.get("params"),
+                    seconds=(payload.get("timings") or {}).get("total"),
+                    resumed_from=payload.get("resumed_from"),
+                )
                 run.summary.update({k: v for k, v in summary.items() if v is not None})
             finally:
                 run.finish()
@@ -145,34 +176,46 @@ class WandbTracker(Tracker):
 
         self._queue.put(job)
 
-    def variant(self, plan: SweepPlan, variant: str, summary_row: dict[str, Any],
-                seed_rows: list[dict], predictions: pd.DataFrame,
-                on_done: Callable[[], None] | None = None) -> None:
+    def variant(
+        self,
+        plan: SweepPlan,
+        variant: str,
+        summary_row: dict[str, Any],
+        seed_rows: list[dict],
+        predictions: pd.DataFrame,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         vp = plan.variants[variant]
         oracle = bool(summary_row.get("oracle"))
         config = flatten(vp.cfg)
-        config.update(variant=variant, oracle=oracle, sweep=self.sweep_name,
-                      changes=vp.changes())
+        config.update(variant=variant, oracle=oracle, sweep=self.sweep_name, changes=vp.changes())
         names = plan.class_names[vp.data_key]
 
         def job() -> None:
             import wandb
 
-            run = self._init(group=f"{self.sweep_name}/{variant}", job_type=variant,
-                             name=f"{variant} [oracle]" if oracle else variant,
-                             tags=_tags(oracle, "summary"), config=config)
+            run = self._init(
+                group=f"{self.sweep_name}/{variant}",
+                job_type=variant,
+                name=f"{variant} [oracle]" if oracle else variant,
+                tags=_tags(oracle, "summary"),
+                config=config,
+            )
             try:
-                summary = {"pooled/uf1": summary_row.get("uf1_mean"),
-                           "pooled/uar": summary_row.get("uar_mean"),
-                           "pooled/acc": summary_row.get("acc_mean"),
-                           "pooled/uf1_std": summary_row.get("uf1_std"),
-                           "pooled/uar_std": summary_row.get("uar_std"),
-                           "pooled/acc_std": summary_row.get("acc_std"),
-                           "folds_done": summary_row.get("folds_done"),
-                           "folds_failed": summary_row.get("folds_failed"),
-                           "folds_total": summary_row.get("folds_total"),
-                           "complete": summary_row.get("complete"),
-                           "status": summary_row.get("status"), "oracle": oracle}
+                summary = {
+                    "pooled/uf1": summary_row.get("uf1_mean"),
+                    "pooled/uar": summary_row.get("uar_mean"),
+                    "pooled/acc": summary_row.get("acc_mean"),
+                    "pooled/uf1_std": summary_row.get("uf1_std"),
+                    "pooled/uar_std": summary_row.get("uar_std"),
+                    "pooled/acc_std": summary_row.get("acc_std"),
+                    "folds_done": summary_row.get("folds_done"),
+                    "folds_failed": summary_row.get("folds_failed"),
+                    "folds_total": summary_row.get("folds_total"),
+                    "complete": summary_row.get("complete"),
+                    "status": summary_row.get("status"),
+                    "oracle": oracle,
+                }
                 for key, val in summary_row.items():
                     if "/" in key and key.endswith("_mean"):  # per-dataset parts
                         summary[f"pooled/{key[: -len('_mean')]}"] = val
@@ -181,15 +224,22 @@ class WandbTracker(Tracker):
                         if m in r:
                             summary[f"pooled/s{r['seed']}/{m}"] = r[m]
                 run.summary.update(
-                    {k: _clean(v) for k, v in summary.items() if _clean(v) is not None})
+                    {k: _clean(v) for k, v in summary.items() if _clean(v) is not None}
+                )
                 test = predictions
                 if len(predictions):
                     test = predictions[predictions["split"] == "test"]
                 if len(test):
-                    run.log({"confusion_matrix": wandb.plot.confusion_matrix(
-                        y_true=test["true"].astype(int).tolist(),
-                        preds=test["pred"].astype(int).tolist(),
-                        class_names=list(names), title=f"{variant} (test, all seeds)")})
+                    run.log(
+                        {
+                            "confusion_matrix": wandb.plot.confusion_matrix(
+                                y_true=test["true"].astype(int).tolist(),
+                                preds=test["pred"].astype(int).tolist(),
+                                class_names=list(names),
+                                title=f"{variant} (test, all seeds)",
+                            )
+                        }
+                    )
                     run.log({"folds": wandb.Table(dataframe=_fold_table(test, len(names)))})
             finally:
                 run.finish()
@@ -209,10 +259,17 @@ class WandbTracker(Tracker):
         def job() -> None:
             import wandb
 
-            run = self._init(group=self.sweep_name, job_type="sweep",
-                             name=f"{self.sweep_name} summary", tags=["sweep-summary"],
-                             config={"sweep": self.sweep_name, "variants": list(plan.variants),
-                                     "seeds": list(plan.cfg.seeds)})
+            run = self._init(
+                group=self.sweep_name,
+                job_type="sweep",
+                name=f"{self.sweep_name} summary",
+                tags=["sweep-summary"],
+                config={
+                    "sweep": self.sweep_name,
+                    "variants": list(plan.variants),
+                    "seeds": list(plan.cfg.seeds),
+                },
+            )
             try:
                 run.log({"variants": wandb.Table(dataframe=table)})
                 if report and "csv" in report:
@@ -316,8 +373,14 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
         kind = rec.WhichOneof("record_type")
         if kind == "run":
             r = rec.run
-            out.update(id=r.run_id, group=r.run_group, job_type=r.job_type,
-                       name=r.display_name, tags=list(r.tags), project=r.project)
+            out.update(
+                id=r.run_id,
+                group=r.run_group,
+                job_type=r.job_type,
+                name=r.display_name,
+                tags=list(r.tags),
+                project=r.project,
+            )
             for item in r.config.update:
                 out["config"][key_of(item)] = json.loads(item.value_json)
         elif kind == "config":

@@ -212,8 +212,9 @@ def execute_trial(
     if resumed_epoch is not None:
         log.info("%s: resuming from the checkpoint of epoch %d", spec.id, resumed_epoch)
     try:
-        payload = _train(spec, cfg, data, fold, reporter, hooks, resume, report_every_s,
-                         plan_oracle, stop_marker)
+        payload = _train(
+            spec, cfg, data, fold, reporter, hooks, resume, report_every_s, plan_oracle, stop_marker
+        )
     except BaseException as exc:
         hooks.event("error", spec, error=repr(exc)[:300])
         raise

@@ -36,16 +36,20 @@ class Runtime:
 
 
 def resolve_runtime(train: TrainConfig) -> Runtime:
-    """`auto` settings: CUDA when present; bf16 autocast and channels_last_3d on CUDA only."""
+    """Resolve `auto`: CUDA when present; fp32 and contiguous tensors on every device.
+
+    Why fp32 on CUDA: on an H100 at the paper's batch of 8 (shared/design/PERFORMANCE.md), fp32
+    trains 417 clips/s, bf16 autocast 261 and bf16 + channels_last_3d 306 — both slower; cuDNN
+    already computes fp32 convolutions with TF32. bf16/channels_last only pay off at batch >= 32,
+    which changes the optimisation, so they stay opt-in (`precision: bf16`, `channels_last: on`).
+    Until bench/throughput.py has an H100 table (bench/RESULTS.md) this is the evidence there is.
+    """
     if train.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda requested but torch sees no CUDA device")
     use_cuda = train.device == "cuda" or (train.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda") if use_cuda else torch.device("cpu")
-    precision = train.precision
-    if precision == "auto":
-        precision = "bf16" if use_cuda else "fp32"
-    amp = torch.bfloat16 if precision == "bf16" else None
-    channels_last = train.channels_last == "on" or (train.channels_last == "auto" and use_cuda)
+    amp = torch.bfloat16 if train.precision == "bf16" else None
+    channels_last = train.channels_last == "on"
     return Runtime(device=device, amp_dtype=amp, channels_last=channels_last)
 
 

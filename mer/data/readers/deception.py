@@ -66,8 +66,7 @@ def read(annotations: Path | None, root: Path) -> list[Record]:
                 person = subjects[clip]
             else:
                 raise DataError(
-                    f"{annotations}: no row for clip {clip} ({video}); every clip needs its "
-                    "subject"
+                    f"{annotations}: no row for clip {clip} ({video}); every clip needs its subject"
                 )
             out.append(
                 Record(
@@ -88,7 +87,10 @@ def read(annotations: Path | None, root: Path) -> list[Record]:
     if extra:
         log.warning(
             "deception: %d clip(s) in %s are not under %s (first: %s)",
-            len(extra), annotations, base, extra[0],
+            len(extra),
+            annotations,
+            base,
+            extra[0],
         )
     if annotations is None:
         log.warning(

@@ -43,7 +43,12 @@ def check_frames(
         if missing:
             log.warning(
                 "%s: %d of frames %d..%d are missing in %s (first missing: %d)",
-                where, len(missing), onset, offset, folder, missing[0],
+                where,
+                len(missing),
+                onset,
+                offset,
+                folder,
+                missing[0],
             )
     return folder
 
@@ -60,7 +65,8 @@ def check_video(path: Path, where: str) -> Path:
 def video_files(folder: Path) -> list[Path]:
     """Video files directly inside `folder`, sorted by name (hidden files ignored)."""
     return sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES
     )
 

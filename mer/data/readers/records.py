@@ -17,8 +17,17 @@ from mer.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 COLUMNS = [
-    "sample_id", "dataset", "subject", "clip", "onset", "apex", "offset",
-    "aus", "aus_raw", "emotion", "path",
+    "sample_id",
+    "dataset",
+    "subject",
+    "clip",
+    "onset",
+    "apex",
+    "offset",
+    "aus",
+    "aus_raw",
+    "emotion",
+    "path",
 ]
 _DIGITS = re.compile(r"\d+")
 
@@ -95,8 +104,11 @@ def frame_number(value: Any, where: str, column: str) -> int | None:
 
 def check_order(rec: Record) -> None:
     """Onset <= apex <= offset wherever known."""
-    known = [(n, v) for n, v in (("onset", rec.onset), ("apex", rec.apex), ("offset", rec.offset))
-             if v is not None]
+    known = [
+        (n, v)
+        for n, v in (("onset", rec.onset), ("apex", rec.apex), ("offset", rec.offset))
+        if v is not None
+    ]
     for (n1, v1), (n2, v2) in zip(known, known[1:]):
         if v1 > v2:
             raise DataError(

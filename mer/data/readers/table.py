@@ -113,9 +113,7 @@ def _sheet_rows(path: Path) -> list[tuple[str | None, list[tuple[Any, ...]]]]:
     raise DataError(f"annotation file {path}: expected an .xlsx or .csv file")
 
 
-def read_table(
-    path: Path, header: Sequence[Sequence[str]], sheet: str | None = None
-) -> Table:
+def read_table(path: Path, header: Sequence[Sequence[str]], sheet: str | None = None) -> Table:
     """Read the sheet `sheet` (or the first sheet that has a header) of an xlsx/csv file.
 
     The header row is found by content (the first row holding one alias of each group in `header`)

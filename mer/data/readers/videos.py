@@ -72,6 +72,7 @@ def read(annotations: Path, root: Path) -> list[Record]:
         raise DataError(f"data.root: no videos under {root} (expected <class>/<name>.mp4)")
     unused = sorted(set(by_name) - {r.clip for r in out})
     if unused:
-        log.info("videos: %d row(s) of %s have no video (first: %s)", len(unused), table.label,
-                 unused[0])
+        log.info(
+            "videos: %d row(s) of %s have no video (first: %s)", len(unused), table.label, unused[0]
+        )
     return out
