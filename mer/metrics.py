@@ -152,7 +152,7 @@ def pooled_report(
     *,
     split: str | None = "test",
 ) -> dict[str, Any]:
-    """MEGC report of one run's prediction table (one variant and seed; contracts.md columns).
+    """MEGC report of one run's prediction table (one variant and seed; mer.predlog columns).
 
     Keeps rows with ``split == split`` (None: every row). Returns
     ``{"composite": scores, "n": rows, "per_dataset": {ds: scores}, "per_dataset_n": {ds: n},

@@ -2,7 +2,7 @@
 
 Files written for one fold (`save_fold_result`):
 
-- ``predictions.csv`` — one row per test and inner-validation clip, columns (contracts.md)
+- ``predictions.csv`` — one row per test and inner-validation clip, columns
   ``sample_id, dataset, subject, clip, fold, split, true, pred, prob_0..prob_{K-1}, oracle,
   oracle_selection, oracle_input`` (+ ``variant, seed`` when the caller adds them). ``true`` and
   ``pred`` are class indices; probabilities are written with full float64 precision.

@@ -43,7 +43,7 @@ class Fold:
 
     @property
     def safe_name(self) -> str:
-        """File-system form of the name (contracts.md: "/" → "__")."""
+        """File-system form of the name ("/" → "__", as in OUT/trials/ paths)."""
         return self.name.replace("/", "__")
 
 

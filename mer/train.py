@@ -119,7 +119,10 @@ def run_fold(
 ) -> FoldResult:
     """Train on `fold.train`, select per `protocol.selection`, predict `fold.val` and `fold.test`.
 
-    `data` is a `mer.data.cache.PreparedData`; `fold` a `mer.protocol.Fold`.
+    `data` is a `mer.data.cache.PreparedData`; `fold` a `mer.protocol.Fold`. Process-wide side
+    effects (one fold per trial process, so they are meant for the whole process): torch's thread
+    count when `train.threads` > 0, and `cudnn.benchmark` on CUDA (fastest kernels, at the price
+    of bit-identical GPU reruns; CPU runs are bit-identical).
     """
     from mer.models import build_model
     from mer.training.fastpath import use_time_unfold_convs

@@ -217,7 +217,9 @@ def test_channels_last_and_bf16_autocast_agree():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf = model(x_a, x_b)
     assert torch.allclose(cl, ref, atol=1e-5)
-    assert torch.isfinite(bf).all() and torch.allclose(bf.float(), ref, atol=0.05)
+    # bf16 keeps ~3 significant digits: relative error of the logits well under 2 %
+    assert torch.isfinite(bf).all()
+    assert (bf.float() - ref).norm() / ref.norm() < 2e-2
 
 
 # ------------------------------------------------------------------------------ switches

@@ -21,7 +21,7 @@ MEGC_GT = Path(__file__).parents[2] / "shared" / "annotations" / "combined_3clas
 
 
 def _table(spec: dict[str, list[int]]) -> pd.DataFrame:
-    """Sample table from {subject: [label per clip]} with contracts.md columns."""
+    """Sample table from {subject: [label per clip]} with mer.data.annotations columns."""
     rows = []
     for subject, labels in spec.items():
         ds = subject.split("/")[0] if "/" in subject else "casme2"
@@ -244,7 +244,7 @@ def _megc_samples() -> pd.DataFrame:
     if not MEGC_GT.exists():
         pytest.skip(f"{MEGC_GT} not present")
     gt = pd.read_csv(MEGC_GT, header=None, names=["dataset", "subject", "clip", "label"], dtype=str)
-    # contracts.md namespacing: SAMM subjects zero-padded to the file prefix (6 -> samm/006)
+    # subject namespacing: SAMM subjects zero-padded to the file prefix (6 -> samm/006)
     gt["subject"] = [
         f"{d}/{int(s):03d}" if d == "samm" else f"{d}/{s}"
         for d, s in zip(gt["dataset"], gt["subject"], strict=True)

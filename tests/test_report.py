@@ -14,6 +14,7 @@ from mer.cli import main
 from mer.metrics import megc_scores
 from mer.report import ablation_table, load_run, write_report
 from mer.report.plots import DPI, SIZE
+from mer.report.tables import delta_reference
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +66,15 @@ def _recomputed(run_dir: Path) -> pd.DataFrame:
 def test_table_equals_pooled_metrics_recomputed_from_prediction_logs(report):
     table = pd.read_csv(report["written"]["csv"])
     again = _recomputed(report["run"])
+    assert len(again) and set(again["variant"]) <= set(table["variant"])
     for variant, g in again.groupby("variant"):
         row = table[table["variant"] == variant].iloc[0]
         for m in ("uf1", "uar", "acc"):
             assert row[f"{m}_mean"] == pytest.approx(g[m].mean(), abs=1e-12)
-            expected_std = g[m].std(ddof=1) if len(g) > 1 else 0.0
-            assert row[f"{m}_std"] == pytest.approx(expected_std, abs=1e-12)
+            if len(g) > 1:
+                assert row[f"{m}_std"] == pytest.approx(g[m].std(ddof=1), abs=1e-12)
+            else:  # one seed: no spread, shown without ±
+                assert np.isnan(row[f"{m}_std"])
 
 
 def test_incomplete_and_oracle_variants_are_labelled(report, finished_sweep):
@@ -103,3 +107,61 @@ def test_cli_prints_table_and_paths(finished_sweep, tmp_path, capsys):
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "no such sweep output folder" in capsys.readouterr().err
+
+
+def _table(rows):
+    """An ablation table as ablation_table builds it (only the columns rendering reads)."""
+    base = {"seeds": 1, "folds": "2/2", "complete": True, "params": 1e6, "gflops": 0.5}
+    table = pd.DataFrame([{**base, **r} for r in rows])
+    for m in ("uar", "acc"):
+        table[f"{m}_mean"], table[f"{m}_std"] = table["uf1_mean"], table["uf1_std"]
+    return table
+
+
+def test_delta_reference_is_never_an_oracle_row():
+    table = _table(
+        [
+            {"variant": "full", "oracle": True, "uf1_mean": 0.9, "uf1_std": float("nan")},
+            {"variant": "regions_all", "oracle": False, "uf1_mean": 0.6, "uf1_std": 0.1},
+            {"variant": "single", "oracle": False, "uf1_mean": 0.7, "uf1_std": float("nan")},
+        ]
+    )
+    assert delta_reference(table) == "regions_all"
+    table.loc[0, "oracle"] = False
+    assert delta_reference(table) == "full"
+    table["oracle"] = True
+    assert delta_reference(table) is None
+
+
+def test_rendered_deltas_skip_oracle_rows_and_single_seeds_show_no_spread():
+    from mer.report.render import display_table, notes
+
+    table = _table(
+        [
+            {"variant": "full", "oracle": True, "uf1_mean": 0.9, "uf1_std": float("nan")},
+            {"variant": "regions_all", "oracle": False, "uf1_mean": 0.6, "uf1_std": 0.1},
+            {"variant": "single", "oracle": False, "uf1_mean": 0.7, "uf1_std": float("nan")},
+        ]
+    )
+    ref = delta_reference(table)
+    table["delta_uf1"] = table["uf1_mean"] - 0.6
+    table.loc[table["oracle"], "delta_uf1"] = float("nan")
+    table.attrs["delta_reference"] = ref
+    disp = display_table(table).set_index("variant")
+    col = "ΔUF1 vs regions_all"
+    assert disp.loc["full [oracle]", col] == "–"
+    assert disp.loc["single", col] == "+0.100" and disp.loc["regions_all", col] == "+0.000"
+    assert (
+        disp.loc["single", "UF1"] == "0.700" and disp.loc["regions_all", "UF1"] == "0.600 ± 0.100"
+    )
+    assert any("difference to `regions_all`" in line for line in notes("x", table, None, None))
+
+
+def test_ablation_table_deltas_against_the_label_free_reference(report):
+    table = ablation_table(load_run(report["run"]))
+    ref = table.attrs["delta_reference"]
+    assert not table.loc[table["variant"] == ref, "oracle"].item()
+    assert table.loc[table["oracle"], "delta_uf1"].isna().all()
+    base = table.loc[table["variant"] == ref, "uf1_mean"].item()
+    clean = table[~table["oracle"] & table["uf1_mean"].notna()]
+    np.testing.assert_allclose(clean["delta_uf1"], clean["uf1_mean"] - base)

@@ -67,3 +67,14 @@ def test_failed_trial_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
 def test_unknown_trial_is_a_one_line_error(tmp_path, capsys):
     assert main(_args(tmp_path / "o", tmp_path / "cache", "nope/sub01")) == 2
     assert "unknown variant 'nope'" in capsys.readouterr().err
+
+
+def test_test_hooks_are_off_by_default_and_warn_when_an_env_variable_turns_one_on(caplog):
+    from mer.sweep.trial import TestHooks
+
+    with caplog.at_level("WARNING", logger="mer.sweep.trial"):
+        assert not TestHooks.from_env({"PATH": "/bin"}).active
+        assert not caplog.records
+        hooks = TestHooks.from_env({"MER_TEST_TRIAL_SLEEP": "2"})
+    assert hooks.active and hooks.sleep_s == 2.0
+    assert "MER_TEST_TRIAL_SLEEP" in caplog.text and "fail on purpose" in caplog.text

@@ -407,3 +407,29 @@ def test_t2d_conv_impl_trains_the_same_function_with_the_same_state_dict(monkeyp
     keys = {impl: sorted(st["model"]) for impl, st in states.items()}
     assert keys["conv3d"] == keys["t2d"] and any(k.endswith("conv.weight") for k in keys["t2d"])
     assert swapped == [4]  # branch A, branch B, merge and spatial-attention convs
+
+
+def test_run_fold_imports_neither_ray_nor_wandb():
+    """run_fold is the debugging entry point: it must run where Ray and W&B are absent."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from tests.test_train_support import folds_of, tiny_cfg, tiny_data\n"
+        "from mer.train import run_fold\n"
+        "data = tiny_data()\n"
+        "cfg = tiny_cfg(train={'epochs': 1}, model={'conv_a_channels': 2, 'conv_b_channels': 2,"
+        " 'merge_channels': 4, 'attention_reduction': 2, 'pool': 2, 'dense': [4, 4],"
+        " 'recurrent_units': 4, 'msmh_scales': [2, 4], 'head': [4, 4]})\n"
+        "res = run_fold(cfg, data, folds_of(data, cfg)[0], seed=0)\n"
+        "heavy = sorted(m for m in ('ray', 'wandb', 'optuna') if m in sys.modules)\n"
+        "print(len(res.predictions), heavy)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "6 []"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
-import types
 
 import pytest
 import yaml
@@ -36,13 +34,7 @@ def tiny_sweep(tmp_path, monkeypatch):
         calls.append(data_cfg)
         return data
 
-    try:
-        cache = importlib.import_module("mer.data.cache")
-        monkeypatch.setattr(cache, "prepare_data", prepare)
-    except ImportError:  # the data layer is written concurrently
-        fake = types.ModuleType("mer.data.cache")
-        fake.prepare_data = prepare
-        monkeypatch.setitem(sys.modules, "mer.data.cache", fake)
+    monkeypatch.setattr(importlib.import_module("mer.data.cache"), "prepare_data", prepare)
     path = tmp_path / "sweep.yaml"
     path.write_text(
         yaml.safe_dump(
@@ -139,7 +131,11 @@ def test_unknown_fold_and_variant_are_config_errors(tiny_sweep):
 
 def test_fold_or_all_folds_required(tiny_sweep, capsys):
     path, _ = tiny_sweep
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         _main(["train", str(path)])
-    with pytest.raises(SystemExit):
+    assert exc.value.code == 2
+    assert "one of the arguments --fold --all-folds is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
         _main(["train", str(path), "--fold", "s1", "--all-folds"])
+    assert exc.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

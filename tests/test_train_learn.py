@@ -50,8 +50,9 @@ def test_all_folds_learn_above_chance(sweep, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["composite"] == scores and report["oracle"] is True  # au_oracle regions
     assert pred["oracle_input"].all() and not pred["oracle_selection"].any()
-    # chance is ~0.33; the synthetic AU motion is learnable in 30 epochs
-    assert scores["uf1"] >= 0.45, scores
+    # chance is ~0.33 (always-negative 0.17); seed 0 reaches 0.80 here, the margin allows for
+    # other CPUs' float rounding changing the trajectory
+    assert scores["uf1"] >= 0.6, scores
     printed = capsys.readouterr().out
     assert f"composite  uf1 {scores['uf1']:.4f}" in printed and "ORACLE" in printed
     megc = read_megc(out / "predictions_megc.txt")

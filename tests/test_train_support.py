@@ -1,5 +1,6 @@
 """Shared helpers for the training tests: a tiny PreparedData with a planted signal and a small
-stand-in network (the real one is exercised in test_train_model.py). No tests here."""
+stand-in network (run_fold with the real network: test_train.py's t2d test, test_train_learn.py
+and the sweep tests). No tests here."""
 
 from __future__ import annotations
 

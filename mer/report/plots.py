@@ -155,8 +155,8 @@ def search_plots(study, out_dir: Path, suffix: str = "") -> dict[str, Path]:
             if len(study.directions) > 1:
                 kwargs["target"] = lambda t: t.values[0]
             ax = fn(study, **kwargs)
-        except Exception as exc:  # e.g. importances need >= 2 complete trials
-            log.info("skipping %s: %s", name, exc)
+        except (ValueError, RuntimeError) as exc:  # e.g. importances need >= 2 complete trials
+            log.warning("optuna figure %s skipped: %s", name, exc)
             continue
         fig = (ax if hasattr(ax, "figure") else np.ravel(ax)[0]).figure
         fig.set_size_inches(*SIZE)

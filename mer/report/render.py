@@ -16,6 +16,8 @@ from mer.report.tables import PAPER_NOTE
 def _pm(mean: float, std: float) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.3f}"  # one seed: no spread to show
     return f"{mean:.3f} ± {std:.3f}"
 
 
@@ -35,9 +37,11 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             row[m.upper()] = _pm(r.get(f"{m}_mean"), r.get(f"{m}_std"))
         for ds in parts:
             row[f"{ds} UF1"] = _pm(r.get(f"{ds}/uf1_mean"), r.get(f"{ds}/uf1_std"))
-        if "delta_uf1_vs_full" in table:
-            d = r["delta_uf1_vs_full"]
-            row["ΔUF1 vs full"] = "–" if pd.isna(d) else f"{d:+.3f}"
+        if "delta_uf1" in table:
+            d = r["delta_uf1"]
+            row[f"ΔUF1 vs {table.attrs.get('delta_reference', 'reference')}"] = (
+                "–" if pd.isna(d) else f"{d:+.3f}"
+            )
         p = r.get("params")
         row["params"] = "–" if p is None or pd.isna(p) else f"{p / 1e6:.2f}M"
         row["GFLOPs"] = _num(r.get("gflops"), ".3g")
@@ -58,8 +62,14 @@ def notes(
 ) -> list[str]:
     out = [
         "UF1, UAR and accuracy are computed on the predictions of all folds pooled (MEGC2019), "
-        "then averaged over seeds (± sample std).",
+        "then averaged over seeds (± sample std; a single seed shows no ±).",
     ]
+    ref = table.attrs.get("delta_reference")
+    if ref:
+        out.append(
+            f"ΔUF1: difference to `{ref}`, the label-free reference variant; oracle rows get "
+            "none (their inputs or epochs saw the test subject)."
+        )
     if table["oracle"].any():
         out.append(
             "[oracle]: the variant's inputs or model selection used ground-truth information of "

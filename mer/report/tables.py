@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mer.metrics import megc_scores, pooled_report
+from mer.metrics import always_class_baseline, pooled_report
 from mer.report.data import RunData
 
 METRICS = ("uf1", "uar", "acc")
@@ -88,12 +88,14 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     vals = values.dropna().to_numpy(dtype=float)
     if not len(vals):
         return math.nan, math.nan
-    return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+    # one seed has no spread to report: NaN ("–" in tables), not a reassuring 0.000
+    return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
 
 
 def ablation_table(run: RunData) -> pd.DataFrame:
-    """Per variant: UF1/UAR/acc mean ± std over seeds (sample std; 0 for one seed), per-dataset
-    parts, params, GFLOPs, difference to `full`, folds finished/failed, oracle tag, paper number."""
+    """Per variant: UF1/UAR/acc mean ± std over seeds (sample std; NaN for one seed), per-dataset
+    parts, params, GFLOPs, UF1 difference to the reference variant (`delta_reference`), folds
+    finished/failed, oracle tag, paper number."""
     per_seed = seed_scores(run)
     dataset = str(run.config.get("data", {}).get("dataset", ""))
     rows = []
@@ -123,10 +125,30 @@ def ablation_table(run: RunData) -> pd.DataFrame:
             row[f"paper_{m}"] = paper.get(m, math.nan)
         rows.append(row)
     table = pd.DataFrame(rows)
-    if "full" in set(table["variant"]) and "uf1_mean" in table:
-        base = float(table.loc[table["variant"] == "full", "uf1_mean"].iloc[0])
-        table["delta_uf1_vs_full"] = table["uf1_mean"] - base
+    ref = delta_reference(table)
+    if ref is not None:
+        base = float(table.loc[table["variant"] == ref, "uf1_mean"].iloc[0])
+        table["delta_uf1"] = table["uf1_mean"] - base
+        # a difference is only meaningful between like and like: oracle rows get none
+        table.loc[table["oracle"], "delta_uf1"] = math.nan
+        table.attrs["delta_reference"] = ref
     return table
+
+
+def delta_reference(table: pd.DataFrame) -> str | None:
+    """The variant UF1 differences are taken against: `full` when it is label-free, else the
+    first label-free variant; None when every variant is oracle or there is no UF1.
+
+    An oracle row (ground-truth AU crops, test-set epochs) as the reference would make every
+    label-free variant look worse by the amount the oracle leaks (PROTOCOL.md §4.2-3).
+    """
+    if "uf1_mean" not in table or not len(table):
+        return None
+    clean = table[~table["oracle"].astype(bool) & table["uf1_mean"].notna()]
+    if not len(clean):
+        return None
+    names = clean["variant"].tolist()
+    return "full" if "full" in names else names[0]
 
 
 def per_subject_accuracy(run: RunData, variant: str) -> pd.DataFrame:
@@ -163,5 +185,4 @@ def always_negative_baseline(run: RunData) -> dict[str, float] | None:
     sub = p[(p["split"] == split) & (p["variant"] == v) & (p["seed"] == seed)]
     if not len(sub):
         return None
-    k = len(run.classes_of(v))
-    return megc_scores(sub["true"].to_numpy(), np.zeros(len(sub), dtype=int), k)
+    return always_class_baseline(sub["true"].to_numpy(), len(run.classes_of(v)), cls=0)

@@ -62,7 +62,7 @@ class TrialSpec:
 
     @property
     def rel_dir(self) -> str:
-        """Folder of this trial's files under `OUT/trials/` (contracts.md layout)."""
+        """Folder of this trial's files under `OUT/trials/`."""
         return f"{self.variant}/{self.seed}/{self.fold_safe}"
 
 

@@ -1,4 +1,4 @@
-"""The sweep's results folder (contracts.md): per-trial logs, pooled metrics, summary tables.
+"""The sweep's results folder: per-trial logs, pooled metrics, summary tables.
 
 Every number in `summary.csv` is recomputed from the per-trial prediction logs on disk, so a
 resumed sweep (whose earlier trials ran in another process) and a finished one give the same

@@ -60,7 +60,7 @@ class RunOptions:
 
 
 def output_dir(cfg: ExperimentConfig, out: str | Path | None) -> Path:
-    """`--out` or `{cfg.output}/{cfg.name}` (contracts.md), absolute."""
+    """`--out` or `{cfg.output}/{cfg.name}`, absolute."""
     path = Path(out) if out else Path(cfg.output).expanduser() / cfg.name
     return path.expanduser().resolve()
 

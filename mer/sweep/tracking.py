@@ -121,13 +121,19 @@ class WandbTracker(Tracker):
         )
 
     def close(self) -> None:
-        """Wait for every queued run to be written."""
+        """Wait for every queued run to be written; say how many W&B writes failed."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
             import wandb
 
             wandb.teardown()  # finish() can return before wandb-core has closed the run files
+        if self.errors:
+            log.warning(
+                "W&B: %d logging job(s) failed (the sweep's own files are complete); first: %s",
+                len(self.errors),
+                self.errors[0],
+            )
 
     # ------------------------------------------------------------------------------- runs
     def trial(
@@ -240,7 +246,9 @@ class WandbTracker(Tracker):
                             )
                         }
                     )
-                    run.log({"folds": wandb.Table(dataframe=_fold_table(test, len(names)))})
+                    # per-fold scores are a diagnostic, not the MEGC metric: named as such
+                    table = wandb.Table(dataframe=_fold_table(test, len(names)))
+                    run.log({"folds_nonstandard_per_fold_scores": table})
             finally:
                 run.finish()
             if on_done is not None:

@@ -66,13 +66,25 @@ class TestHooks:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> TestHooks:
         env = dict(os.environ if env is None else env)
-        return cls(
+        hooks = cls(
             events=env.get("MER_TEST_TRIAL_EVENTS") or None,
             fail_once_dir=env.get("MER_TEST_FAIL_ONCE") or None,
             fail_match=env.get("MER_TEST_FAIL_MATCH") or "*",
             fail_always=env.get("MER_TEST_FAIL_ALWAYS") or None,
             sleep_s=float(env.get("MER_TEST_TRIAL_SLEEP") or 0.0),
             barrier=int(env.get("MER_TEST_TRIAL_BARRIER") or 0),
+        )
+        if hooks.active:  # a leftover variable must not silently slow or fail a real sweep
+            names = sorted(k for k in env if k.startswith("MER_TEST_") and env[k])
+            log.warning("test hooks active (%s): trials may sleep or fail on purpose", names)
+        return hooks
+
+    @property
+    def active(self) -> bool:
+        return (
+            bool(self.events or self.fail_once_dir or self.fail_always)
+            or self.sleep_s > 0
+            or self.barrier > 0
         )
 
     def event(self, kind: str, spec: TrialSpec, **extra: Any) -> None:

@@ -38,7 +38,7 @@ class Runtime:
 def resolve_runtime(train: TrainConfig) -> Runtime:
     """Resolve `auto`: CUDA when present; fp32 and contiguous tensors on every device.
 
-    Why fp32 on CUDA: on an H100 at the paper's batch of 8 (shared/design/PERFORMANCE.md), fp32
+    Why fp32 on CUDA: on an H100 at the paper's batch of 8 (docs/design/PERFORMANCE.md), fp32
     trains 417 clips/s, bf16 autocast 261 and bf16 + channels_last_3d 306 — both slower; cuDNN
     already computes fp32 convolutions with TF32. bf16/channels_last only pay off at batch >= 32,
     which changes the optimisation, so they stay opt-in (`precision: bf16`, `channels_last: on`).
