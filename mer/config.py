@@ -194,6 +194,11 @@ class SearchConfig:
     concurrent_configs: int = 2
     storage: str | None = None
     seed: int = 0
+    # Subjects set aside before the search (label-free draw from `seed`): in no search fold, then
+    # each variant's best configuration is tested LOSO on them (PROTOCOL.md §4.1). 0: none, and
+    # then no clean test estimate of the chosen configuration exists.
+    holdout_subjects: int = 0
+    evaluate_holdout: bool = True  # run that evaluation at the end of the search
 
 
 # ------------------------------------------------------------------------------- run management
@@ -277,6 +282,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "search.trials": (1, None),
     "search.concurrent_configs": (1, None),
     "search.pruner_p": (0.0, 1.0),
+    "search.holdout_subjects": (0, None),
     "resources.gpu_per_trial": (0.0, None),
     "resources.cpu_per_trial": (0.0, None),
     "resources.max_concurrent": (0, None),
@@ -524,6 +530,7 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
             variant_raw["model"] = _resolve_model(variant_raw.get("model"))
             vcfg = _build(ExperimentConfig, variant_raw, "")
             _check_semantics(vcfg)
+            _check_search_keys(vcfg, overrides)
         except ConfigError as exc:
             raise ConfigError(f"ablations.{name}: {exc}") from None
     if cfg.search is not None:
@@ -536,6 +543,14 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
                     "train.lr)"
                 ) from None
     return cfg
+
+
+def _check_search_keys(vcfg: ExperimentConfig, fixed: dict[str, Any]) -> None:
+    """Keys this variant may not search (model.branches on au_oracle data), at load time."""
+    if vcfg.search is not None and vcfg.search.space:
+        from mer.sweep.space import check_variant_space
+
+        check_variant_space(vcfg.search.space, vcfg, fixed)
 
 
 def _check_semantics(cfg: ExperimentConfig) -> None:
@@ -552,6 +567,16 @@ def _check_semantics(cfg: ExperimentConfig) -> None:
         raise ConfigError(
             "search: the search objective is computed on inner-validation subjects; set "
             "protocol.val_subjects >= 1"
+        )
+    if cfg.search is not None and cfg.search.space:
+        from mer.sweep.space import check_space_keys
+
+        check_space_keys(cfg.search.space)  # data.*, protocol.*, ...: never searchable
+    if cfg.search is not None and cfg.protocol.selection == "oracle_test":
+        raise ConfigError(
+            "protocol.selection: oracle_test picks epochs on the test subject, so a search "
+            "objective would depend on test labels (PROTOCOL.md §4.1); use fixed_epochs or "
+            "inner_val with a search"
         )
     cw = cfg.train.class_weights
     if isinstance(cw, list) and len(cw) != cfg.model.num_classes:

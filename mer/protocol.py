@@ -7,6 +7,11 @@ sorted before any random draw, and random draws use a generator seeded by (seed,
 Validity (PROTOCOL.md §4): a fold's test subjects never appear in its training or validation rows;
 validation subjects are drawn from the fold's training subjects only and removed from its training
 rows, so an epoch or hyperparameter chosen on them never looks at the test subject.
+
+A hyperparameter search sees the labels of every subject in its folds (a fold's validation subjects
+are other folds' test subjects), so its folds cannot also give the test estimate of the
+configuration it picks. `holdout_subjects` sets subjects aside before the search, without looking at
+labels; `make_folds(..., exclude_subjects=...)` builds the search folds without them.
 """
 
 from __future__ import annotations
@@ -122,13 +127,13 @@ def _check_namespaced(samples: pd.DataFrame, subjects: np.ndarray) -> None:
             )
 
 
-def _kfold_groups(subjects: np.ndarray, k: int, seed: int) -> list[list[str]]:
+def _kfold_groups(subjects: np.ndarray, k: int, seed: int, note: str = "") -> list[list[str]]:
     """K subject groups with near-equal clip counts: seeded shuffle, then largest-first greedy."""
     names, counts = np.unique(subjects, return_counts=True)  # sorted names
     if k > len(names):
         raise ConfigError(
             f"protocol.split: group_kfold:{k} needs at least {k} subjects; the samples have "
-            f"{len(names)}"
+            f"{len(names)}{note}"
         )
     rng = _rng(seed, "all", "group_kfold")
     order = rng.permutation(len(names))
@@ -168,8 +173,78 @@ def choose_val_subjects(
     return sorted(chosen)
 
 
+# ------------------------------------------------------------------------------------ hold-out
+def _subject_datasets(samples: pd.DataFrame, subjects: np.ndarray) -> dict[str, str]:
+    """Subject → its dataset (the `dataset` column; "" without one). DataError if it has two."""
+    if "dataset" not in samples.columns:
+        return {s: "" for s in subjects.tolist()}
+    datasets = samples["dataset"].astype(str).to_numpy()
+    pairs = pd.DataFrame({"subject": subjects, "dataset": datasets})
+    per = pairs.drop_duplicates().groupby("subject", sort=True)["dataset"].agg(list)
+    mixed = [(s, ds) for s, ds in per.items() if len(ds) > 1]
+    if mixed:
+        s, ds = mixed[0]
+        raise DataError(
+            f"sample table: subject {s!r} appears in datasets {', '.join(sorted(ds))}; one subject "
+            "id per person, namespaced by dataset (e.g. 'casme2/sub01')"
+        )
+    return {str(s): str(ds[0]) for s, ds in per.items()}
+
+
+def _quotas(sizes: dict[str, int], n: int) -> dict[str, int]:
+    """`n` split over strata in proportion to `sizes` (largest remainder; ties: larger stratum,
+    then name), so the quotas sum to `n` exactly and none exceeds its stratum."""
+    total = sum(sizes.values())
+    exact = {d: n * m / total for d, m in sizes.items()}
+    quota = {d: int(np.floor(x)) for d, x in exact.items()}
+    order = sorted(sizes, key=lambda d: (-(exact[d] - quota[d]), -sizes[d], d))
+    for d in order[: n - sum(quota.values())]:
+        quota[d] += 1
+    return quota
+
+
+def holdout_subjects(samples: pd.DataFrame, n: int, seed: int) -> list[str]:
+    """`n` subjects to set aside before a hyperparameter search (`search.holdout_subjects`).
+
+    Label-free and deterministic: only the `subject` (and `dataset`) columns are read. Within each
+    dataset, its subjects are sorted and shuffled by (`seed`, dataset); a composite table (several
+    values in `dataset`, e.g. megc2019) gives each dataset a share of `n` proportional to its
+    number of subjects (largest remainder). Returned sorted. ConfigError when `n` leaves no subject
+    for the search.
+    """
+    n = int(n)
+    if n < 0:
+        raise ConfigError(f"search.holdout_subjects: expected a value >= 0, got {n}")
+    if n == 0:
+        return []
+    subjects = _subjects(samples)
+    of = _subject_datasets(samples, subjects)
+    if n >= len(of):
+        raise ConfigError(
+            f"search.holdout_subjects: {n} held-out subject(s) leave none for the search; the "
+            f"samples have {len(of)} subject(s), so hold out at most {len(of) - 1} (and leave "
+            "enough for protocol.split and protocol.val_subjects)"
+        )
+    strata: dict[str, list[str]] = {}
+    for s in sorted(of):
+        strata.setdefault(of[s], []).append(s)
+    quota = _quotas({d: len(members) for d, members in strata.items()}, n)
+    chosen: list[str] = []
+    for d in sorted(strata):
+        members = strata[d]
+        order = _rng(seed, d, "holdout").permutation(len(members))
+        chosen += [members[i] for i in order[: quota[d]]]
+    return sorted(chosen)
+
+
 # ---------------------------------------------------------------------------------------- folds
-def make_folds(samples: pd.DataFrame, protocol: Any, seed: int) -> list[Fold]:
+def make_folds(
+    samples: pd.DataFrame,
+    protocol: Any,
+    seed: int,
+    *,
+    exclude_subjects: Iterable[str] = (),
+) -> list[Fold]:
     """Folds of `samples` for `protocol` (a ProtocolConfig: split, val_subjects, folds).
 
     Splits: ``loso`` (one fold per subject), ``megc2019`` (LOSO over dataset-namespaced subjects of
@@ -177,30 +252,44 @@ def make_folds(samples: pd.DataFrame, protocol: Any, seed: int) -> list[Fold]:
     Subject folds are ordered by name, k-fold folds by number. ``protocol.val_subjects`` subjects
     per fold are moved from training to validation (class-aware, fixed by seed and fold name).
     ``protocol.folds`` (non-empty) keeps only those folds; indices keep their full-order values.
+    ``exclude_subjects`` (a search's held-out subjects) are in no split of any fold: the folds are
+    those of the other subjects, with row indices still into the full `samples` table.
     """
     subjects = _subjects(samples)
     kind, k = _parse_split(getattr(protocol, "split", "loso"))
     n_val = int(getattr(protocol, "val_subjects", 0) or 0)
     if n_val < 0:
         raise ConfigError(f"protocol.val_subjects: expected a value >= 0, got {n_val}")
-    unique = sorted(set(subjects.tolist()))
+    everyone = sorted(set(subjects.tolist()))
+    excluded = sorted({str(s) for s in exclude_subjects})
+    unknown = [s for s in excluded if s not in set(everyone)]
+    if unknown:
+        raise ConfigError(
+            f"held-out subject(s) {', '.join(unknown)} are not in the sample table "
+            f"(subjects: {', '.join(everyone[:8])}{' ...' if len(everyone) > 8 else ''})"
+        )
+    is_excluded = np.isin(subjects, excluded) if excluded else np.zeros(len(subjects), bool)
+    unique = [s for s in everyone if s not in set(excluded)]
+    note = f" after excluding {len(excluded)} held-out subject(s)" if excluded else ""
     if kind == "megc2019":
         _check_namespaced(samples, subjects)
     if kind in ("loso", "megc2019"):
         if len(unique) < 2:
             raise ConfigError(
-                f"protocol.split {kind}: needs at least 2 subjects; the samples have {len(unique)} "
-                f"({', '.join(unique)})"
+                f"protocol.split {kind}: needs at least 2 subjects; the samples have {len(unique)}"
+                f"{note} ({', '.join(unique)})"
             )
         groups = [(s, [s]) for s in unique]
     else:
         assert k is not None
-        groups = [(f"kfold{i}", g) for i, g in enumerate(_kfold_groups(subjects, k, seed))]
+        kept = subjects[~is_excluded]
+        groups = [(f"kfold{i}", g) for i, g in enumerate(_kfold_groups(kept, k, seed, note))]
 
     labels = _labels_of(samples)
     subject_classes: dict[str, set[Any]] = {s: set() for s in unique}
     if labels is not None:
-        for s, lab in zip(subjects.tolist(), labels.tolist(), strict=True):
+        kept_labels = labels[~is_excluded].tolist()
+        for s, lab in zip(subjects[~is_excluded].tolist(), kept_labels, strict=True):
             subject_classes[s].add(lab)
 
     folds: list[Fold] = []
@@ -212,8 +301,8 @@ def make_folds(samples: pd.DataFrame, protocol: Any, seed: int) -> list[Fold]:
             if n_val >= len(train_subj):
                 raise ConfigError(
                     f"protocol.val_subjects: {n_val} validation subjects leave no training "
-                    f"subject in fold {name!r} ({len(train_subj)} training subjects); use at "
-                    f"most {len(train_subj) - 1}"
+                    f"subject in fold {name!r} ({len(train_subj)} training subjects{note}); use "
+                    f"at most {len(train_subj) - 1}"
                 )
             val_subj = choose_val_subjects(
                 train_subj, n_val, subject_classes, _rng(seed, name, "val")
@@ -235,7 +324,7 @@ def make_folds(samples: pd.DataFrame, protocol: Any, seed: int) -> list[Fold]:
             name=name,
             index=index,
             test_subjects=tuple(sorted(test_set)),
-            train=_frozen(idx[~is_test & ~is_val]),
+            train=_frozen(idx[~is_test & ~is_val & ~is_excluded]),
             val=_frozen(idx[is_val]),
             test=_frozen(idx[is_test]),
             val_subjects=tuple(val_subj),

@@ -13,6 +13,7 @@ from mer.protocol import (
     choose_val_subjects,
     fold_by_name,
     fold_table,
+    holdout_subjects,
     make_folds,
     subject_counts,
 )
@@ -272,3 +273,109 @@ def test_megc2019_real_fold_sizes():
     ftv = fold_table(make_folds(samples, _cfg("megc2019", val=4), seed=1), samples, 3)
     assert (ftv["train_classes"] == 3).all()
     assert (ftv["train"] + ftv["val"] + ftv["test"] == 442).all()
+
+
+# ------------------------------------------------------------------------ search hold-out subjects
+def _composite(n_casme2: int, n_samm: int, n_smic: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    spec = {}
+    for ds, n in (("casme2", n_casme2), ("samm", n_samm), ("smic", n_smic)):
+        for i in range(1, n + 1):
+            spec[f"{ds}/s{i:02d}"] = rng.integers(0, 3, int(rng.integers(1, 6))).tolist()
+    return _table(spec)
+
+
+def test_holdout_subjects_deterministic_sorted_and_seeded():
+    samples = _random_table(12)
+    a = holdout_subjects(samples, 4, seed=0)
+    assert a == holdout_subjects(samples, 4, seed=0) == sorted(a)
+    assert len(set(a)) == 4 and set(a) <= set(samples["subject"])
+    # a pure function of the subject set: row order and clip counts do not matter
+    shuffled = samples.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert holdout_subjects(shuffled, 4, seed=0) == a
+    draws = {tuple(holdout_subjects(samples, 4, seed=s)) for s in range(6)}
+    assert len(draws) > 1  # the seed picks them
+    assert holdout_subjects(samples, 0, seed=0) == []
+
+
+def test_holdout_subjects_never_look_at_labels():
+    samples = _random_table(10, seed=4)
+    chosen = holdout_subjects(samples, 3, seed=7)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        relabelled = samples.assign(label=rng.permutation(samples["label"].to_numpy()))
+        relabelled["emotion"] = "negative"
+        assert holdout_subjects(relabelled, 3, seed=7) == chosen
+    assert holdout_subjects(samples.drop(columns=["label", "emotion"]), 3, seed=7) == chosen
+
+
+def test_holdout_subjects_stratified_by_dataset():
+    samples = _composite(8, 6, 4)  # 18 subjects
+    chosen = holdout_subjects(samples, 9, seed=1)
+    per = pd.Series([s.split("/")[0] for s in chosen]).value_counts().to_dict()
+    assert per == {"casme2": 4, "samm": 3, "smic": 2}  # half of each
+    # 5 of 18: exact shares 2.22 / 1.67 / 1.11 -> floors 2/1/1, the spare goes to samm (.67)
+    per5 = pd.Series([s.split("/")[0] for s in holdout_subjects(samples, 5, 1)]).value_counts()
+    assert per5.to_dict() == {"casme2": 2, "samm": 2, "smic": 1}
+    # each dataset's draw is its own: other datasets' subjects do not shift it
+    fewer = samples[~samples["subject"].isin(["smic/s04"])]
+    same_casme2 = [s for s in holdout_subjects(fewer, 9, 1) if s.startswith("casme2/")]
+    assert same_casme2 == [s for s in chosen if s.startswith("casme2/")]
+
+
+def test_holdout_subjects_megc2019_quarter_per_dataset():
+    samples = _megc_samples()
+    chosen = holdout_subjects(samples, 17, seed=0)
+    per = pd.Series([s.split("/")[0] for s in chosen]).value_counts().to_dict()
+    assert per == {"casme2": 6, "samm": 7, "smic": 4}  # 24 / 28 / 16 subjects, a quarter each
+
+
+def test_holdout_subjects_errors():
+    samples = _random_table(4)
+    with pytest.raises(ConfigError, match=r"search.holdout_subjects: 4 held-out .* at most 3"):
+        holdout_subjects(samples, 4, seed=0)
+    with pytest.raises(ConfigError, match="search.holdout_subjects: expected a value >= 0"):
+        holdout_subjects(samples, -1, seed=0)
+    mixed = _table({"casme2/sub01": [0, 1], "casme2/sub02": [1]})
+    mixed.loc[1, "dataset"] = "samm"
+    with pytest.raises(DataError, match="subject 'casme2/sub01' appears in datasets casme2, samm"):
+        holdout_subjects(mixed, 1, seed=0)
+
+
+@pytest.mark.parametrize("split, val", [("loso", 1), ("group_kfold:3", 1), ("megc2019", 2)])
+def test_make_folds_excluded_subjects_are_in_no_split(split, val):
+    samples = _composite(4, 3, 3, seed=2)
+    held = holdout_subjects(samples, 3, seed=5)
+    folds = make_folds(samples, _cfg(split, val=val), seed=0, exclude_subjects=held)
+    subj = samples["subject"].to_numpy()
+    held_rows = set(np.flatnonzero(np.isin(subj, held)).tolist())
+    assert held_rows
+    seen_test = []
+    for f in folds:
+        rows = np.concatenate([f.train, f.val, f.test])
+        assert not held_rows & set(rows.tolist())  # in no split of any fold
+        assert f.train.size + f.val.size + f.test.size == len(samples) - len(held_rows)
+        # indices are positions in the full table: its subject column names the fold's subjects
+        assert set(subj[f.test]) == set(f.test_subjects)
+        assert not set(f.val_subjects) & set(held) and len(f.val_subjects) == val
+        seen_test += f.test_subjects
+    assert sorted(seen_test) == sorted(set(subj) - set(held))  # every development subject once
+    # the same folds as the development subjects alone, mapped back to full-table indices
+    dev = samples[~np.isin(subj, held)]
+    alone = make_folds(dev.reset_index(drop=True), _cfg(split, val=val), seed=0)
+    back = dev.index.to_numpy()
+    for f, g in zip(folds, alone, strict=True):
+        assert f.name == g.name and f.val_subjects == g.val_subjects
+        for a, b in ((f.train, g.train), (f.val, g.val), (f.test, g.test)):
+            assert np.array_equal(a, back[b])
+
+
+def test_make_folds_exclusion_errors_name_the_cause():
+    samples = _random_table(5)
+    with pytest.raises(ConfigError, match="held-out subject.*casme2/nobody.*not in the sample"):
+        make_folds(samples, _cfg(), seed=0, exclude_subjects=["casme2/nobody"])
+    held = holdout_subjects(samples, 2, seed=0)
+    with pytest.raises(ConfigError, match=r"group_kfold:4 .* have 3 after excluding 2 held-out"):
+        make_folds(samples, _cfg("group_kfold:4"), seed=0, exclude_subjects=held)
+    with pytest.raises(ConfigError, match=r"val_subjects: 2 .*after excluding 2 held-out"):
+        make_folds(samples, _cfg("loso", val=2), seed=0, exclude_subjects=held)

@@ -253,3 +253,56 @@ def test_dry_run_demo_synthetic(capsys, tmp_path):
     assert status == 0
     assert f"= {len(cfg.variants) * 6} trials" in out and "Folds: 6 x loso" in out
     assert np.isfinite(float(out.split("Estimated GPU-hours: ")[1].split()[0]))
+
+
+# ------------------------------------------------------------------------ search hold-out subjects
+def _search_cfg(holdout: int, split: str = "group_kfold:3", val: int = 1, **extra):
+    return _cfg(
+        protocol={"split": split, "val_subjects": val},
+        data={"dataset": "casme2", "regions": {"policy": "all"}},
+        ablations={"full": {}, "lstm": {"model.recurrent": "lstm"}},
+        search={
+            "holdout_subjects": holdout,
+            "seed": 3,
+            "space": {"train.lr": {"loguniform": [1.0e-4, 1.0e-2]}},
+        },
+        **extra,
+    )
+
+
+def test_search_plan_holds_subjects_out_of_every_fold():
+    from mer.protocol import holdout_subjects
+
+    table = _samples(subjects=8)
+    plan, _ = _plan(_search_cfg(3), samples=table)
+    held = holdout_subjects(table, 3, seed=3)  # search.seed, not the run's seeds
+    subj = table["subject"].to_numpy()
+    for v in plan.variants.values():
+        assert v.holdout == held
+        for folds in v.folds.values():
+            assert len(folds) == 3
+            for f in folds:
+                rows = np.concatenate([f.train, f.val, f.test])
+                assert not set(subj[rows]) & set(held)
+    assert plan.to_json()["variants"]["lstm"]["holdout_subjects"] == held
+    text = describe(plan)
+    assert f"Held out of the search: 3 subject(s) ({', '.join(held)})" in text
+    # outside search mode, or with 0, nothing is held out
+    plain, _ = _plan(_search_cfg(0), samples=table)
+    assert all(v.holdout == [] for v in plain.variants.values())
+    assert "no clean test estimate" in describe(plain)
+
+
+def test_search_plan_holdout_errors_say_so():
+    table = _samples(subjects=6)
+    with pytest.raises(ConfigError, match="search.holdout_subjects: 6 held-out subject.*none"):
+        _plan(_search_cfg(6), samples=table)
+    with pytest.raises(
+        ConfigError,
+        match=r"search.holdout_subjects: 4 held-out subject\(s\) leave 2 .*group_kfold:3",
+    ):
+        _plan(_search_cfg(4), samples=table)
+    with pytest.raises(ConfigError, match=r"leave 3 .*protocol.val_subjects: 2 validation"):
+        _plan(_search_cfg(3, split="loso", val=2), samples=table)
+    with pytest.raises(ConfigError, match=r"search.holdout_subjects: expected a value in \[0"):
+        _search_cfg(-1)

@@ -1,5 +1,7 @@
 """Search mode end to end through the real trainable (mer.sweep.runner Session → mer.train):
-sweeps/demo_search.yaml shrunk to 2 configurations x 3 folds x 2 epochs on synthetic data."""
+sweeps/demo_search.yaml shrunk to 5 subjects (2 held out), 2 configurations x 3 folds x 2 epochs
+on synthetic data, then the hold-out evaluation (2 LOSO folds), interrupted (its trials fail) and
+resumed without re-running any search trial."""
 
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from optuna.trial import TrialState  # noqa: E402
 from mer.config import load_config  # noqa: E402
 from mer.metrics import megc_scores  # noqa: E402
 from mer.sweep.search import (  # noqa: E402
-    TEST_NOTE,
+    HOLDOUT_NOTE,
     FoldFanoutSearcher,
+    holdout_dir,
     run_search,
     search_label,
 )
+from mer.sweep.trial import TestHooks  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,8 +40,14 @@ def _cfg(tmp_path):
             "train.checkpoint_every=0",
             "search.trials=2",
             "search.concurrent_configs=2",
+            "search.holdout_subjects=2",
+            "resources.max_failures=0",
         ],
     )
+
+
+def _trial_dirs(out):
+    return sorted(p.relative_to(out) for p in (out / "trials").glob("*/*/*"))
 
 
 def test_search_end_to_end_through_the_real_trainable(tmp_path, capsys, monkeypatch):
@@ -46,9 +56,15 @@ def test_search_end_to_end_through_the_real_trainable(tmp_path, capsys, monkeypa
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # Ray workers import mer from this checkout
     cfg = _cfg(tmp_path)
     out = tmp_path / "out"
-    assert run_search(cfg, RunOptions(out=out, num_cpus=2, wandb="disabled")) == 0
+    # the hold-out evaluation's trials (ids "full/<subject>/s0") fail: an interrupted evaluation
+    broken = TestHooks(fail_always="full/*")
+    opts = RunOptions(out=out, num_cpus=2, wandb="disabled", test_hooks=broken)
+    assert run_search(cfg, opts) == 1
     printed = capsys.readouterr().out
-    assert "best configuration per variant" in printed and TEST_NOTE in printed
+    assert "best configuration per variant" in printed and "INCOMPLETE: the hold-out" in printed
+    plan = json.loads((out / "plan.json").read_text())
+    held = plan["variants"]["full"]["holdout_subjects"]
+    assert len(held) == 2
 
     study = FoldFanoutSearcher(cfg, ["kfold0", "kfold1", "kfold2"], out).study("full")
     trials = study.get_trials()
@@ -60,36 +76,50 @@ def test_search_end_to_end_through_the_real_trainable(tmp_path, capsys, monkeypa
         )
         assert len(files) == 3
         pred = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+        assert not set(pred["subject"]) & set(held)  # in no split of any search fold
         val = pred[pred["split"] == "val"]
         assert len(val) > 0
         assert t.values == [pytest.approx(megc_scores(val["true"], val["pred"], 3)["uf1"])]
         assert json.loads(t.user_attrs["overrides"]) == t.params
-
     best = json.loads((out / "search" / "best.json").read_text())["variants"]["full"]
     assert best["best"]["config_id"] == study.best_trial.number
-    label = search_label("full", study.best_trial.number)
-    pred = pd.concat(
-        [pd.read_csv(f) for f in sorted((out / "trials" / label).glob("0/*/predictions.csv"))]
-    )
-    test = pred[pred["split"] == "test"]
-    metrics = best["best_config_test_metrics"]
-    assert metrics["note"] == TEST_NOTE and metrics["n"] == len(test)
-    assert metrics["uf1"] == pytest.approx(megc_scores(test["true"], test["pred"], 3)["uf1"])
+    assert best["holdout"]["available"] is False
+    assert "best_config_test_metrics" not in best
 
-    # --resume of a finished search: the same study, no new configurations or fold trials
-    n_dirs = len(list((out / "trials").glob("*/*/*")))
-    assert run_search(cfg, RunOptions(out=out, num_cpus=2, wandb="disabled", resume=True)) == 0
-    assert len(study.get_trials()) == 2
-    assert len(list((out / "trials").glob("*/*/*"))) == n_dirs == 6
+    # --resume: the finished search runs nothing new; the evaluation retries its failed folds
+    search_dirs = _trial_dirs(out)
+    assert len(search_dirs) == 6
+    opts = RunOptions(out=out, num_cpus=2, wandb="disabled", resume=True, test_hooks=TestHooks())
+    assert run_search(cfg, opts) == 0
+    printed = capsys.readouterr().out
+    assert len(study.get_trials()) == 2 and _trial_dirs(out) == search_dirs
+    hdir = holdout_dir(cfg, out)
+    hcfg = load_config(out / "search" / "holdout.yaml")
+    assert hcfg.protocol.folds == held and hcfg.search is None
+    hpred = pd.read_csv(hdir / "predictions.csv")
+    assert sorted(hpred["fold"].unique()) == held and set(hpred["split"]) == {"test"}
+    assert set(hpred["subject"]) == set(held)
+    best = json.loads((out / "search" / "best.json").read_text())["variants"]["full"]
+    res = best["holdout"]
+    assert res["available"] and res["note"] == HOLDOUT_NOTE and res["n_test"] == len(hpred)
+    assert res["uf1"] == pytest.approx(megc_scores(hpred["true"], hpred["pred"], 3)["uf1"])
+    assert HOLDOUT_NOTE in printed and f"uf1 {res['uf1']:.4f}" in printed
 
     # the report ranks configurations by their inner-validation objective, never by test scores
     from mer.report import write_report
+    from mer.report.data import load_run
+    from mer.report.tables import confusion_for
 
     written = write_report(out, formats=("md",))
     table = pd.read_csv(written["csv"])
     assert sorted(table["variant"]) == [search_label("full", t.number) for t in trials]
+    run = load_run(out)
     for t in trials:
-        row = table[table["variant"] == search_label("full", t.number)].iloc[0]
+        label = search_label("full", t.number)
+        row = table[table["variant"] == label].iloc[0]
         assert row["uf1_mean"] == pytest.approx(t.values[0])
+        n_val = ((run.predictions["variant"] == label) & (run.predictions["split"] == "val")).sum()
+        assert confusion_for(run, label).sum() == n_val  # validation clips, not test ones
     assert {"png:optuna_history", "png:optuna_parallel"} <= set(written)
-    assert "not used for selection" in written["md"].read_text()
+    md = written["md"].read_text()
+    assert "held-out" in md and "test scores are not shown" in md

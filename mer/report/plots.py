@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mer.report.data import RunData  # noqa: E402
-from mer.report.tables import confusion_for, per_subject_accuracy  # noqa: E402
+from mer.report.tables import confusion_for, eval_split, per_subject_accuracy  # noqa: E402
 
 log = logging.getLogger(__name__)
 DPI = 100
@@ -51,7 +51,7 @@ def confusion_plot(run: RunData, variant: str, path: Path) -> Path:
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{variant}: pooled confusion matrix (all seeds)")
+    ax.set_title(f"{variant}: pooled {eval_split(run)} confusion matrix (all seeds)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -63,7 +63,7 @@ def subject_plot(run: RunData, variant: str, path: Path) -> Path:
         ax.bar(range(len(acc)), acc["acc"], color="tab:blue")
         ax.set_xticks(range(len(acc)), acc["subject"], rotation=90, fontsize=7)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy on the subject's clips")
+    ax.set_ylabel(f"accuracy on the subject's {eval_split(run)} clips")
     ax.set_title(f"{variant}: per-subject accuracy (diagnostic, not a MEGC metric)")
     fig.tight_layout()
     return _save(fig, path)

@@ -89,12 +89,24 @@ def notes(
             f"{baseline['uar']:.3f}, accuracy {baseline['acc']:.3f}."
         )
     if search:
-        out.append(
-            "Search: each row is one configuration and UF1/UAR/ACC are its pooled "
-            "inner-validation scores (the objective). The best configuration's test-fold "
-            "metrics are reported once below and were not used for selection."
-        )
+        out.append(search_note(search))
     return out
+
+
+def search_note(search: dict) -> str:
+    """What a search report's numbers are, and where its only clean test estimate is."""
+    text = (
+        "Search: each row is one configuration; UF1/UAR/ACC, confusion matrices and per-subject "
+        "accuracies are on its inner-validation clips (the objective). The search folds' test "
+        "scores are not shown: each fold's validation subjects are other folds' test subjects."
+    )
+    held = search.get("holdout") or {}
+    if held.get("n"):
+        return text + (
+            f" Test estimate: the best configurations tested LOSO on {held['n']} held-out "
+            f"subjects, never seen by the search (Search section below; run {held.get('results')})."
+        )
+    return text + " " + str(held.get("note") or "No clean test estimate exists.")
 
 
 def to_markdown(

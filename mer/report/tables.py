@@ -125,7 +125,8 @@ def ablation_table(run: RunData) -> pd.DataFrame:
             row[f"paper_{m}"] = paper.get(m, math.nan)
         rows.append(row)
     table = pd.DataFrame(rows)
-    ref = delta_reference(table)
+    # a search's rows are configurations ranked by their objective: no ablation reference
+    ref = None if run.mode == "search" else delta_reference(table)
     if ref is not None:
         base = float(table.loc[table["variant"] == ref, "uf1_mean"].iloc[0])
         table["delta_uf1"] = table["uf1_mean"] - base
@@ -151,10 +152,18 @@ def delta_reference(table: pd.DataFrame) -> str | None:
     return "full" if "full" in names else names[0]
 
 
+def eval_split(run: RunData) -> str:
+    """The split a run's per-configuration views show: a search's are its validation clips (the
+    search folds' test subjects also validated other folds, so their test scores estimate
+    nothing; a search's clean test numbers are its hold-out evaluation's own run)."""
+    return "val" if run.mode == "search" else "test"
+
+
 def per_subject_accuracy(run: RunData, variant: str) -> pd.DataFrame:
-    """Accuracy per test subject (all seeds pooled) — a diagnostic, not a MEGC metric."""
+    """Accuracy per test subject (validation subject for a search; all seeds pooled) — a
+    diagnostic, not a MEGC metric."""
     p = run.predictions
-    sub = p[(p["split"] == "test") & (p["variant"] == variant)]
+    sub = p[(p["split"] == eval_split(run)) & (p["variant"] == variant)]
     if not len(sub):
         return pd.DataFrame(columns=["subject", "acc", "n"])
     grouped = sub.assign(ok=(sub["true"] == sub["pred"]).astype(float)).groupby("subject")
@@ -163,11 +172,11 @@ def per_subject_accuracy(run: RunData, variant: str) -> pd.DataFrame:
 
 
 def confusion_for(run: RunData, variant: str) -> np.ndarray:
-    """Pooled confusion matrix of a variant, summed over seeds."""
+    """Pooled confusion matrix of a variant, summed over seeds (validation clips for a search)."""
     from mer.metrics import confusion_matrix
 
     p = run.predictions
-    sub = p[(p["split"] == "test") & (p["variant"] == variant)]
+    sub = p[(p["split"] == eval_split(run)) & (p["variant"] == variant)]
     k = len(run.classes_of(variant))
     if not len(sub):
         return np.zeros((k, k), dtype=np.int64)

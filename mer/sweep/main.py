@@ -6,8 +6,10 @@
     python run_sweep.py sweeps/X.yaml --address auto          # on a running Ray cluster
     python run_sweep.py sweeps/X.yaml --trial full/sub01/0    # one trial in this process, no Ray
 
-Mode: a config with a `search` section runs the Optuna search (`mer.sweep.search`), otherwise
-the ablation grid (every variant × fold × seed). Errors a user can cause print one line, exit 2.
+Mode: a config with a `search` section runs the Optuna search (`mer.sweep.search`; then, with
+`search.holdout_subjects`, the hold-out evaluation it generates as OUT/search/holdout.yaml, itself
+an ablation sweep), otherwise the ablation grid (every variant × fold × seed). Errors a user can
+cause print one line, exit 2.
 """
 
 from __future__ import annotations
@@ -125,10 +127,14 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     conc = str(args.max_concurrent or cfg.resources.max_concurrent or "computed at run time")
     print(describe(plan, max_concurrent=conc))
     if cfg.search is not None:
+        n = cfg.search.holdout_subjects
+        after = (
+            f"; then the hold-out evaluation: {n} LOSO fold(s) per variant and seed" if n else ""
+        )
         print(
             f"Search mode: {cfg.search.trials} configuration(s) per variant ({cfg.search.sampler}"
             f" sampler), each one Tune trial per fold of seed {cfg.seeds[0]}; the trial count "
-            "above is the ablation grid, for scale"
+            f"above is the ablation grid, for scale{after}"
         )
     return 0
 

@@ -4,6 +4,10 @@ A plan is a pure function of the config and the sample tables, so `--dry-run` (a
 no media) prints the same trials a real run executes. Fold row indices point into the sample
 table the plan was built from; a real run builds its plan from the prepared data's own table so
 those indices are the ones the trials use.
+
+In search mode, `search.holdout_subjects` subjects per variant (`VariantPlan.holdout`, chosen by
+`mer.protocol.holdout_subjects`) are in no fold of the plan: the search never sees them, and they
+are tested after it (mer.sweep.search).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import pandas as pd
 
 from mer.config import ExperimentConfig, config_hash, variant_config
 from mer.errors import ConfigError
-from mer.protocol import Fold, fold_by_name, make_folds
+from mer.protocol import Fold, fold_by_name, holdout_subjects, make_folds
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,7 @@ class VariantPlan:
     oracle_reasons: list[str]
     folds: dict[int, list[Fold]] = field(default_factory=dict)  # seed -> folds
     stats: dict[str, Any] | None = None  # model_stats: params, gflops
+    holdout: list[str] = field(default_factory=list)  # search: subjects in no fold (sorted)
 
     @property
     def oracle(self) -> bool:
@@ -155,6 +160,7 @@ class SweepPlan:
                 "oracle_reasons": v.oracle_reasons,
                 "data_key": v.data_key,
                 "stats": v.stats,
+                "holdout_subjects": list(v.holdout),
                 "folds": {
                     str(seed): [
                         {
@@ -245,8 +251,9 @@ def build_plan(
             data_key=key,
             oracle_reasons=oracle_reasons(vcfg),
         )
+        vp.holdout = search_holdout(vcfg, samples[key])
         for seed in cfg.seeds:
-            vp.folds[seed] = make_folds(samples[key], vcfg.protocol, seed)
+            vp.folds[seed] = _make_folds(samples[key], vcfg, seed, vp.holdout)
             if not vp.folds[seed]:
                 raise ConfigError(f"ablations.{name}: the protocol gives no fold with test clips")
         if stats_for is not None:
@@ -258,6 +265,29 @@ def build_plan(
         for seed in cfg.seeds:
             trials += [TrialSpec(name, f.name, seed, f.index) for f in vp.folds[seed]]
     return SweepPlan(cfg=cfg, variants=out, trials=trials, samples=samples, class_names=class_names)
+
+
+def search_holdout(vcfg: ExperimentConfig, samples: pd.DataFrame) -> list[str]:
+    """The subjects a search sets aside (`search.holdout_subjects`); none outside search mode."""
+    if vcfg.search is None or not vcfg.search.holdout_subjects:
+        return []
+    return holdout_subjects(samples, vcfg.search.holdout_subjects, vcfg.search.seed)
+
+
+def _make_folds(
+    samples: pd.DataFrame, vcfg: ExperimentConfig, seed: int, held: list[str]
+) -> list[Fold]:
+    """make_folds without the held-out subjects; a fold error then says the hold-out caused it."""
+    try:
+        return make_folds(samples, vcfg.protocol, seed, exclude_subjects=held)
+    except ConfigError as exc:
+        if not held:
+            raise
+        left = samples["subject"].astype(str).nunique() - len(held)
+        raise ConfigError(
+            f"search.holdout_subjects: {len(held)} held-out subject(s) leave {left} for the "
+            f"search folds: {exc}"
+        ) from None
 
 
 def model_stats_or_none(cfg: ExperimentConfig) -> dict[str, Any] | None:
@@ -364,6 +394,17 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
                 f"; train {_range([f.train.size for f in folds])}; val "
                 f"{_range([f.val.size for f in folds])}"
             )
+    held = {tuple(v.holdout) for v in plan.variants.values() if v.holdout}
+    for names in sorted(held):
+        lines.append(
+            f"Held out of the search: {len(names)} subject(s) ({', '.join(names)}), in no "
+            "search fold; each variant's best configuration is tested LOSO on them afterwards"
+        )
+    if cfg.search is not None and not held:
+        lines.append(
+            "Held out of the search: none (search.holdout_subjects 0), so no clean test estimate "
+            "of the chosen configuration"
+        )
     lines.append(f"Seeds: {', '.join(map(str, cfg.seeds))}")
     est = estimate_gpu_hours(plan)
     header = f"  {'variant':<28} {'trials':>6} {'params':>8} {'GFLOPs':>8} {'GPU-h':>8}  changes"

@@ -359,20 +359,30 @@ class Session:
         self.finished.add(spec.id)
         self.failed.discard(spec.id)
         n_done = len(self.finished & {t.id for t in self.plan.trials})
-        sc = result.get("test_scores") or {}
-        n_test = sum(1 for s in result["predictions"].get("split", []) if s == "test")
+        # A search fold trial's test score is no estimate of anything (its fold's validation
+        # subjects are other folds' test subjects): it stays in the prediction log, unsummarised.
+        split = "val" if self.cfg.search is not None else "test"
+        sc = result.get(f"{split}_scores") or {}
+        n_clips = sum(1 for s in result["predictions"].get("split", []) if s == split)
         log.info(
-            "[%d/%d] %s done in %.1f s: test acc %.3f on %d clip(s)%s",
-            n_done,
-            len(self.plan.trials),
+            "[%s] %s done in %.1f s: %s acc %.3f on %d clip(s)%s",
+            "search" if split == "val" else f"{n_done}/{len(self.plan.trials)}",
             spec.id,
             (result.get("timings") or {}).get("total", 0.0),
+            split,
             sc.get("acc", float("nan")),
-            n_test,
+            n_clips,
             f" (resumed at epoch {result['resumed_from']})" if result.get("resumed_from") else "",
         )
+        tracked = (
+            result if split == "test" else {k: v for k, v in result.items() if k != "test_scores"}
+        )
         self.tracker.trial(
-            spec, vcfg, result, bool(result.get("oracle")), on_done=self._marker(spec, "wandb.done")
+            spec,
+            vcfg,
+            tracked,
+            bool(result.get("oracle")),
+            on_done=self._marker(spec, "wandb.done"),
         )
         self._maybe_variant_done(spec)
 

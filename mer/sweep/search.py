@@ -8,14 +8,36 @@ Terms: a *configuration* is one Optuna trial (`config_id` = its number in the va
 a *fold trial* is one Tune trial = (variant, configuration, fold). `search.trials` counts
 configurations per variant (every asked configuration counts, pruned and failed ones too).
 
+Held-out subjects (why the search folds give no test estimate)
+--------------------------------------------------------------
+Each search fold moves `protocol.val_subjects` of its training subjects to validation, and those
+are test subjects of other folds: the labels of (nearly) every subject feed the objective, so the
+chosen configuration's test score on the search folds is optimistic (PROTOCOL.md §4.1). Hence
+`search.holdout_subjects`: N subjects set aside before the search (label-free, from `search.seed`,
+stratified by dataset: `mer.protocol.holdout_subjects`) are in no split of any search fold (the plan
+builds the folds over the remaining, development, subjects). After the search, each variant's best
+configuration (chosen on inner validation only) is trained and tested LOSO on the held-out subjects:
+one fold per held-out subject, training on every other subject. That evaluation is an ordinary
+ablation sweep, generated as OUT/search/holdout.yaml (`holdout_raw`; variant = searched variant +
+its best overrides) and run at the end of `run_search` through `mer.sweep.runner.run_ablation` on
+the same Ray (unless `search.evaluate_holdout: false`); its results are a normal sweep folder,
+OUT/{name}-holdout/ (summary, prediction logs, W&B, report), and can be run or resumed by hand
+(`python run_sweep.py OUT/search/holdout.yaml [--resume]`). Its pooled test metrics are the only
+test numbers the search summary reports. With `holdout_subjects: 0` the summary says that no clean
+test estimate exists. The search folds' test predictions stay in the trial prediction logs but are
+summarised nowhere (`mer report` shows a search's configurations on their validation clips).
+
 Contract with the runner (mer.sweep.main / runner / trial)
 -----------------------------------------------------------
 `run_search(cfg, opts)` is the search-mode counterpart of `mer.sweep.runner.run_ablation`: it
 opens the runner's Session (data, plan, Ray, results folder), builds the searcher from the plan's
 folds for `cfg.seeds[0]`, calls `Session.run(search_alg=searcher, num_samples=-1)` (with
-`--resume`, Session.run restores the Tune experiment and Tune restores the searcher), then writes
-the search summary. `mer.sweep.main` only has to dispatch to it when the config has a `search`
-section. What it does, for anyone wiring Tune differently (driver)::
+`--resume`, Session.run restores the Tune experiment and Tune restores the searcher), writes the
+search summary and, once every variant's search is finished, the hold-out evaluation's config,
+then runs that evaluation (`evaluate_holdout`; with `--resume` it continues an interrupted one, and
+a finished search re-runs no search trial) and rewrites the summary with its metrics.
+`mer.sweep.main` only has to dispatch to it when the config has a `search` section. What it does,
+for anyone wiring Tune differently (driver)::
 
     searcher = FoldFanoutSearcher(cfg, folds, out_dir)     # folds: names in protocol order, from
                                                            # the seed-cfg.seeds[0] plan, or a
@@ -26,6 +48,7 @@ section. What it does, for anyone wiring Tune differently (driver)::
                run_config=tune.RunConfig(...))
     ...fit()...
     write_search_summary(cfg, out_dir)                     # after fit: OUT/search/best.json
+                                                           # (+ holdout.yaml, then run it)
 
 `num_samples=-1`: the searcher alone decides how many fold trials there are and returns
 `Searcher.FINISHED`. `max_concurrent_trials` may be set (Tune wraps a ConcurrencyLimiter; fine).
@@ -109,13 +132,15 @@ So the study continues to `search.trials`; it never restarts. A study run with o
 other objective directions is a ConfigError.
 
 After the search `write_search_summary` writes OUT/search/best.json, summary.csv and summary.md:
-per variant the best configuration by the inner-validation objective and, once, that
-configuration's pooled TEST metrics from the prediction log, labelled
-"reported once after search; not used for selection".
+per variant the best configuration by the inner-validation objective and, when the hold-out
+evaluation has run, its pooled test UF1/UAR/accuracy on the held-out subjects (read from
+OUT/{name}-holdout/summary.csv, labelled "held-out subjects, never seen by the search"); with
+`holdout_subjects: 0`, the plain statement that no clean test estimate exists.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -140,8 +165,15 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 RESULT_KEYS = ("val_true", "val_pred")
 SKIPPED_KEY = "mer_skipped"  # = mer.sweep.trial.SKIPPED_KEY: a resumed trial already on disk
-TEST_NOTE = "reported once after search; not used for selection"
 DEFAULT_STORAGE = "study.journal"
+HOLDOUT_CONFIG = "holdout.yaml"
+HOLDOUT_NOTE = "held-out subjects, never seen by the search"
+NO_HOLDOUT_NOTE = (
+    "No clean test estimate: search.holdout_subjects is 0, so every subject's labels fed the "
+    "objective (each subject trains or validates in some search fold, and each fold's validation "
+    "subjects are other folds' test subjects); testing the chosen configuration on these subjects "
+    "would be optimistic (PROTOCOL.md §4.1). Hold subjects out with search.holdout_subjects."
+)
 
 
 # ------------------------------------------------------------------------------- trial side
@@ -801,54 +833,32 @@ def _best(study: Any, multi: bool) -> Any | None:
     return max(pool, key=lambda t: (t.values[0], -t.number))
 
 
-def _test_metrics(
-    predictions: pd.DataFrame | None, variant: str, number: int, folds: list[str], num_classes: int
-) -> dict[str, Any]:
-    if predictions is None or predictions.empty:
-        return {"available": False, "reason": "no test predictions found", "note": TEST_NOTE}
-    need = {"variant", "fold", "split", "true", "pred"}
-    missing = sorted(need - set(predictions.columns))
-    if missing:
-        raise ConfigError(f"search summary: prediction log lacks column(s) {', '.join(missing)}")
-    mine = predictions["variant"].astype(str) == search_label(variant, number)
-    if "config_id" in predictions.columns:
-        mine |= (predictions["variant"].astype(str) == variant) & (
-            pd.to_numeric(predictions["config_id"], errors="coerce") == number
-        )
-    rows = predictions[mine & (predictions["split"].astype(str) == "test")]
-    have = sorted(set(rows["fold"].astype(str)))
-    absent = [f for f in folds if f not in have]
-    if rows.empty or absent:
-        return {
-            "available": False,
-            "note": TEST_NOTE,
-            "reason": f"test predictions missing for fold(s) {absent or folds}",
-        }
-    rows = rows[rows["fold"].astype(str).isin(folds)]
-    scores = megc_scores(rows["true"].to_numpy(), rows["pred"].to_numpy(), num_classes)
-    return {
-        "available": True,
-        **scores,
-        "n": int(len(rows)),
-        "folds": len(folds),
-        "note": TEST_NOTE,
-    }
+def _plan_holdout(out: Path) -> dict[str, list[str]]:
+    """The held-out subjects per variant as the run's plan.json recorded them (empty if none)."""
+    path = out / "plan.json"
+    if not path.exists():
+        return {}
+    variants = json.loads(path.read_text()).get("variants", {})
+    return {v: list(info.get("holdout_subjects") or []) for v, info in variants.items()}
 
 
 def write_search_summary(
     cfg: ExperimentConfig,
     out_dir: str | Path,
-    predictions: pd.DataFrame | None = None,
     *,
     variants: Sequence[str] | None = None,
+    holdout: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Write OUT/search/{best.json, summary.csv, summary.md} from the stored studies.
+    """Write OUT/search/{best.json, summary.csv, summary.md} (and holdout.yaml) from the studies.
 
-    The best configuration per variant is chosen on the inner-validation objective only; its test
-    metrics are then computed once from `predictions` (default: that configuration's files under
-    OUT/trials/{label}/, see `load_trial_predictions`; columns variant, config_id, fold, split,
-    true, pred; a configuration's rows have variant == search_label(variant, config_id), or the
-    variant's name plus a `config_id` column) and labelled as such. Returns the best.json content.
+    The best configuration per variant is chosen on the inner-validation objective only. Test
+    numbers come only from the held-out subjects (`holdout`: variant → subjects, default the
+    run's plan.json), which no search fold contains: once every variant's search is finished,
+    OUT/search/holdout.yaml is written (see `holdout_raw`), and the pooled test metrics of its
+    evaluation run (OUT/{name}-holdout/summary.csv) are reported when it has run. The search
+    folds' own test predictions are never summarised: their validation subjects are other
+    folds' test subjects, so the test subjects' labels helped choose the configuration.
+    Returns the best.json content.
     """
     import optuna
 
@@ -860,6 +870,8 @@ def write_search_summary(
     multi = bool(cfg.search.extra_objectives)
     metric = cfg.search.objective.metric
     names = [metric] + list(cfg.search.extra_objectives)
+    chosen = list(variants) if variants is not None else list(cfg.variants)
+    held = {v: list(s) for v, s in (holdout if holdout is not None else _plan_holdout(out)).items()}
     best_doc: dict[str, Any] = {
         "objective": {
             "metric": metric,
@@ -868,10 +880,11 @@ def write_search_summary(
             "directions": directions(cfg),
         },
         "storage": url,
+        "holdout": {},
         "variants": {},
     }
     rows: list[dict[str, Any]] = []
-    for v in list(variants) if variants is not None else cfg.variants:
+    for v in chosen:
         try:
             study = optuna.load_study(study_name=study_name(cfg, v), storage=storage)
         except KeyError:
@@ -901,27 +914,20 @@ def write_search_summary(
             "best": None,
         }
         if best is not None:
-            folds = list(best.user_attrs.get("folds", []))
-            num_classes = variant_config(cfg, v).model.num_classes
             entry["best"] = {
                 "config_id": best.number,
                 "overrides": json.loads(best.user_attrs.get("overrides", "{}")),
                 "values": dict(zip(names, best.values)),
                 "val_pooled": best.user_attrs.get("val_pooled"),
-                "folds": folds,
+                "folds": list(best.user_attrs.get("folds", [])),
             }
             if multi:
                 entry["pareto_front"] = [
                     {"config_id": t.number, "values": dict(zip(names, t.values))}
                     for t in sorted(study.best_trials, key=lambda t: t.number)
                 ]
-            pred = predictions
-            if pred is None:
-                pred = load_trial_predictions(out, search_label(v, best.number))
-            entry["best_config_test_metrics"] = _test_metrics(
-                pred, v, best.number, folds, num_classes
-            )
         best_doc["variants"][v] = entry
+    best_doc["holdout"] = _holdout_section(cfg, out, best_doc["variants"], held)
     folder = out / "search"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "best.json").write_text(json.dumps(best_doc, indent=2, default=_json_default) + "\n")
@@ -933,47 +939,267 @@ def write_search_summary(
     return best_doc
 
 
-def load_trial_predictions(out_dir: str | Path, label: str) -> pd.DataFrame | None:
-    """Prediction logs the runner filed for one configuration (OUT/trials/{label}/*/*/), or None."""
-    files = sorted((Path(out_dir) / "trials" / label).glob("*/*/predictions.csv"))
-    if not files:
-        return None
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+# -------------------------------------------------------------------------------- hold-out
+def holdout_name(cfg: ExperimentConfig) -> str:
+    """Name of the hold-out evaluation sweep (its results: OUT/{name})."""
+    return f"{cfg.name}-holdout"
+
+
+def holdout_dir(cfg: ExperimentConfig, out_dir: str | Path) -> Path:
+    """Results folder of the hold-out evaluation: inside the search's own folder."""
+    return Path(out_dir).expanduser().resolve() / holdout_name(cfg)
+
+
+def holdout_protocol(vcfg: ExperimentConfig, subjects: Sequence[str]) -> dict[str, Any]:
+    """LOSO over the whole table restricted to the held-out subjects' folds: each fold trains on
+    every other subject (development and other held-out ones). Selection as the variant has it;
+    validation subjects only where that selection needs them (inner_val)."""
+    selection = vcfg.protocol.selection
+    return {
+        "split": "megc2019" if vcfg.data.dataset == "megc2019" else "loso",
+        "selection": selection,
+        "val_subjects": vcfg.protocol.val_subjects if selection == "inner_val" else 0,
+        "folds": list(subjects),
+    }
+
+
+def holdout_raw(
+    cfg: ExperimentConfig,
+    best: Mapping[str, Mapping[str, Any]],
+    subjects: Mapping[str, Sequence[str]],
+    out_dir: str | Path,
+) -> dict[str, Any]:
+    """The hold-out evaluation as an ablation sweep (a raw config mapping).
+
+    The base config without `search`, named `{name}-holdout`, results in OUT/{name}-holdout; one
+    variant per searched variant in `best` (variant → its best configuration's overrides) = the
+    variant's own overrides (less `protocol.*`) + those overrides; folds = that variant's held-out
+    subjects (`subjects`). Protocol keys a variant needs beyond the base's are its overrides.
+    """
+    if not best:
+        raise ConfigError("search: no variant has a best configuration to evaluate")
+    first = next(iter(best))
+    base = copy.deepcopy(cfg.raw)
+    base.pop("search", None)
+    base["name"] = holdout_name(cfg)
+    base["output"] = str(Path(out_dir).expanduser().resolve())
+    base_protocol = holdout_protocol(variant_config(cfg, first), subjects[first])
+    base["protocol"] = {**(base.get("protocol") or {}), **base_protocol}
+    ablations: dict[str, dict[str, Any]] = {}
+    for v, overrides in best.items():
+        own = {k: x for k, x in cfg.ablations[v].items() if k.split(".")[0] != "protocol"}
+        merged: dict[str, Any] = {**own, **dict(overrides)}
+        protocol = holdout_protocol(variant_config(cfg, v), subjects[v])
+        for key, value in protocol.items():
+            if value != base_protocol[key]:
+                merged[f"protocol.{key}"] = value
+        ablations[v] = merged
+    base["ablations"] = ablations
+    return base
+
+
+def _holdout_header(cfg: ExperimentConfig, path: Path, skipped: Sequence[str]) -> str:
+    lines = [
+        f"# Generated by the search {cfg.name!r} (mer.sweep.search): the hold-out evaluation.",
+        "# Each variant = the searched variant with its best configuration (chosen on the search",
+        "# folds' inner validation only), tested LOSO on the held-out subjects, which are in no",
+        "# search fold: the search never saw them. Each fold trains on every other subject.",
+        "# The search runs it at its end unless search.evaluate_holdout is false; by hand:",
+        f"#   python run_sweep.py {path} [--resume]",
+        "# Regenerated by each run of the search: edit a copy, not this file.",
+    ]
+    if skipped:
+        lines.append(f"# Not evaluated (no completed configuration): {', '.join(skipped)}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_holdout_config(
+    cfg: ExperimentConfig,
+    out: Path,
+    entries: Mapping[str, Mapping[str, Any]],
+    held: Mapping[str, Sequence[str]],
+) -> tuple[Path, dict[str, Any]]:
+    """OUT/search/holdout.yaml (checked by loading it back); returns its path and raw mapping."""
+    import yaml
+
+    from mer.config import load_config
+
+    best = {v: e["best"]["overrides"] for v, e in entries.items() if e.get("best")}
+    raw = holdout_raw(cfg, best, held, out)
+    path = out / "search" / HOLDOUT_CONFIG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    skipped = [v for v in entries if v not in best]
+    text = _holdout_header(cfg, path, skipped) + yaml.safe_dump(raw, sort_keys=False)
+    path.write_text(text)
+    load_config(path)  # what the evaluation (or the user) will run must load
+    return path, raw
+
+
+def _holdout_results(
+    hdir: Path, variant: str, expected: Mapping[str, Any], subjects: Sequence[str]
+) -> dict[str, Any]:
+    """Pooled metrics of one variant from the hold-out evaluation's own summary files."""
+    summary, plan_path = hdir / "summary.csv", hdir / "plan.json"
+    if not summary.exists() or not plan_path.exists():
+        return {"available": False, "reason": f"not evaluated yet (no results in {hdir})"}
+    planned = json.loads(plan_path.read_text()).get("variants", {}).get(variant)
+    table = pd.read_csv(summary)
+    rows = table[table["variant"].astype(str) == variant]
+    if planned is None or rows.empty:
+        return {"available": False, "reason": f"variant {variant} not in {hdir}"}
+    same = json.loads(json.dumps(planned.get("overrides"), sort_keys=True)) == json.loads(
+        json.dumps(dict(expected), sort_keys=True, default=_json_default)
+    )
+    folds = sorted({f["name"] for fs in planned.get("folds", {}).values() for f in fs})
+    if not same or folds != sorted(subjects):
+        return {
+            "available": False,
+            "reason": f"{hdir} evaluated other overrides or subjects than this search's best; "
+            "rerun it (python run_sweep.py OUT/search/holdout.yaml --overwrite)",
+        }
+    row = rows.iloc[0]
+    if pd.isna(row.get("uf1_mean")):
+        return {"available": False, "reason": f"no finished hold-out fold in {hdir}"}
+    res: dict[str, Any] = {"available": True, "note": HOLDOUT_NOTE}
+    for m in ("uf1", "uar", "acc"):
+        res[m] = float(row[f"{m}_mean"])
+        if not pd.isna(row.get(f"{m}_std")):
+            res[f"{m}_std"] = float(row[f"{m}_std"])
+    res.update(
+        seeds=int(row["seeds"]),
+        folds_done=int(row["folds_done"]),
+        folds_total=int(row["folds_total"]),
+        complete=bool(row["complete"]),
+        oracle=bool(row["oracle"]),
+    )
+    seeds_path = hdir / "summary_seeds.csv"
+    if seeds_path.exists():
+        per_seed = pd.read_csv(seeds_path)
+        mine = per_seed[per_seed["variant"].astype(str) == variant]
+        if "n_test" in mine and len(mine) and not pd.isna(mine["n_test"].iloc[0]):
+            res["n_test"] = int(mine["n_test"].iloc[0])
+    return res
+
+
+def _holdout_section(
+    cfg: ExperimentConfig,
+    out: Path,
+    entries: dict[str, dict[str, Any]],
+    held: Mapping[str, Sequence[str]],
+) -> dict[str, Any]:
+    """best.json's `holdout`: the subjects, the evaluation config and, per variant (in
+    `entries[v]["holdout"]`), the evaluation's pooled test metrics or why there are none."""
+    assert cfg.search is not None
+    n = int(cfg.search.holdout_subjects)
+    if n == 0:
+        for e in entries.values():
+            e["holdout"] = {"available": False, "reason": "no held-out subjects"}
+        return {"n": 0, "subjects": [], "note": NO_HOLDOUT_NOTE}
+    subjects = next((list(s) for v, s in held.items() if v in entries and s), [])
+    if not subjects or any(not held.get(v) for v in entries):
+        why = f"held-out subjects unknown (no plan.json in {out})"
+        for e in entries.values():
+            e["holdout"] = {"available": False, "reason": why}
+        return {"n": n, "subjects": subjects, "note": HOLDOUT_NOTE, "reason": why}
+    hdir = holdout_dir(cfg, out)
+    section: dict[str, Any] = {
+        "n": len(subjects),
+        "subjects": subjects,
+        "note": HOLDOUT_NOTE,
+        "evaluate": bool(cfg.search.evaluate_holdout),
+        "config": None,
+        "results": str(hdir),
+    }
+    finished = all(e["finished"] for e in entries.values())
+    if not finished or not any(e.get("best") for e in entries.values()):
+        why = "the search is not finished" if not finished else "no completed configuration"
+        for e in entries.values():
+            e["holdout"] = {"available": False, "reason": f"not evaluated: {why}"}
+        return section
+    path, raw = _write_holdout_config(cfg, out, entries, held)
+    section["config"] = str(path)
+    for v, e in entries.items():
+        if not e.get("best"):
+            e["holdout"] = {"available": False, "reason": "no completed configuration"}
+            continue
+        res = _holdout_results(hdir, v, raw["ablations"][v], held[v])
+        e["holdout"] = {"subjects": list(held[v]), **res}
+    return section
+
+
+def evaluate_holdout(cfg: ExperimentConfig, opts: Any, path: Path) -> int:
+    """Run OUT/search/holdout.yaml as a normal ablation sweep (on the Ray the search used).
+
+    With --resume it continues an interrupted evaluation (finished folds are not rerun).
+    """
+    import dataclasses
+
+    from mer.config import load_config
+    from mer.sweep.runner import output_dir, run_ablation
+
+    hcfg = load_config(path)
+    hout = output_dir(hcfg, None)
+    resume = bool(opts.resume) and (hout / "config.yaml").exists()
+    argv = ["run_sweep.py", str(path)] + (["--resume"] if resume else [])
+    hopts = dataclasses.replace(opts, out=hout, resume=resume, overwrite=False, argv=argv)
+    trials = len(hcfg.variants) * len(hcfg.protocol.folds) * len(hcfg.seeds)
+    log.info(
+        "hold-out evaluation: best configuration of %s on %d held-out subject(s), %d trial(s); "
+        "results in %s",
+        ", ".join(hcfg.variants),
+        len(hcfg.protocol.folds),
+        trials,
+        hout,
+    )
+    return run_ablation(hcfg, hopts)
 
 
 # ------------------------------------------------------------------------------- search mode
 def run_search(cfg: ExperimentConfig, opts: Any) -> int:
-    """Search mode end to end on the runner's Session (opts: mer.sweep.runner.RunOptions).
+    """Search mode end to end on the runner's Session (opts: mer.sweep.runner.RunOptions), then
+    the hold-out evaluation (`evaluate_holdout`) when the search is finished.
 
-    Exit status 0 when every variant's search used its budget and has a completed configuration;
-    1 when one was interrupted (continue with --resume) or has no completed configuration.
+    Exit status 0 when every variant's search used its budget, has a completed configuration and
+    (if run) its hold-out evaluation is complete; 1 otherwise (continue with --resume).
     """
     from mer.sweep.runner import open_session
 
     if cfg.search is None:
         raise ConfigError("search: this sweep has no `search` section (search mode needs one)")
     session = open_session(cfg, opts)
+    held_status = 0
     try:
         seed = int(cfg.seeds[0])
-        folds = {v: [f.name for f in vp.folds[seed]] for v, vp in session.plan.variants.items()}
+        plan = session.plan
+        folds = {v: [f.name for f in vp.folds[seed]] for v, vp in plan.variants.items()}
+        held = {v: list(vp.holdout) for v, vp in plan.variants.items()}
         searcher = FoldFanoutSearcher(cfg, folds, session.out, variants=list(folds))
         log.info(
             "search: %d configuration(s) per variant x %s fold(s), %d open at a time; "
-            "study storage %s",
+            "%d subject(s) held out; study storage %s",
             cfg.search.trials,
             "/".join(str(len(f)) for f in folds.values()),
             cfg.search.concurrent_configs,
+            max((len(s) for s in held.values()), default=0),
             searcher.storage,
         )
-        session.run(search_alg=searcher, num_samples=-1)
+        try:
+            session.run(search_alg=searcher, num_samples=-1)
+        finally:
+            # Not Session.finish(): its ablation summary would list every variant as unrun.
+            session.tracker.close()
+        doc = write_search_summary(cfg, session.out, variants=list(folds), holdout=held)
+        config = doc["holdout"].get("config")
+        if config and cfg.search.evaluate_holdout:
+            session.data_refs.clear()  # the evaluation puts its own copy in the object store
+            held_status = evaluate_holdout(cfg, opts, Path(config))
+            doc = write_search_summary(cfg, session.out, variants=list(folds), holdout=held)
     finally:
-        # Not Session.finish(): its ablation summary would list every variant as unrun.
-        session.tracker.close()
         if session.started_ray:
             import ray
 
             ray.shutdown()
-    doc = write_search_summary(cfg, session.out, variants=list(folds))
+    print()
     print(format_search_summary(doc))
     print(
         f"\nresults: {session.out / 'search'} (best.json, summary.md, summary.csv, "
@@ -987,11 +1213,56 @@ def run_search(cfg: ExperimentConfig, opts: Any) -> int:
             "continue it with --resume"
         )
         return 1
+    if held_status:
+        print("INCOMPLETE: the hold-out evaluation has failed or missing folds; --resume retries")
+        return 1
     return 0 if all(e.get("best") for e in doc["variants"].values()) else 1
 
 
+def _metrics_text(res: Mapping[str, Any]) -> str:
+    def one(m: str) -> str:
+        sd = res.get(f"{m}_std")
+        return f"{m} {_fmt(res[m])}" + (f" ± {_fmt(sd)}" if sd is not None else "")
+
+    text = ", ".join(one(m) for m in ("uf1", "uar", "acc"))
+    folds = f"{res['folds_done']}/{res['folds_total']} folds"
+    if res.get("n_test") is not None:
+        folds += f", {res['n_test']} clips"
+    if res.get("seeds", 1) > 1:
+        folds += f", mean over {res['seeds']} seeds"
+    if not res.get("complete", True):
+        folds += ", INCOMPLETE"
+    return f"{text} ({folds})"
+
+
+def _holdout_lines(doc: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str]:
+    """What the summary says about a variant's test estimate (console and Markdown alike)."""
+    section = doc.get("holdout") or {}
+    if not section.get("n"):
+        return []
+    res = entry.get("holdout") or {}
+    n = len(res.get("subjects") or section.get("subjects") or [])
+    if res.get("available"):
+        return [f"held-out test, LOSO on {n} subject(s) ({HOLDOUT_NOTE}): {_metrics_text(res)}"]
+    line = f"held-out test: {res.get('reason', 'not available')}"
+    if section.get("config") and "not evaluated yet" in str(res.get("reason")):
+        line += f"; run python run_sweep.py {section['config']}"
+    return [line]
+
+
+def _search_scope(doc: Mapping[str, Any]) -> str:
+    section = doc.get("holdout") or {}
+    if section.get("n"):
+        return (
+            f"held out of the search: {section['n']} subject(s) ({', '.join(section['subjects'])})"
+            "; the test metrics above are theirs alone, from LOSO folds training on every other "
+            "subject"
+        )
+    return NO_HOLDOUT_NOTE
+
+
 def format_search_summary(doc: Mapping[str, Any]) -> str:
-    """A few lines per variant: best configuration, its val objective and its test metrics."""
+    """A few lines per variant: best configuration, its val objective, its held-out test metrics."""
     obj = doc["objective"]
     lines = [f"search: best configuration per variant by pooled {obj['metric']} on {obj['on']}"]
     for v, entry in doc["variants"].items():
@@ -1007,14 +1278,8 @@ def format_search_summary(doc: Mapping[str, Any]) -> str:
             f"  {v}: config {best['config_id']} ({states}): val {vals}; "
             f"{json.dumps(best['overrides'], sort_keys=True)}"
         )
-        test = entry.get("best_config_test_metrics") or {}
-        if test.get("available"):
-            lines.append(
-                f"    test uf1 {_fmt(test['uf1'])} uar {_fmt(test['uar'])} "
-                f"acc {_fmt(test['acc'])} ({TEST_NOTE})"
-            )
-        else:
-            lines.append(f"    test metrics not available: {test.get('reason')}")
+        lines += [f"    {line}" for line in _holdout_lines(doc, entry)]
+    lines.append(_search_scope(doc))
     return "\n".join(lines)
 
 
@@ -1033,6 +1298,7 @@ def _fmt(value: Any) -> str:
 def _markdown(best_doc: Mapping[str, Any], table: pd.DataFrame) -> str:
     obj = best_doc["objective"]
     lines = [f"# Search summary ({obj['metric']} on {obj['on']}, pooled over folds)", ""]
+    lines += [_search_scope(best_doc), ""]
     for v, entry in best_doc["variants"].items():
         lines.append(f"## {v}" + ("" if entry["finished"] else " (INCOMPLETE: search interrupted)"))
         states = ", ".join(f"{k} {n}" for k, n in sorted(entry.get("states", {}).items()))
@@ -1047,19 +1313,12 @@ def _markdown(best_doc: Mapping[str, Any], table: pd.DataFrame) -> str:
             f"Best: config {best['config_id']} — {vals} (inner validation)",
             f"Overrides: `{json.dumps(best['overrides'], sort_keys=True)}`",
         ]
-        test = entry.get("best_config_test_metrics") or {}
-        if test.get("available"):
-            lines.append(
-                f"Test (pooled over {test['folds']} folds, {TEST_NOTE}): "
-                f"uf1 {_fmt(test['uf1'])}, uar {_fmt(test['uar'])}, acc {_fmt(test['acc'])}"
-            )
-        else:
-            lines.append(f"Test metrics: not available ({test.get('reason', 'n/a')})")
+        lines += [line[0].upper() + line[1:] for line in _holdout_lines(best_doc, entry)]
         lines.append("")
     if not table.empty:
         cols = list(table.columns)
         lines += [
-            "## All configurations",
+            "## All configurations (inner-validation objective)",
             "",
             "| " + " | ".join(cols) + " |",
             "|" + "---|" * len(cols),

@@ -22,8 +22,13 @@ when the key is sampled, the variant's config value otherwise. An inactive param
 sampled nor overridden, so the variant's value stays (and Optuna records no value for it).
 
 Keys that pick the data, the classes, the folds or the run itself cannot be searched
-(`protocol.*`, `search.*`, `data.dataset`, `model.num_classes`, ...): a fold-wise objective over a
-search that changes the folds would compare different things. Each bound and each choice is checked
+(`protocol.*`, `search.*`, `model.num_classes`, ...): a fold-wise objective over a search that
+changes the folds would compare different things. No `data.*` key either: a variant's data is
+prepared once, before the search, and every configuration trains on it, so a searched data key
+would be recorded but change nothing (make data choices ablation variants instead). On a variant
+whose AU regions come from ground truth (`data.regions.policy: au_oracle`), `model.branches` cannot
+be searched: it switches between oracle input (dual) and label-free input (single) inside one
+study (PROTOCOL.md §4.3); fix it per variant instead. Each bound and each choice is checked
 by applying it to the base config, so a value the config would reject fails at load time with the
 space key, not hours into a sweep. A float distribution on an integer config field is an error
 (use `int`).
@@ -61,21 +66,52 @@ FORBIDDEN_PREFIXES = (
     "name",
     "output",
     "raw",
-    "data.dataset",
-    "data.root",
-    "data.annotations",
-    "data.sources",
-    "data.synthetic",
-    "data.labels",
-    "data.cache_dir",
+    "data",
     "model.num_classes",
     "train.device",
 )
+DATA_NOTE = (
+    "data is prepared once per variant before the search and every configuration trains on it, "
+    "so a searched data key would change nothing; make data choices ablation variants instead"
+)
+RUN_NOTE = "it changes the classes, folds or the run itself, so fold scores would not be comparable"
 _SCALARS = (str, int, float, bool, type(None))
 
 
 def _covers(prefix: str, key: str) -> bool:
     return key == prefix or key.startswith(prefix + ".")
+
+
+def check_space_keys(space: Mapping[str, Any]) -> None:
+    """ConfigError for a key no search may change (see the module docstring)."""
+    for key in space:
+        key = str(key)
+        bad = next((p for p in FORBIDDEN_PREFIXES if _covers(p, key)), None)
+        if bad is not None:
+            why = DATA_NOTE if bad == "data" else RUN_NOTE
+            raise ConfigError(f"search.space.{key}: {bad} cannot be searched ({why})")
+
+
+def check_variant_space(
+    space: Mapping[str, Any], vcfg: ExperimentConfig, fixed: Mapping[str, Any]
+) -> None:
+    """ConfigError for a key this variant may not search: `model.branches` on au_oracle regions.
+
+    Switching branches there switches the oracle tag per configuration (dual reads ground-truth
+    AU crops, single does not), so one study would rank oracle against label-free results and
+    the trial's files could not carry one consistent tag. Keys the variant fixes are not searched
+    in its study (`SearchSpace.for_variant`), so they pass.
+    """
+    key = "model.branches"
+    searched = any(_covers(str(k), key) or _covers(key, str(k)) for k in space)
+    fixed_here = any(_covers(str(k), key) or _covers(key, str(k)) for k in fixed)
+    if searched and not fixed_here and vcfg.data.regions.policy == "au_oracle":
+        raise ConfigError(
+            f"search.space.{key}: cannot be searched with data.regions.policy au_oracle (dual "
+            "branches read ground-truth AU crops, an oracle input, single ones do not; one study "
+            "would mix oracle and label-free results, PROTOCOL.md §4.3); fix model.branches per "
+            "ablation variant, or use a label-free region policy (all, fixed)"
+        )
 
 
 @dataclass(frozen=True)
@@ -374,15 +410,10 @@ def parse_space(
         return SearchSpace()
     if not isinstance(space, Mapping):
         raise ConfigError(f"search.space: expected a mapping of dotted keys, got {space!r}")
+    check_space_keys(space)
     params: dict[str, Param] = {}
     for key, spec in space.items():
         key = str(key)
-        bad = next((p for p in FORBIDDEN_PREFIXES if _covers(p, key)), None)
-        if bad is not None:
-            raise ConfigError(
-                f"search.space.{key}: {bad} cannot be searched (it changes the data, classes, "
-                "folds or the run itself, so fold scores would not be comparable)"
-            )
         params[key] = _parse_param(key, spec)
     ordered = _order(params)
     if base is not None:
