@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except MerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # an unwritable --out, a folder where a file was expected, ...
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -16,6 +16,8 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import logging
+import math
 import re
 import types
 import typing
@@ -26,6 +28,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from mer.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 AU_CODE = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 43]
 DATASETS = ("casme2", "samm", "smic", "casme3", "megc2019", "deception", "videos", "synthetic")
@@ -293,7 +297,33 @@ _SPLIT = re.compile(r"^(loso|megc2019|group_kfold:[1-9][0-9]*)$")
 
 class _Loader(yaml.SafeLoader):
     """YAML 1.2 scalars: only true/false are booleans (`on: inner_val` stays the key "on") and
-    `1e-3` is a float (YAML 1.1 wants `1.0e-3`)."""
+    `1e-3` is a float (YAML 1.1 wants `1.0e-3`). A key written twice in one mapping is an error:
+    PyYAML keeps the last silently, so a repeated variant or setting would vanish unnoticed."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        _check_unique_keys(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> None:
+    """ConfigError naming a key that `node` holds twice and both lines (merge keys `<<` excepted:
+    overriding merged keys is what they are for)."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: PyYAML's own error says so
+            continue
+        if first is not None:
+            raise ConfigError(
+                f"duplicate key {key!r} (lines {first} and {line}); the second would silently "
+                "replace the first: remove or rename one"
+            )
+        seen[key] = line
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -325,7 +355,8 @@ def _type_name(tp: Any) -> str:
     if origin is list:
         return f"a list of {_type_name(get_args(tp)[0])}"
     if origin is dict:
-        return f"a mapping of {_type_name(get_args(tp)[1])}"
+        value = get_args(tp)[1]
+        return "a mapping" if value is Any else f"a mapping of {_type_name(value)}"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     if tp is type(None):
@@ -442,6 +473,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         parsed = read_yaml(value) if value.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    except ConfigError as exc:  # a duplicate key inside the value
+        raise ConfigError(f"override {text!r}: {exc}") from None
     return key, parsed
 
 
@@ -509,16 +542,27 @@ def _resolve_model(raw_model: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
-    """Validate a raw mapping into an ExperimentConfig (also checks ablation and search keys)."""
+    """Validate a raw mapping into an ExperimentConfig: every key, each ablation variant and, when
+    there is a `search` section, the whole search space against the base and each variant (so a
+    bad space fails at load, not after Ray started)."""
+    cfg = _validate(raw)
+    _check_space(cfg)
+    return cfg
+
+
+def _validate(raw: dict[str, Any]) -> ExperimentConfig:
+    """from_dict without the full space parse: configs derived from a loaded one (variants,
+    search trials) and the space parser's own value checks use this."""
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping at the top level, got {type(raw).__name__}")
+    _check_ablations_shape(raw.get("ablations"))
     resolved = dict(raw)
     resolved["model"] = _resolve_model(raw.get("model"))
     if resolved.get("ablations") is None:
         resolved.pop("ablations", None)
     cfg: ExperimentConfig = _build(ExperimentConfig, resolved, "")
     cfg.raw = copy.deepcopy(raw)
-    _check_semantics(cfg)
+    _check_semantics(cfg, raw)
     for name, overrides in cfg.ablations.items():
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
             raise ConfigError(f"ablations.{name}: variant names may use letters, digits, _ . + -")
@@ -529,7 +573,7 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
             variant_raw = apply_overrides(base, overrides)
             variant_raw["model"] = _resolve_model(variant_raw.get("model"))
             vcfg = _build(ExperimentConfig, variant_raw, "")
-            _check_semantics(vcfg)
+            _check_semantics(vcfg, variant_raw)
             _check_search_keys(vcfg, overrides)
         except ConfigError as exc:
             raise ConfigError(f"ablations.{name}: {exc}") from None
@@ -545,6 +589,46 @@ def from_dict(raw: dict[str, Any]) -> ExperimentConfig:
     return cfg
 
 
+def _check_ablations_shape(ablations: Any) -> None:
+    """Each variant must be a mapping of dotted overrides; say so in those words (the generic
+    type message would read "a mapping of Any")."""
+    if ablations is None:
+        return
+    example = "(e.g. {full: {}, no_rnn: {model.recurrent: none}})"
+    if not isinstance(ablations, dict):
+        raise ConfigError(
+            f"ablations: expected a mapping of variant name to dotted overrides {example}, "
+            f"got {ablations!r}"
+        )
+    for name, overrides in ablations.items():
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ConfigError(
+                f"ablations.{name}: expected a mapping of dotted overrides (e.g. "
+                f"{{model.recurrent: lstm}}), got {overrides!r}"
+            )
+
+
+def _check_space(cfg: ExperimentConfig) -> None:
+    """Parse `search.space` as the search will (mer/sweep/search.py): against the base config,
+    then each variant's share of it (`SearchSpace.for_variant`) against that variant's config.
+
+    The parser checks values by building configs with `with_overrides`, which does not come back
+    here, so there is no recursion.
+    """
+    if cfg.search is None:
+        return
+    from mer.sweep.space import parse_space  # space.py imports this module
+
+    space = parse_space(cfg.search.space, cfg)
+    for name, fixed in cfg.ablations.items():
+        kept = space.for_variant(fixed).keys
+        try:
+            vcfg = _variant(cfg, name)
+            parse_space({k: cfg.search.space[k] for k in kept}, vcfg)
+        except ConfigError as exc:
+            raise ConfigError(f"ablations.{name}: {exc}") from None
+
+
 def _check_search_keys(vcfg: ExperimentConfig, fixed: dict[str, Any]) -> None:
     """Keys this variant may not search (model.branches on au_oracle data), at load time."""
     if vcfg.search is not None and vcfg.search.space:
@@ -553,7 +637,26 @@ def _check_search_keys(vcfg: ExperimentConfig, fixed: dict[str, Any]) -> None:
         check_variant_space(vcfg.search.space, vcfg, fixed)
 
 
-def _check_semantics(cfg: ExperimentConfig) -> None:
+def _check_semantics(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
+    """Rules across keys, or on values a type cannot express. `raw` is what the user wrote, to
+    tell a user's value from a default in messages."""
+    _check_protocol(cfg)
+    _check_train(cfg, raw)
+    _check_au_codes(cfg.data.regions.au_codes)
+    if not cfg.seeds:
+        raise ConfigError("seeds: expected at least one seed")
+    repeated = sorted({s for s in cfg.seeds if cfg.seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(
+            f"seeds: {', '.join(map(str, repeated))} listed more than once in {cfg.seeds}; each "
+            "seed runs every trial, so a repeated seed repeats them: list each seed once"
+        )
+    if not cfg.ablations:
+        raise ConfigError("ablations: expected at least one variant (e.g. `full: {}`)")
+
+
+def _check_protocol(cfg: ExperimentConfig) -> None:
+    """Split syntax and the protocol rules a search depends on."""
     if not _SPLIT.match(cfg.protocol.split):
         raise ConfigError(
             f"protocol.split: expected loso, megc2019 or group_kfold:K, got {cfg.protocol.split!r}"
@@ -578,18 +681,55 @@ def _check_semantics(cfg: ExperimentConfig) -> None:
             "objective would depend on test labels (PROTOCOL.md §4.1); use fixed_epochs or "
             "inner_val with a search"
         )
+
+
+def _check_train(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
+    """Optimizer and loss values torch would reject mid-run (or accept and train nonsense)."""
+    betas = cfg.train.betas
+    if len(betas) != 2:
+        raise ConfigError(f"train.betas: expected two numbers (Adam's beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ConfigError(f"train.betas[{i}]: expected a value in [0, 1), got {beta!r}")
     cw = cfg.train.class_weights
-    if isinstance(cw, list) and len(cw) != cfg.model.num_classes:
+    if not isinstance(cw, list):
+        return
+    n = cfg.model.num_classes
+    if len(cw) != n:
+        user_set = "class_weights" in ((raw.get("train") or {}) if isinstance(raw, dict) else {})
+        if not user_set:
+            default = TrainConfig().class_weights
+            raise ConfigError(
+                f"train.class_weights: expected {n} weights (model.num_classes is {n}), but the "
+                f"default {default} has {len(cw)}; set train.class_weights to {n} weights or "
+                "balanced"
+            )
         raise ConfigError(
-            f"train.class_weights: expected {cfg.model.num_classes} weights (model.num_classes), "
-            f"got {len(cw)}"
+            f"train.class_weights: expected {n} weights (model.num_classes), got {len(cw)}"
         )
-    if len(cfg.train.betas) != 2:
-        raise ConfigError(f"train.betas: expected two numbers, got {cfg.train.betas!r}")
-    if not cfg.seeds:
-        raise ConfigError("seeds: expected at least one seed")
-    if not cfg.ablations:
-        raise ConfigError("ablations: expected at least one variant (e.g. `full: {}`)")
+    for i, weight in enumerate(cw):
+        if not (math.isfinite(weight) and weight >= 0.0):
+            raise ConfigError(f"train.class_weights[{i}]: expected a weight >= 0, got {weight!r}")
+    if not any(w > 0 for w in cw):
+        raise ConfigError(
+            f"train.class_weights: expected at least one weight > 0, got {cw!r} (all zero "
+            "weights make the loss zero)"
+        )
+
+
+def _check_au_codes(codes: list[int]) -> None:
+    """An AU code no region uses can never pick a region: a clip with only such AUs silently
+    gets the whole face (mer/data/regions.py AU_REGIONS)."""
+    from mer.data.regions import AU_REGIONS
+
+    valid = sorted(set().union(*(c for _, c in AU_REGIONS)))
+    unknown = [c for c in codes if c not in valid]
+    if unknown:
+        raise ConfigError(
+            f"data.regions.au_codes: unknown AU code(s) {', '.join(map(str, unknown))}: no region "
+            f"uses them (a clip with only those AUs would get the whole face); valid codes: "
+            f"{', '.join(map(str, valid))}"
+        )
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -600,16 +740,43 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     try:
-        raw = read_yaml(text) or {}
+        raw = read_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except ConfigError as exc:  # a duplicate key
+        raise ConfigError(f"{path}: {exc}") from None
+    if raw is None:
+        raise ConfigError(
+            f"{path}: the file is empty (or only comments); a sweep needs at least a `data` "
+            "section (data.dataset and where its files are; every other key has a default, see "
+            "sweeps/demo.yaml)"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    raw = apply_overrides(raw, overrides or [])
+    merged = apply_overrides(raw, overrides or [])
+    _warn_added_variants(path, raw, merged)
     try:
-        return from_dict(raw)
+        return from_dict(merged)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _warn_added_variants(path: Path, file_raw: dict[str, Any], raw: dict[str, Any]) -> None:
+    """Adding a variant by --set is a feature, but a near-miss of an existing name (`fulll`) is
+    likely a typo that would run a whole extra variant: warn with the close name."""
+    in_file = file_raw.get("ablations")
+    known = list(in_file) if isinstance(in_file, dict) else ["full"]  # the default variant
+    now = raw.get("ablations")
+    if not isinstance(now, dict):
+        return
+    for name in now:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+        if close:
+            log.warning(
+                "--set added variant %r (not in %s; did you mean %r?)", name, path, close[0]
+            )
 
 
 def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
@@ -620,15 +787,24 @@ def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
         raise ConfigError(
             f"unknown variant {variant!r}{hint}; this sweep has {', '.join(cfg.ablations)}"
         )
+    return _variant(cfg, variant)
+
+
+def _variant(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
+    """A variant's config, validated without re-parsing the search space: loading `cfg` parsed it
+    against this variant already."""
     raw = apply_overrides(cfg.raw, cfg.ablations[variant])
     raw["ablations"] = {variant: cfg.ablations[variant]}
-    out = from_dict(raw)
-    return out
+    return _validate(raw)
 
 
 def with_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
-    """A copy of `cfg` with dotted overrides applied to its raw mapping (used by search)."""
-    return from_dict(apply_overrides(cfg.raw, overrides))
+    """A copy of `cfg` with dotted overrides applied to its raw mapping (used by search).
+
+    Validated without re-parsing the search space: the overrides are sampled from (or checked by)
+    the space parsed when `cfg` loaded, and the parser itself calls this for each value.
+    """
+    return _validate(apply_overrides(cfg.raw, overrides))
 
 
 def to_dict(obj: Any) -> Any:

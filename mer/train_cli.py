@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from mer.config import ExperimentConfig, dump_yaml, load_config, variant_config
+from mer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,9 @@ def print_fold(result: Any, cfg: ExperimentConfig, out: Path | None = None) -> N
 def print_pooled(report: dict[str, Any], variant: str, seed: int) -> None:
     oracle = "  ORACLE" if report.get("oracle") else ""
     print(f"pooled over folds: variant {variant}  seed {seed}  ({report['n']} test clips){oracle}")
-    print(f"  composite  {_fmt(report['composite'])}")
+    # "composite" only where there are datasets to compose (megc2019); else just "pooled"
+    label = "composite" if report.get("per_dataset") else "pooled"
+    print(f"  {label:<10} {_fmt(report['composite'])}")
     for ds, scores in (report.get("per_dataset") or {}).items():
         print(f"  {ds:<10} {_fmt(scores)}  ({report['per_dataset_n'][ds]} clips)")
     pf = report.get("per_fold_nonstandard")
@@ -125,7 +128,14 @@ def run(args: argparse.Namespace) -> int:
     base = Path(args.out).expanduser() if args.out else None
 
     if not args.all_folds:
-        fold = fold_by_name(folds, args.fold)
+        try:
+            fold = fold_by_name(folds, args.fold)
+        except ConfigError as exc:
+            if not vcfg.protocol.folds:
+                raise
+            raise ConfigError(
+                f"{exc} (protocol.folds restricts this sweep to {list(vcfg.protocol.folds)})"
+            ) from None
         out = base or _default_out(cfg, variant, seed) / fold.safe_name
         result = run_fold(vcfg, data, fold, seed, progress=not args.no_progress)
         save_fold_result(result, out, config_yaml=config_yaml, extra_columns=extra)

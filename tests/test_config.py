@@ -178,3 +178,162 @@ def test_yaml_reads_on_as_a_key_and_exponents_as_floats(tmp_path):
     assert cfg.search.objective.on == "inner_val"
     assert cfg.search.space["train.lr"]["loguniform"] == [1e-4, 1e-2]
     assert cfg.train.lr == 2e-3 and cfg.train.augment.flip is True
+
+
+# --------------------------------------------------------------- values that used to fail late
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.betas=[2, 3]", "train.betas[0]: expected a value in [0, 1), got 2.0"),
+        ("train.betas=[0.9, 1.0]", "train.betas[1]: expected a value in [0, 1), got 1.0"),
+        ("train.betas=[-0.1, 0.9]", "train.betas[0]: expected a value in [0, 1), got -0.1"),
+        ("train.betas=[0.9]", "train.betas: expected two numbers (Adam's beta1, beta2)"),
+        ("train.betas=[0.9, 0.99, 0.5]", "train.betas: expected two numbers"),
+        ("train.class_weights=[-1, 0, 0]", "train.class_weights[0]: expected a weight >= 0"),
+        ("train.class_weights=[1, .nan, 1]", "train.class_weights[1]: expected a weight >= 0"),
+        ("train.class_weights=[0, 0, 0]", "train.class_weights: expected at least one weight > 0"),
+        ("seeds=[0, 1, 0]", "seeds: 0 listed more than once in [0, 1, 0]"),
+    ],
+)
+def test_optimizer_loss_and_seed_values_fail_at_load(sweep_file, override, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config(sweep_file, [override])
+    assert expected in str(err.value)
+
+
+def test_valid_betas_weights_and_seeds_still_load(sweep_file):
+    cfg = load_config(
+        sweep_file, ["train.betas=[0, 0.5]", "train.class_weights=[0, 1, 0]", "seeds=[3, 1]"]
+    )
+    assert cfg.train.betas == [0.0, 0.5] and cfg.train.class_weights == [0.0, 1.0, 0.0]
+    assert cfg.seeds == [3, 1]
+
+
+def test_unknown_au_code_is_named_with_the_valid_ones(sweep_file):
+    with pytest.raises(ConfigError) as err:
+        load_config(sweep_file, ["data.regions.au_codes=[1, 99, 25]"])
+    msg = str(err.value)
+    assert "data.regions.au_codes: unknown AU code(s) 99, 25: no region uses them" in msg
+    assert "valid codes: 1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 43" in msg
+    with pytest.raises(ConfigError, match=r"ablations\.odd: data\.regions\.au_codes: unknown"):
+        load_config(sweep_file, ["ablations.odd.data.regions.au_codes=[99]"])
+
+
+def test_default_au_codes_are_exactly_the_codes_that_pick_a_region():
+    from mer.config import AU_CODE
+    from mer.data.regions import AU_REGIONS
+
+    assert sorted(AU_CODE) == sorted(set().union(*(c for _, c in AU_REGIONS)))
+
+
+def test_class_weight_count_from_the_default_says_it_is_the_default():
+    with pytest.raises(ConfigError) as err:
+        from_dict({"model": {"preset": "deception"}})
+    assert (
+        "train.class_weights: expected 2 weights (model.num_classes is 2), but the default "
+        "[0.3, 0.35, 0.35] has 3; set train.class_weights to 2 weights or balanced"
+    ) in str(err.value)
+    with pytest.raises(ConfigError, match=r"ablations\.dec: train\.class_weights: .* the default"):
+        from_dict({"ablations": {"dec": {"model.preset": "deception"}}})
+    # written by the user: the plain message
+    with pytest.raises(ConfigError) as err:
+        from_dict({"model": {"preset": "deception"}, "train": {"class_weights": [1, 1, 1]}})
+    assert "expected 2 weights (model.num_classes), got 3" in str(err.value)
+    assert "default" not in str(err.value)
+    ok = from_dict({"model": {"preset": "deception"}, "train": {"class_weights": "balanced"}})
+    assert ok.model.num_classes == 2
+
+
+def test_variant_written_as_a_string_says_what_a_variant_is():
+    with pytest.raises(ConfigError) as err:
+        from_dict({"ablations": {"full": "lstm"}})
+    assert str(err.value) == (
+        "ablations.full: expected a mapping of dotted overrides (e.g. {model.recurrent: lstm}), "
+        "got 'lstm'"
+    )
+    with pytest.raises(ConfigError, match="ablations: expected a mapping of variant name to"):
+        from_dict({"ablations": ["full"]})
+    assert from_dict({"ablations": {"full": None}}).ablations == {"full": {}}
+
+
+# ------------------------------------------------------------------------------- the YAML file
+def _write(tmp_path, text):
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_duplicate_top_level_key_names_key_and_both_lines(tmp_path):
+    path = _write(tmp_path, "name: x\ndata: {dataset: synthetic}\nname: y\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: duplicate key 'name' (lines 1 and 3)")
+
+
+def test_duplicate_variant_name_is_an_error(tmp_path):
+    path = _write(
+        tmp_path,
+        """
+        ablations:
+          full: {}
+          lstm: {model.recurrent: lstm}
+          lstm: {model.recurrent: none}
+        """,
+    )
+    with pytest.raises(ConfigError, match=r"duplicate key 'lstm' \(lines 4 and 5\)"):
+        load_config(path)
+
+
+def test_duplicate_key_in_a_flow_mapping_and_in_an_override(tmp_path):
+    path = _write(tmp_path, "train: {lr: 1.0e-3, lr: 2.0e-3}\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'lr' \(lines 1 and 1\)"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"override 'train=\{lr: 1, lr: 2\}': duplicate key 'lr'"):
+        apply_overrides({}, ["train={lr: 1, lr: 2}"])
+
+
+def test_merge_keys_may_still_override_merged_values():
+    from mer.config import read_yaml
+
+    data = read_yaml("base: &b {lr: 1, epochs: 2}\ntrain:\n  <<: *b\n  lr: 3\n")
+    assert data["train"] == {"lr": 3, "epochs": 2}
+
+
+@pytest.mark.parametrize("text", ["", "\n", "# only a comment\n# and another\n", "---\n"])
+def test_empty_file_is_an_error_not_a_run_on_defaults(tmp_path, text):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["data.dataset=synthetic"])
+    assert f"{path}: the file is empty (or only comments); a sweep needs at least a `data`" in str(
+        err.value
+    )
+
+
+def test_set_adding_a_near_miss_variant_warns(sweep_file, caplog):
+    with caplog.at_level("WARNING", logger="mer.config"):
+        cfg = load_config(sweep_file, ["ablations.fulll.model.recurrent=lstm"])
+    assert "fulll" in cfg.variants  # adding a variant by --set still works
+    assert (
+        f"--set added variant 'fulll' (not in {sweep_file}; did you mean 'full'?)" in caplog.text
+    )
+
+
+def test_set_adding_a_distinct_or_existing_variant_does_not_warn(sweep_file, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="mer.config"):
+        load_config(sweep_file, ["ablations.extra.model.recurrent=lstm"])
+        load_config(sweep_file, ["ablations.full.model.recurrent=lstm"])
+        # no ablations in the file: the default variant is `full`
+        load_config(_write(tmp_path, "name: n\n"), ["ablations.full.model.recurrent=lstm"])
+    assert "added variant" not in caplog.text
+    with caplog.at_level("WARNING", logger="mer.config"):
+        load_config(_write(tmp_path, "name: n\n"), ["ablations.ful.model.recurrent=lstm"])
+    assert "--set added variant 'ful'" in caplog.text
+
+
+def test_every_shipped_sweep_loads():
+    from pathlib import Path
+
+    sweeps = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.yaml"))
+    assert sweeps
+    for path in sweeps:
+        assert load_config(path).variants

@@ -238,6 +238,7 @@ def test_dry_run_casme2_reads_annotations_only(capsys):
     assert f"= {n} trials" in out
     assert "Folds: 24 x loso" in out and "24 subjects" in out
     assert "Estimated GPU-hours:" in out and "full [oracle]" in out
+    assert "WARNING: data.root: /nonexistent/root is not a folder on this machine" in out
     # PERFORMANCE.md puts one CASME II LOSO of the paper model at 30-40 GPU-minutes
     full = next(line for line in out.splitlines() if line.strip().startswith("full [oracle]"))
     per_seed = float(full.split()[5]) / len(cfg.seeds)

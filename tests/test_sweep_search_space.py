@@ -161,3 +161,51 @@ def test_config_itself_rejects_unknown_space_key_and_bad_pruner_p():
     }
     with pytest.raises(ConfigError, match=r"search.pruner_p: expected a value in \[0.0, 1.0\]"):
         from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"type": "float"}, "search.space.train.lr: unknown field(s) type"),
+        ({"loguniform": [1e-2, 1e-4]}, "search.space.train.lr.loguniform: expected low < high"),
+        ({"uniform": [0.1, 2.0e3], "when": {"model.recurrent": ["gur"]}}, "'gur' is not one of"),
+    ],
+)
+def test_config_parses_the_whole_space_at_load(spec, message):
+    with pytest.raises(ConfigError) as err:
+        _cfg({"train.lr": spec})
+    assert message in str(err.value)
+
+
+def test_bad_space_from_set_fails_in_load_config(tmp_path):
+    from mer.config import load_config
+
+    path = tmp_path / "search.yaml"
+    path.write_text(
+        "name: s\ndata: {dataset: synthetic}\nprotocol: {split: group_kfold:3, val_subjects: 1}\n"
+        "search: {space: {train.lr: {loguniform: [1.0e-4, 1.0e-2]}}}\n"
+    )
+    assert load_config(path).search.space["train.lr"] == {"loguniform": [1e-4, 1e-2]}
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["search.space.train.lr={loguniform: [1.0e-2, 1.0e-4]}"])
+    assert str(err.value).startswith(f"{path}: search.space.train.lr.loguniform: expected low")
+
+
+def test_space_is_checked_against_each_variant():
+    space = {"train.class_weights": {"choice": ["balanced", [1, 1, 1]]}}
+    raw = {
+        "data": {"dataset": "synthetic"},
+        "protocol": {"split": "group_kfold:3", "val_subjects": 1},
+        "train": {"class_weights": "balanced"},
+        "search": {"space": space},
+    }
+    assert from_dict(raw).search.space == space  # valid for the base (3 classes)
+    raw["ablations"] = {"full": {}, "two": {"model.num_classes": 2}}
+    with pytest.raises(ConfigError) as err:
+        from_dict(raw)
+    assert str(err.value).startswith(
+        "ablations.two: search.space.train.class_weights: value [1, 1, 1] is not valid here"
+    )
+    # a variant that fixes the key does not search it, so its value is not checked
+    raw["ablations"]["two"]["train.class_weights"] = "balanced"
+    assert from_dict(raw).variants == ["full", "two"]

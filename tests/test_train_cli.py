@@ -115,7 +115,7 @@ def test_all_folds_prints_pooled_report(tiny_sweep, tmp_path, capsys):
     test = pred[pred["split"] == "test"]
     scores = megc_scores(test["true"], test["pred"], 3)
     printed = capsys.readouterr().out
-    assert f"composite  uf1 {scores['uf1']:.4f}" in printed
+    assert f"pooled     uf1 {scores['uf1']:.4f}" in printed
     assert "pooled over folds: variant full  seed 7  (24 test clips)" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["composite"] == scores

@@ -54,7 +54,7 @@ def test_all_folds_learn_above_chance(sweep, capsys):
     # other CPUs' float rounding changing the trajectory
     assert scores["uf1"] >= 0.6, scores
     printed = capsys.readouterr().out
-    assert f"composite  uf1 {scores['uf1']:.4f}" in printed and "ORACLE" in printed
+    assert f"pooled     uf1 {scores['uf1']:.4f}" in printed and "ORACLE" in printed
     megc = read_megc(out / "predictions_megc.txt")
     assert len(megc) == len(test)
     assert megc_scores(megc["true"], megc["pred"], 3) == scores

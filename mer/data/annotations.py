@@ -13,7 +13,7 @@ annotations are read (`path` None), which is what a `--dry-run` needs.
 | casme3    | Part A label sheet (xlsx/csv)     | part_A folder or its parent                 |
 | deception | optional csv clip → subject       | folder with Clips/ or Clips (required)      |
 | videos    | xlsx Filename → Subject, AUs      | folder of <class>/<name>.mp4 (required)     |
-| megc2019  | combined_3class_gt.csv (required) | unused; `sources` give each part's files    |
+| megc2019  | combined_3class_gt.csv (required) | empty: `sources` give each part's files     |
 
 The synthetic generator writes one of these layouts; read it with that layout's name
 (`load_samples(cfg.synthetic.layout, ...)`): `dataset="synthetic"` is refused with that hint.
@@ -84,8 +84,7 @@ def load_samples(
             f"data.annotations: smic takes its classes from folders and reads no annotation "
             f"file (got {ann}); leave it empty"
         )
-    if sources and dataset != "megc2019":
-        raise ConfigError(f"data.sources: only megc2019 reads sources, not {dataset}")
+    _check_composite_keys(dataset, base, sources)
     if needs_root or (check_media and dataset != "megc2019"):
         base = require_root(base, dataset)
     records = _read(dataset, ann, base, check_media=check_media, sources=sources)
@@ -101,6 +100,21 @@ def load_samples(
         "" if check_media else " (media not checked)",
     )
     return table
+
+
+def _check_composite_keys(dataset: str, root: Path | None, sources: dict[str, Any] | None) -> None:
+    """`data.sources` belongs to the composite and `data.root` to the others: refused rather than
+    ignored, so a sweep never runs on files other than the ones its YAML names."""
+    if sources and dataset != "megc2019":
+        raise ConfigError(
+            f"data.sources: only megc2019 reads sources, not {dataset} (which reads data.root "
+            f"and data.annotations); remove data.sources (in a variant: data.sources: {{}})"
+        )
+    if dataset == "megc2019" and root is not None:
+        raise ConfigError(
+            f"data.root: megc2019 reads each part's media from data.sources.<part>.root and "
+            f"ignores data.root (got {root}); leave it empty"
+        )
 
 
 def _read(

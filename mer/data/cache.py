@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from mer.config import DataConfig, config_hash, to_dict
-from mer.data import media, regions
+from mer.data import checks, media, regions
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
 from mer.errors import ConfigError, DataError
 
@@ -176,6 +176,7 @@ def _read_table(
             f"no clips left after label scheme {data_cfg.labels!r} "
             f"(dataset {data_cfg.dataset}, annotations {src.annotations}, root {src.root})"
         )
+    checks.check_table(samples, data_cfg)  # au_oracle without AUs, missing onset/offset
     return samples, list(class_names), src
 
 
@@ -183,7 +184,8 @@ def load_samples_only(data_cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
     """Annotations + label scheme without touching media (for --dry-run fold plans).
 
     Same rows, in the same order, as `prepare_data(data_cfg).samples`. Synthetic data is
-    generated first when missing (it is cheap).
+    generated first when missing (it is cheap). The annotation-only checks of mer.data.checks run
+    here too, so a dry run refuses au_oracle on a dataset without AUs.
     """
     _check_config(data_cfg)
     samples, class_names, _ = _read_table(data_cfg, check_media=False)
@@ -402,7 +404,18 @@ def prepare_data(data_cfg: DataConfig, *, progress: bool = True, workers: int = 
 def _prepare(
     data_cfg: DataConfig, *, progress: bool, workers: int
 ) -> tuple[PreparedData, bool, float]:
-    """(data, built now?, seconds spent building)."""
+    """(data, built now?, seconds spent building); warns once about clips with repeated frames
+    (built or reused: every run using the cache should say so)."""
+    data, built, seconds = _build_or_reuse(data_cfg, progress=progress, workers=workers)
+    assert data.path is not None
+    numbers = np.load(data.path / "frame_numbers.npy")
+    checks.warn_repeated_frames(list(data.samples["sample_id"]), numbers, data_cfg)
+    return data, built, seconds
+
+
+def _build_or_reuse(
+    data_cfg: DataConfig, *, progress: bool, workers: int
+) -> tuple[PreparedData, bool, float]:
     _check_config(data_cfg)
     samples, class_names, src = _read_table(data_cfg, check_media=True)
     r = data_cfg.regions
@@ -516,6 +529,7 @@ def _build(
             "per_dataset": {str(k): int(v) for k, v in table["dataset"].value_counts().items()},
             "per_region": {str(k): int(v) for k, v in table["region"].value_counts().items()},
             "no_face": int((table["face_frames"] == 0).sum()),
+            "repeated_frames": int((checks.distinct_frames(numbers) < s.count).sum()),
         },
         "arrays": {
             "global": list(shape),

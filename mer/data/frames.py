@@ -12,7 +12,8 @@ Methods (`data.frames.select`):
   known and inside the window, replaces the nearest chosen index (time order is kept).
 
 A clip (or window) with fewer than T frames is stretched: position floor(j * n / T) for j < T, so
-every frame appears, each ⌊T/n⌋ or ⌈T/n⌉ times, in time order. Never an error.
+every frame appears, each ⌊T/n⌋ or ⌈T/n⌉ times, in time order. Never an error, but the prepare
+step counts such clips in one WARNING (mer.data.checks.warn_repeated_frames).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 METHODS = ("motion_topk", "uniform", "first", "onset_apex_offset")
 #: Methods that need the pixels of every frame (the others need only the frame count).
 NEEDS_PIXELS = frozenset({"motion_topk"})
+#: Methods that read the annotated onset/apex/offset (the others look at the whole clip); a clip
+#: without them falls back to its start/end, which mer.data.checks counts in a WARNING.
+NEEDS_WINDOW = frozenset({"onset_apex_offset"})
 
 
 def stretch(n: int, count: int) -> np.ndarray:

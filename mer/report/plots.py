@@ -128,7 +128,8 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
             fontsize=8,
             color="dimgrey",
         )
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # a search run's table may hold no labelled bars
+        ax.legend()
     ax.set_title("variants side by side")
     fig.tight_layout()
     return _save(fig, path)

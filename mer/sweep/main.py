@@ -19,11 +19,22 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from mer.config import ExperimentConfig, load_config
 from mer.errors import MerError
 
 log = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,13 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the plan (variants, folds, trials, resources, GPU-hours); reads "
         "annotations only, starts no Ray",
     )
-    p.add_argument(
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
         "--resume",
         action="store_true",
-        help="continue the sweep in the output folder; finished trials are not rerun",
+        help="continue the sweep in the output folder; finished trials are not rerun (starts "
+        "the sweep when the folder holds none, so a job script can always pass it)",
     )
-    p.add_argument(
-        "--overwrite", action="store_true", help="delete the output folder's previous results first"
+    again.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the output folder's previous sweep results first",
     )
     p.add_argument(
         "--address",
@@ -60,13 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-concurrent",
-        type=int,
+        type=_positive_int,
         metavar="N",
         help="trials at a time (default: resources.max_concurrent, else what fits)",
     )
     p.add_argument(
         "--num-cpus",
-        type=int,
+        type=_positive_int,
         metavar="N",
         help="CPUs of the local Ray (default: all); ignored with --address",
     )
@@ -99,10 +114,23 @@ def setup_logging(verbose: bool) -> None:
     )
 
 
+def missing_media_roots(data_cfg: Any) -> list[str]:
+    """`key: path` for each media folder of `data_cfg` that is not a folder on this machine.
+
+    A dry run reads annotations only (so GPU-hours can be planned on a laptop without the
+    media); it still says which roots are missing here, so a typo shows before `mer prepare`.
+    """
+    if data_cfg.dataset == "synthetic":
+        return []
+    roots = [("data.root", data_cfg.root)]
+    roots += [(f"data.sources.{n}.root", s.root) for n, s in (data_cfg.sources or {}).items()]
+    return [f"{k}: {r}" for k, r in roots if r and not Path(r).expanduser().is_dir()]
+
+
 def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     from mer.config import config_hash
     from mer.data.cache import load_samples_only
-    from mer.sweep.plan import build_plan, describe, model_stats_or_none
+    from mer.sweep.plan import build_plan, describe, model_stats_or_none, variant_configs
 
     memo: dict[str, tuple] = {}
 
@@ -124,8 +152,13 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
         return memo[key]
 
     plan = build_plan(cfg, samples_for, stats_for=model_stats_or_none)
+    missing = sorted(
+        {m for v in variant_configs(cfg).values() for m in missing_media_roots(v.data)}
+    )
     conc = str(args.max_concurrent or cfg.resources.max_concurrent or "computed at run time")
     print(describe(plan, max_concurrent=conc))
+    for line in missing:
+        print(f"WARNING: {line} is not a folder on this machine; `mer prepare` here would fail")
     if cfg.search is not None:
         n = cfg.search.holdout_subjects
         after = (
@@ -148,7 +181,9 @@ def run_one_trial(cfg: ExperimentConfig, text: str, out: Path, *, resume: bool) 
     from mer.sweep.results import ResultsStore
     from mer.sweep.trial import LocalReporter, TestHooks, execute_trial
 
-    variant = text.strip("/").split("/")[0]
+    variant = text.split("/")[0]
+    if not variant or text.count("/") not in (1, 2):
+        raise ConfigError(f"--trial {text!r}: expected VARIANT/FOLD[/SEED], e.g. full/sub01/0")
     if variant not in cfg.ablations:
         raise ConfigError(
             f"--trial {text!r}: unknown variant {variant!r}; this sweep has "
@@ -223,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("sweep %s finished in %.1f s (status %d)", cfg.name, time.monotonic() - t0, status)
         return status
     except MerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable --out, a folder given as the config, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

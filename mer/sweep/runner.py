@@ -77,6 +77,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     if address:
+        check_reachable(address)
         ray.init(address=address, log_to_driver=True)
     else:
         _checkout_on_pythonpath()
@@ -86,6 +87,30 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         "Ray: %d node(s), %g CPU, %g GPU", _alive_nodes(), res.get("CPU", 0), res.get("GPU", 0)
     )
     return True
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) address answers on TCP; ConfigError otherwise.
+
+    ray.init keeps retrying an address that does not answer, without a deadline and deaf to
+    Ctrl-C; a typo in --address must fail in seconds instead. `auto` and `local` are Ray's own.
+    """
+    import socket
+
+    text = address.removeprefix("ray://")
+    if text in ("auto", "local"):
+        return
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected auto or HOST:PORT (e.g. 10.0.0.1:6379)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--address {address}: no Ray cluster answers there ({exc}); check the host and port "
+            "(`ray status` on the head node) or start one with `ray start --head`"
+        ) from None
 
 
 def _checkout_on_pythonpath() -> None:
@@ -539,8 +564,40 @@ class Session:
 
 
 # ------------------------------------------------------------------------------ opening a run
+# What a sweep (or `mer train`, under debug/) writes in its output folder.
+SWEEP_ENTRIES = frozenset(
+    {
+        "config.yaml", "plan.json", "environment.json", "trials", "ray", "wandb", "search",
+        "debug", "report", "summary.md", "summary.csv", "summary_seeds.csv", "predictions.csv",
+    }
+)  # fmt: skip
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """Entries of `out` no sweep writes: a folder holding them is not ours to fill or delete."""
+    if not out.is_dir():
+        return []
+    return sorted(
+        e.name
+        for e in out.iterdir()
+        if e.name not in SWEEP_ENTRIES and not e.name.endswith("-holdout")
+    )
+
+
 def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> None:
     out = opts.out
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; the results folder must be a folder")
+    foreign = _foreign_entries(out)
+    if foreign:
+        raise ConfigError(
+            f"{out} holds files no sweep wrote ({', '.join(foreign[:5])}"
+            f"{' ...' if len(foreign) > 5 else ''}); choose an empty or new folder with --out"
+        )
+    try:  # an unwritable --out fails now, not after data preparation and Ray start-up
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the results folder ({exc})") from None
     previous = out / "config.yaml"
     if opts.overwrite and out.exists() and not opts.resume:
         log.warning("--overwrite: removing the previous results in %s", out)
@@ -590,6 +647,8 @@ def open_session(
     cfg: ExperimentConfig, opts: RunOptions, variants: dict[str, ExperimentConfig] | None = None
 ) -> Session:
     """Check the output folder, prepare data, plan, write config/plan/environment, start Ray."""
+    if opts.address:
+        check_reachable(opts.address)  # before data preparation, which can take minutes
     _check_out_dir(cfg, opts)
     vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
     data = prepare_datasets(vcfgs)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mer.data.media import IMAGE_EXTENSIONS
 from mer.data.readers.records import (
+    BlankFrames,
     Record,
     aus_text,
     frame_number,
@@ -51,6 +52,7 @@ def read(annotations: Path, root: Path | None) -> list[Record]:
     col_off = table.column("Offset", "Offset Frame", "OffsetFrame")
     col_aus = table.column("AU", "Action Units", "AUs")
     col_emo = table.column("emotion", "Estimated Emotion")
+    blanks = BlankFrames(table.label)
     out = []
     for row_no, row in table.rows:
         where = table.where(row_no)
@@ -72,12 +74,13 @@ def read(annotations: Path, root: Path | None) -> list[Record]:
                 emotion=text_cell(table.cell(row, col_emo), where, "emotion").lower(),
                 where=where,
                 onset=onset,
-                apex=frame_number(table.cell(row, col_apex), where, "Apex"),
-                offset=frame_number(table.cell(row, col_off), where, "Offset"),
+                apex=blanks.read(table.cell(row, col_apex), row_no, where, table.columns[col_apex]),
+                offset=blanks.read(table.cell(row, col_off), row_no, where, table.columns[col_off]),
                 aus=parse_aus(au_cell),
                 aus_raw=aus_text(au_cell),
                 media=clip_folder(base, subject, clip) if base is not None else None,
                 id_suffix=f"/{onset}",
             )
         )
+    blanks.report()
     return out

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mer.data.readers.records import (
+    BlankFrames,
     Record,
     aus_text,
-    frame_number,
     parse_aus,
     subject_number,
     text_cell,
@@ -19,7 +19,8 @@ from mer.data.readers.table import Table
 def sheet_records(
     table: Table, dataset: str, subject_folder: Callable[[int], str], root: Path | None
 ) -> list[Record]:
-    """One Record per row; media `root/<subject folder>/<Filename>/`."""
+    """One Record per row; media `root/<subject folder>/<Filename>/`. Blank frame cells are
+    unknown (NA), logged once for the sheet."""
     col_subject = table.column("Subject")
     col_file = table.column("Filename")
     cols = {
@@ -29,6 +30,7 @@ def sheet_records(
     }
     col_aus = table.column("Action Units", "AU", "AUs")
     col_emo = table.column("Estimated Emotion", "Emotion")
+    blanks = BlankFrames(table.label)
     out = []
     for row_no, row in table.rows:
         where = table.where(row_no)
@@ -36,7 +38,7 @@ def sheet_records(
         clip = text_cell(table.cell(row, col_file), where, "Filename")
         au_cell = table.cell(row, col_aus)
         frames = {
-            name: frame_number(table.cell(row, col), where, table.columns[col])
+            name: blanks.read(table.cell(row, col), row_no, where, table.columns[col])
             for name, col in cols.items()
         }
         emotion = text_cell(table.cell(row, col_emo), where, table.columns[col_emo])
@@ -54,4 +56,5 @@ def sheet_records(
                 **frames,
             )
         )
+    blanks.report()
     return out

@@ -11,6 +11,7 @@ list writes SAMM subjects unpadded (`6`, files `006_1_2`) and SMIC ones padded (
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from mer.data.readers import casme2, samm, smic
 from mer.data.readers.records import Record
 from mer.data.readers.table import read_csv_lines
 from mer.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 CLASSES = ("negative", "positive", "surprise")
 PARTS = ("casme2", "samm", "smic")
@@ -56,8 +59,23 @@ def parse_sources(sources: Any) -> dict[str, Source]:
             root, ann = src.get("root"), src.get("annotations")
         else:
             root, ann = getattr(src, "root", None), getattr(src, "annotations", None)
+        if name == "smic" and _path(ann) is not None:
+            raise ConfigError(
+                f"data.sources.smic.annotations: SMIC takes its classes from folders and has no "
+                f"annotation file (got {ann}); leave it empty and set data.sources.smic.root"
+            )
         out[name] = Source(root=_path(root), annotations=_path(ann))
     return out
+
+
+def _check_paths(name: str, src: Source, *, check_media: bool) -> None:
+    """A part's files exist, with errors naming `data.sources.<part>.*` (not `data.root` or a
+    bare file name: the part readers do not know they run inside the composite)."""
+    key = f"data.sources.{name}"
+    if src.annotations is not None and not src.annotations.is_file():
+        raise DataError(f"{key}.annotations: {name} annotation file {src.annotations} not found")
+    if check_media and name != "smic" and src.root is not None and not src.root.is_dir():
+        raise DataError(f"{key}.root: {name} media root {src.root} is not a folder")
 
 
 def _smic_clip_key(clip: str) -> str:
@@ -86,7 +104,7 @@ def _source_records(name: str, src: Source) -> dict[tuple[str, str], Record] | N
     if name == "smic":
         if src.root is None:
             return None
-        records = smic.read(None, src.root)
+        records = smic.read(None, src.root, key="data.sources.smic.root")
         return {(r.subject_raw, _smic_clip_key(r.clip)): r for r in records}
     if src.annotations is None:
         return None
@@ -107,6 +125,15 @@ def read(annotations: Path, sources: Any, *, check_media: bool) -> list[Record]:
                     f"data.sources.{name}.root: megc2019 needs each part's media root to read "
                     "frames (and casme2/samm their annotations for onset/offset); got none"
                 )
+    unused = sorted(set(srcs) - set(used))
+    if unused:
+        log.warning(
+            "data.sources: %s lists no clip of %s; those sources are not read",
+            annotations, ", ".join(unused),
+        )  # fmt: skip
+    for name in used:
+        if name in srcs:
+            _check_paths(name, srcs[name], check_media=check_media)
     joined = {name: _source_records(name, srcs[name]) for name in used if name in srcs}
     out = []
     for line_no, cells in lines:

@@ -80,7 +80,11 @@ def aus_text(value: Any) -> str:
 
 
 def frame_number(value: Any, where: str, column: str) -> int | None:
-    """A frame-number cell → int; text such as `/` → unknown (None), said in a log line."""
+    """A frame-number cell → int; text such as `/` → unknown (None), said in a log line.
+
+    A blank cell is unknown too, without a line here: readers count blanks with `BlankFrames`
+    and log them once per file.
+    """
     if value is None:
         return None
     if isinstance(value, bool):
@@ -100,6 +104,43 @@ def frame_number(value: Any, where: str, column: str) -> int | None:
         return int(text)
     log.warning("%s: %s is %r, not a frame number; read as unknown (NA)", where, column, value)
     return None
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def rows_text(rows: list[int], shown: int = 5) -> str:
+    """`row 4` / `rows 4, 7, 9 (+12 more)`: the first rows of a list, for one log line."""
+    head = ", ".join(str(r) for r in rows[:shown])
+    more = f" (+{len(rows) - shown} more)" if len(rows) > shown else ""
+    return f"row{'s' if len(rows) > 1 else ''} {head}{more}"
+
+
+class BlankFrames:
+    """Blank onset/apex/offset cells of one sheet, read as unknown and logged once for the file.
+
+    One WARNING per file (count and first rows per column), not one per row: a sheet that leaves
+    a column empty would otherwise flood the log, and staying silent hides it.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.rows: dict[str, list[int]] = {}
+
+    def read(self, value: Any, row_no: int, where: str, column: str) -> int | None:
+        """`frame_number` of a cell; a blank cell is noted and read as unknown (None)."""
+        if _is_blank(value):
+            self.rows.setdefault(column, []).append(row_no)
+            return None
+        return frame_number(value, where, column)
+
+    def report(self) -> None:
+        if not self.rows:
+            return
+        total = sum(len(r) for r in self.rows.values())
+        parts = "; ".join(f"{col} on {rows_text(rows)}" for col, rows in self.rows.items())
+        log.warning("%s: %d blank frame cell(s) read as unknown (NA): %s", self.label, total, parts)
 
 
 def check_order(rec: Record) -> None:

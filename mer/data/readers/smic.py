@@ -27,22 +27,26 @@ def subject_id(number: int) -> str:
     return f"smic/s{number:02d}"
 
 
-def resolve_root(root: Path) -> Path:
-    """The folder holding the `sN` subject folders: `root/HS` or `root` itself."""
+def resolve_root(root: Path, key: str = "data.root") -> Path:
+    """The folder holding the `sN` subject folders: `root/HS` or `root` itself.
+
+    `key` is the config key the root came from (`data.sources.smic.root` in the composite), so
+    errors name what the user has to fix.
+    """
     if not root.is_dir():
-        raise DataError(f"data.root: SMIC folder {root} not found")
+        raise DataError(f"{key}: SMIC folder {root} not found")
     if (root / "HS").is_dir():
         return root / "HS"
     if any(_SUBJECT.fullmatch(p.name) for p in subfolders(root)):
         return root
     raise DataError(
-        f"data.root: {root} is neither the SMIC folder (with HS/) nor its HS folder "
+        f"{key}: {root} is neither the SMIC folder (with HS/) nor its HS folder "
         "(with subject folders s1, s2, ...)"
     )
 
 
-def read(annotations: Path | None, root: Path) -> list[Record]:
-    base = resolve_root(root)
+def read(annotations: Path | None, root: Path, key: str = "data.root") -> list[Record]:
+    base = resolve_root(root, key)
     out: list[Record] = []
     for subject_dir in subfolders(base):
         m = _SUBJECT.fullmatch(subject_dir.name)
@@ -67,7 +71,5 @@ def read(annotations: Path | None, root: Path) -> list[Record]:
                     )
                 )
     if not out:
-        raise DataError(
-            f"data.root: no SMIC clips under {base} (expected sN/micro/<class>/<clip>/)"
-        )
+        raise DataError(f"{key}: no SMIC clips under {base} (expected sN/micro/<class>/<clip>/)")
     return out

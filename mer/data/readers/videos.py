@@ -3,12 +3,19 @@
 The class is the folder. The sheet (first sheet with a header holding 'Subject' and 'Filename')
 maps Filename (the video's name, with or without extension) → Subject and Action Units; its
 emotion column, if any, is not used. A video without a row is an error, and so is a Filename
-listed twice (the video could not be told apart); sheet rows without a video are logged.
+listed twice (the video could not be told apart).
+
+The clips are the videos on disk, not the sheet's rows: the sheet is a lookup table, and the
+original code read the dataset's full coding sheet (CASME II's, 255 rows) beside folders that hold
+only the negative/positive/surprise videos, so rows without a video are expected (others, fear,
+sadness ...) and are not an error. They are logged at WARNING with their count, their emotions
+when the sheet has an emotion column, and the first names, in prepare and in a dry run alike.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,9 @@ def read(annotations: Path, root: Path) -> list[Record]:
     col_subject = table.column("Subject")
     col_file = table.column("Filename")
     col_aus = table.column("Action Units", "AU", "AUs")
+    col_emo = table.column("Estimated Emotion", "Emotion", required=False)
     by_name: dict[str, tuple[str, str, Any]] = {}  # stem → (where, subject, AU cell)
+    described: dict[str, tuple[int, str]] = {}  # stem → (row, emotion cell): for unused rows
     for row_no, row in table.rows:
         where = table.where(row_no)
         name = text_cell(table.cell(row, col_file), where, "Filename")
@@ -42,6 +51,8 @@ def read(annotations: Path, root: Path) -> list[Record]:
             )
         subject = text_cell(table.cell(row, col_subject), where, "Subject")
         by_name[name] = (where, subject, table.cell(row, col_aus))
+        emotion = table.cell(row, col_emo)
+        described[name] = (row_no, "" if emotion is None else str(emotion).strip().lower())
     out: list[Record] = []
     for class_dir in subfolders(root):
         videos = video_files(class_dir)
@@ -70,9 +81,25 @@ def read(annotations: Path, root: Path) -> list[Record]:
             )
     if not out:
         raise DataError(f"data.root: no videos under {root} (expected <class>/<name>.mp4)")
-    unused = sorted(set(by_name) - {r.clip for r in out})
-    if unused:
-        log.info(
-            "videos: %d row(s) of %s have no video (first: %s)", len(unused), table.label, unused[0]
-        )
+    _log_unused(table.label, root, described, {r.clip for r in out})
     return out
+
+
+def _log_unused(
+    label: str, root: Path, described: dict[str, tuple[int, str]], used: set[str]
+) -> None:
+    """One WARNING for the sheet rows that no video uses (see the module doc for why not an
+    error): count, emotions, first names, so a wrong root or misnamed files stand out."""
+    unused = [name for name in described if name not in used]
+    if not unused:
+        return
+    counts = Counter(described[n][1] or "blank" for n in unused)
+    by_emotion = ", ".join(f"{e} {k}" for e, k in sorted(counts.items()))
+    if set(counts) == {"blank"}:
+        by_emotion = "none"
+    first = ", ".join(f"{n} (row {described[n][0]})" for n in unused[:3])
+    log.warning(
+        "videos: %d of %d row(s) of %s have no video under %s/<class>/ and are not read "
+        "(emotion column: %s; first: %s)",
+        len(unused), len(described), label, root, by_emotion, first,
+    )  # fmt: skip

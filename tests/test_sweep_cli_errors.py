@@ -1,0 +1,95 @@
+"""run_sweep.py's guard rails: bad launcher options, unreachable clusters, foreign output folders
+and unwritable paths end in one line and exit 2, before any data is prepared or Ray started."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from mer.cli import main as mer_main
+from mer.errors import ConfigError
+from mer.sweep.main import main
+from mer.sweep.runner import RunOptions, _check_out_dir, check_reachable
+from tests.conftest import tiny_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = str(REPO / "sweeps" / "demo.yaml")
+
+
+def _sets(tmp_path: Path) -> list[str]:
+    return [a for o in tiny_overrides(tmp_path / "cache") for a in ("--set", o)]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--resume", "--overwrite"], "not allowed with argument"),
+        (["--max-concurrent", "0"], "expected a whole number >= 1, got 0"),
+        (["--num-cpus", "-2"], "expected a whole number >= 1, got -2"),
+        (["--num-cpus", "two"], "expected a whole number >= 1, got 'two'"),
+    ],
+)
+def test_launcher_options_are_checked_by_argparse(args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([DEMO, *args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_nobody_answers_fails_in_seconds():
+    port = _closed_port()
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match=f"--address 127.0.0.1:{port}: no Ray cluster answers"):
+        check_reachable(f"127.0.0.1:{port}", timeout_s=2)
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(ConfigError, match="expected auto or HOST:PORT"):
+        check_reachable("nohost")
+    check_reachable("auto")  # Ray's own resolution, not checked here
+
+
+def test_unreachable_address_stops_before_data_is_prepared(tmp_path, capsys):
+    out = tmp_path / "run"
+    status = main(
+        [DEMO, *_sets(tmp_path), "--out", str(out), "--address", f"127.0.0.1:{_closed_port()}"]
+    )
+    assert status == 2
+    assert "no Ray cluster answers" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and not out.exists()
+
+
+def test_a_folder_holding_other_files_is_never_filled_or_deleted(tmp_path):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "thesis.tex").write_text("months of work")
+    for overwrite in (False, True):
+        with pytest.raises(ConfigError, match=r"holds files no sweep wrote \(thesis.tex\)"):
+            _check_out_dir(None, RunOptions(out=out, overwrite=overwrite))
+    assert (out / "thesis.tex").read_text() == "months of work"
+    (out / "thesis.tex").unlink()
+    (out / "debug").mkdir()  # what `mer train` writes there first
+    _check_out_dir(None, RunOptions(out=out))
+
+
+def test_unwritable_paths_are_one_line_errors(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main([DEMO, *_sets(tmp_path), "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and str(blocker) in err
+    assert mer_main(["summary", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text", ["/sub01", "full", "full/sub01/0/extra"])
+def test_malformed_trial_names(text, tmp_path, capsys):
+    assert main([DEMO, *_sets(tmp_path), "--out", str(tmp_path / "o"), "--trial", text]) == 2
+    assert "expected VARIANT/FOLD[/SEED]" in capsys.readouterr().err
