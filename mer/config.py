@@ -696,8 +696,7 @@ def _check_train(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
         return
     n = cfg.model.num_classes
     if len(cw) != n:
-        user_set = "class_weights" in ((raw.get("train") or {}) if isinstance(raw, dict) else {})
-        if not user_set:
+        if "class_weights" not in (raw.get("train") or {}):  # the default, not the user's
             default = TrainConfig().class_weights
             raise ConfigError(
                 f"train.class_weights: expected {n} weights (model.num_classes is {n}), but the "
@@ -736,9 +735,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     """Read a sweep YAML, apply `--set` overrides, validate."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; expected a sweep YAML file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})"
+        ) from None
     try:
         raw = read_yaml(text)
     except yaml.YAMLError as exc:

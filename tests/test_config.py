@@ -313,9 +313,7 @@ def test_set_adding_a_near_miss_variant_warns(sweep_file, caplog):
     with caplog.at_level("WARNING", logger="mer.config"):
         cfg = load_config(sweep_file, ["ablations.fulll.model.recurrent=lstm"])
     assert "fulll" in cfg.variants  # adding a variant by --set still works
-    assert (
-        f"--set added variant 'fulll' (not in {sweep_file}; did you mean 'full'?)" in caplog.text
-    )
+    assert f"--set added variant 'fulll' (not in {sweep_file}; did you mean 'full'?)" in caplog.text
 
 
 def test_set_adding_a_distinct_or_existing_variant_does_not_warn(sweep_file, tmp_path, caplog):
@@ -337,3 +335,12 @@ def test_every_shipped_sweep_loads():
     assert sweeps
     for path in sweeps:
         assert load_config(path).variants
+
+
+def test_a_folder_or_binary_file_as_config_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; expected a sweep YAML file"):
+        load_config(tmp_path)
+    binary = tmp_path / "x.yaml"
+    binary.write_bytes(b"\xff\xfe\x00name: x")
+    with pytest.raises(ConfigError, match=r"x.yaml: not a UTF-8 text file \(invalid start byte"):
+        load_config(binary)

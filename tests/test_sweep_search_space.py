@@ -204,7 +204,8 @@ def test_space_is_checked_against_each_variant():
     with pytest.raises(ConfigError) as err:
         from_dict(raw)
     assert str(err.value).startswith(
-        "ablations.two: search.space.train.class_weights: value [1, 1, 1] is not valid here"
+        "search.space.train.class_weights: value [1, 1, 1] is not valid here (ablations.two: "
+        "train.class_weights: expected 2 weights"
     )
     # a variant that fixes the key does not search it, so its value is not checked
     raw["ablations"]["two"]["train.class_weights"] = "balanced"
