@@ -330,6 +330,40 @@ def test_casme2_text_frame_is_na_and_logged(tmp_path, caplog):
     assert "row 2: ApexFrame is '/', not a frame number; read as unknown (NA)" in caplog.text
 
 
+def _warnings(caplog, logger: str) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == logger and r.levelno == logging.WARNING
+    ]
+
+
+def test_blank_frame_cells_logged_once_per_file(tmp_path, caplog):
+    rows = [
+        ["01", "EP02_01f", None, None, 5, 8, None, 12, "happiness"],
+        ["01", "EP03_02", None, 2, None, None, None, "R4+L10", "Disgust"],
+        [2, "EP02_01f", None, 1, 2, 3, None, "?", "others"],
+    ]
+    ann, root = casme2_tree(tmp_path, rows)
+    with caplog.at_level(logging.WARNING):
+        df = load_samples("casme2", ann, root)
+    assert df["onset"].isna().tolist() == [True, False, False]
+    assert _warnings(caplog, "mer.data.readers.records") == [
+        f"{ann}, sheet 'Sheet1': 3 blank frame cell(s) read as unknown (NA): OnsetFrame on "
+        "row 2; ApexFrame on row 3; OffsetFrame on row 3"
+    ]
+
+
+def test_blank_frame_cells_casme3_and_first_rows_only(tmp_path, caplog):
+    rows = [["spNO.1", "a", n, None, None, "4", 1, "happy"] for n in range(1, 8)]
+    ann, root = casme3_tree(tmp_path, rows)
+    with caplog.at_level(logging.WARNING):
+        load_samples("casme3", ann, root, check_media=False)
+    (line,) = _warnings(caplog, "mer.data.readers.records")
+    assert line.endswith(
+        "14 blank frame cell(s) read as unknown (NA): Apex on rows 2, 3, 4, 5, 6 (+2 more); "
+        "Offset on rows 2, 3, 4, 5, 6 (+2 more)"
+    )
+
+
 def test_casme2_bad_subject_and_missing_column(tmp_path):
     ann, _ = casme2_tree(tmp_path, [["x1", "EP02_01f", None, 3, 5, 8, None, 12, "happiness"]])
     with pytest.raises(DataError, match=r"row 2: Subject is 'x1', expected a subject number"):
@@ -520,7 +554,7 @@ def test_deception_subject_csv(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- videos
-def test_videos_layout(tmp_path):
+def test_videos_layout(tmp_path, caplog):
     root = tmp_path / "data"
     video(root / "negative" / "EP19_05f.mp4")
     video(root / "surprise" / "EP01_01.mp4")
@@ -536,8 +570,15 @@ def test_videos_layout(tmp_path):
             ]
         },
     )
-    df = load_samples("videos", ann, root)
+    with caplog.at_level(logging.WARNING):
+        df = load_samples("videos", ann, root)
+        load_samples("videos", ann, root, check_media=False)  # a dry run says it too
     assert df["sample_id"].tolist() == ["videos/1/EP19_05f", "videos/7/EP01_01"]
+    unused = (
+        f"videos: 1 of 3 row(s) of {ann}, sheet 'Sheet1' have no video under {root}/<class>/ "
+        "and are not read (emotion column: happiness 1; first: EP99_99 (row 4))"
+    )
+    assert _warnings(caplog, "mer.data.readers.videos") == [unused, unused]
     assert df["subject"].tolist() == ["videos/1", "videos/7"]
     assert df["emotion"].tolist() == ["negative", "surprise"]
     assert df["aus"].tolist() == [[4, 10], [1, 2]]
@@ -634,6 +675,42 @@ def test_megc2019_sources_validation(tmp_path):
     assert partial["onset"].tolist()[:2] == [3, 5562] and partial["path"].isna().all()
 
 
+def test_megc2019_errors_name_the_sources_key(tmp_path):
+    csv, sources = megc_tree(tmp_path, GOOD)
+    sources["smic"] = {"root": str(tmp_path / "nowhere" / "HS")}
+    with pytest.raises(DataError, match=r"^data.sources.smic.root: SMIC folder .*nowhere/HS not f"):
+        load_samples("megc2019", csv, sources=sources, check_media=False)
+    sources["smic"] = {"root": str(tmp_path)}
+    with pytest.raises(DataError, match=r"^data.sources.smic.root: .* is neither the SMIC folder"):
+        load_samples("megc2019", csv, sources=sources)
+    csv, sources = megc_tree(tmp_path, GOOD)
+    sources["samm"] = {"root": str(tmp_path / "SAMM"), "annotations": str(tmp_path / "no.xlsx")}
+    with pytest.raises(DataError, match=r"^data.sources.samm.annotations: samm annotation file "):
+        load_samples("megc2019", csv, sources=sources, check_media=False)
+    sources["samm"] = {
+        "root": str(tmp_path / "nope"),
+        "annotations": str(tmp_path / "SAMM_Micro_FACS_Codes_v2.xlsx"),
+    }
+    with pytest.raises(DataError, match=r"^data.sources.samm.root: samm media root .*nope is not"):
+        load_samples("megc2019", csv, sources=sources)
+    load_samples("megc2019", csv, sources=sources, check_media=False)  # a dry run reads no media
+
+
+def test_megc2019_refuses_ignored_keys_and_names_unused_sources(tmp_path, caplog):
+    csv, sources = megc_tree(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match=r"data.sources.smic.annotations: SMIC .* no annotation"):
+        smic = {"smic": {"root": "x", "annotations": "y.xlsx"}}
+        load_samples("megc2019", csv, sources=smic, check_media=False)
+    with pytest.raises(ConfigError, match=r"data.root: megc2019 reads .* data.sources.<part>.root"):
+        load_samples("megc2019", csv, tmp_path, sources=sources)
+    csv.write_text("casme2,sub01,EP02_01f,1\n")
+    with caplog.at_level(logging.WARNING):
+        load_samples("megc2019", csv, sources=sources, check_media=False)
+    assert _warnings(caplog, "mer.data.readers.megc2019") == [
+        f"data.sources: {csv} lists no clip of samm, smic; those sources are not read"
+    ]
+
+
 # ----------------------------------------------------------------------------- entry point
 def test_load_samples_argument_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"load_samples\(<data.synthetic.layout>"):
@@ -647,7 +724,7 @@ def test_load_samples_argument_errors(tmp_path):
         load_samples("casme2", ann, None, check_media=True)
     with pytest.raises(DataError, match=r"media root .*missing is not a folder"):
         load_samples("casme2", ann, tmp_path / "missing")
-    with pytest.raises(ConfigError, match=r"data.sources: only megc2019"):
+    with pytest.raises(ConfigError, match=r"data.sources: only megc2019 .*remove data.sources"):
         load_samples("casme2", ann, sources={"samm": {}}, check_media=False)
 
 

@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 
 from mer.config import AU_CODE, DataConfig, FramesConfig, RegionsConfig, SyntheticConfig
 from mer.data import cache as cache_mod
-from mer.data import clips, media, regions
+from mer.data import checks, clips, media, regions
 from mer.data.cache import (
     PreparedData,
     load_prepared,
@@ -69,7 +71,7 @@ def _frame_numbers(data: PreparedData) -> np.ndarray:
     return np.load(data.path / "frame_numbers.npy")
 
 
-@pytest.mark.parametrize("layout", ["casme2", "samm", "smic", "casme3", "deception", "videos"])
+@pytest.mark.parametrize("layout", ["casme2", "samm", "casme3", "videos"])
 def test_every_layout_au_oracle_crops_match_ground_truth(tmp_path: Path, layout: str) -> None:
     cfg = _cfg(tmp_path, layout)
     data = prepare_data(cfg, progress=False)
@@ -95,8 +97,135 @@ def test_every_layout_au_oracle_crops_match_ground_truth(tmp_path: Path, layout:
         grey = media.to_grey(media.read_clip(row["path"]))
         pos = media.open_clip(row["path"]).positions_of(numbers[i])
         np.testing.assert_array_equal(pos, select_frames(grey, 6, "motion_topk"))
-    if layout in ("smic", "deception"):
-        assert set(data.samples["region"]) == {"face"}  # no AU annotation: the whole face
+
+
+@pytest.mark.parametrize("layout", ["smic", "deception"])
+def test_au_oracle_without_any_au_annotation_is_config_error(tmp_path: Path, layout: str) -> None:
+    cfg = _cfg(tmp_path, layout)
+    message = (
+        rf"data.regions.policy: au_oracle needs AU annotations, and none of the 6 clips of "
+        rf"synthetic \(layout {layout}\) has one: .*\[oracle regions\]\. Use policy all .* or fixed"
+    )
+    with pytest.raises(ConfigError, match=message):
+        prepare_data(cfg, progress=False)
+    with pytest.raises(ConfigError, match=message):
+        load_samples_only(cfg)  # a dry run finds it too
+    assert not list((tmp_path / "cache").glob("*/manifest.json"))  # refused before decoding
+    data = prepare_data(_cfg(tmp_path, layout, regions={"policy": "all"}), progress=False)
+    assert set(data.samples["region"]) == {"all"} and not data.oracle_input
+
+
+def _set_cells(xlsx: Path, values: dict[tuple[int, str], object]) -> list[str]:
+    """Overwrite cells of a synthetic CASME II sheet, {(row, header): value} (None blanks a
+    cell); returns the sample ids of the rows touched."""
+    wb = openpyxl.load_workbook(xlsx)
+    ws = wb["Sheet1"]
+    header = [c.value for c in ws[1]]
+    ids = []
+    for (row, name), value in values.items():
+        ws.cell(row=row, column=header.index(name) + 1).value = value  # value=None is a no-op
+        subject, clip = ws.cell(row=row, column=1).value, ws.cell(row=row, column=2).value
+        ids.append(f"casme2/sub{int(subject):02d}/{clip}")
+    wb.save(xlsx)
+    return ids
+
+
+def _warnings(caplog: pytest.LogCaptureFixture, logger: str, start: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == logger and r.levelno == logging.WARNING and r.getMessage().startswith(start)
+    ]
+
+
+def test_au_oracle_clips_without_aus_get_the_face_with_a_warning(
+    tmp_path: Path, shared: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = _copy(shared, tmp_path)
+    (sid,) = _set_cells(own / "CASME2-coding-20140508.xlsx", {(3, "Action Units"): "?"})
+    with caplog.at_level(logging.WARNING):
+        data = prepare_data(_cfg(tmp_path, root=own), progress=False)
+    assert data.oracle_input
+    regions_by_id = dict(zip(data.samples["sample_id"], data.samples["region"], strict=True))
+    assert regions_by_id[sid] == "face"
+    assert _warnings(caplog, "mer.data.checks", "data.regions.policy") == [
+        f"data.regions.policy au_oracle: 1 of 6 clips have no AU annotation (casme2 1; first: "
+        f"{sid}); their branch-B region is the whole face"
+    ]
+
+
+def test_onset_apex_offset_without_onset_falls_back_with_warnings(
+    tmp_path: Path, shared: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    own = _copy(shared, tmp_path)
+    xlsx = own / "CASME2-coding-20140508.xlsx"
+    no_onset, no_apex = _set_cells(xlsx, {(2, "OnsetFrame"): None, (4, "ApexFrame"): None})
+    cfg = _cfg(
+        tmp_path,
+        root=own,
+        frames={"select": "onset_apex_offset", "count": 4},
+        regions={"policy": "none"},
+    )
+    with caplog.at_level(logging.WARNING):
+        samples, _ = load_samples_only(cfg)
+    start = "data.frames.select onset_apex_offset"
+    dry = _warnings(caplog, "mer.data.checks", start)
+    assert dry == [
+        f"{start}: 2 of 6 clips lack an annotated onset (1: the window starts at the clip's first "
+        "frame), offset (0: it ends at the last frame) or apex (1: no frame forced) (casme2 2; "
+        f"first: {', '.join(sorted([no_onset, no_apex]))})"
+    ]
+    assert _warnings(caplog, "mer.data.readers.records", str(xlsx)) == [
+        f"{xlsx}, sheet 'Sheet1': 2 blank frame cell(s) read as unknown (NA): OnsetFrame on "
+        "row 2; ApexFrame on row 4"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        data = prepare_data(cfg, progress=False)
+    assert _warnings(caplog, "mer.data.checks", start) == dry
+    i = int(np.flatnonzero(data.samples["sample_id"] == no_onset)[0])
+    first_frame = media.list_frames(Path(data.samples["path"][i]))[0][0]
+    assert _frame_numbers(data)[i][0] == first_frame  # the window starts at the folder's start
+
+
+def test_count_above_clip_length_warns_once_per_prepare(
+    tmp_path: Path, shared: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = _cfg(
+        tmp_path, root=shared, frames={"count": 10, "select": "uniform"}, regions={"policy": "none"}
+    )
+    for _ in range(2):  # built, then reused: each prepare says it once
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            data = prepare_data(cfg, progress=False)
+        (line,) = _warnings(caplog, "mer.data.checks", "data.frames.count")
+        assert line.startswith(
+            "data.frames.count: 6 of 6 clips have fewer than 10 frames, so frames are repeated "
+            "to fill 10 (shortest: casme2/sub01/"
+        )
+        assert line.endswith(", 8 frames); lower data.frames.count to avoid it")
+    assert data.path is not None
+    manifest = json.loads((data.path / "manifest.json").read_text())
+    assert manifest["counts"]["repeated_frames"] == 6
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        prepare_data(_cfg(tmp_path, root=shared, regions={"policy": "none"}), progress=False)
+    assert not _warnings(caplog, "mer.data.checks", "data.frames.count")  # T=6 <= 8 frames
+
+
+def test_repeated_frames_counts_distinct_numbers_in_the_window(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    numbers = np.array([[3, 4, 5, 6], [3, 3, 4, 4], [7, 7, 7, 7]])
+    cfg = DataConfig(frames=FramesConfig(count=4, select="onset_apex_offset"))
+    with caplog.at_level(logging.WARNING):
+        n = checks.warn_repeated_frames(["a", "b", "c"], numbers, cfg)
+    assert n == 2
+    assert _warnings(caplog, "mer.data.checks", "data.frames.count") == [
+        "data.frames.count: 2 of 3 clips have fewer than 4 frames in their onset..offset window, "
+        "so frames are repeated to fill 4 (shortest: c, 1 frames); lower data.frames.count to "
+        "avoid it"
+    ]
 
 
 def test_reuse_without_decoding_and_rebuild_on_changes(
@@ -369,7 +498,7 @@ ablations:
     assert "reused" in capsys.readouterr().out
 
 
-def test_megc2019_composite_from_sources(tmp_path: Path) -> None:
+def test_megc2019_composite_from_sources(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from mer.config import SourceConfig
 
     megc = synthetic.write_megc2019(tmp_path / "megc", subjects=2, clips=3, frames=8, size=64)
@@ -391,8 +520,16 @@ def test_megc2019_composite_from_sources(tmp_path: Path) -> None:
         regions=RegionsConfig(landmarks="annotated", policy="au_oracle"),
         cache_dir=str(tmp_path / "cache"),
     )
-    data = prepare_data(cfg, progress=False)
+    with caplog.at_level(logging.WARNING):
+        data = prepare_data(cfg, progress=False)
     assert set(data.samples["dataset"]) == {"casme2", "samm", "smic"}
+    n_smic = int((data.samples["dataset"] == "smic").sum())
+    (line,) = _warnings(caplog, "mer.data.checks", "data.regions.policy")
+    assert line.startswith(  # SMIC has no AUs: its clips get the whole face, counted
+        f"data.regions.policy au_oracle: {n_smic} of {len(data.samples)} clips have no AU "
+        f"annotation (smic {n_smic}; first: smic/"
+    )
+    assert set(data.samples.loc[data.samples["dataset"] == "smic", "region"]) == {"face"}
     assert data.samples["sample_id"].is_monotonic_increasing
     numbers = _frame_numbers(data)
     for dataset in ("casme2", "samm", "smic"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer.data.frames import motion_scores, select_frames, stretch
+from mer.data.frames import METHODS, NEEDS_WINDOW, motion_scores, select_frames, stretch
 from mer.errors import DataError
 
 
@@ -110,3 +110,14 @@ def test_result_dtype_and_shape() -> None:
     idx = select_frames(_clip(list(range(0, 200, 7))), 30, "motion_topk")
     assert idx.dtype == np.int64 and idx.shape == (30,)
     assert np.all(np.diff(idx) >= 0)
+
+
+@pytest.mark.parametrize("method", sorted(set(METHODS) - NEEDS_WINDOW))
+def test_only_window_methods_read_onset_apex_offset(method: str) -> None:
+    """NEEDS_WINDOW drives the missing-onset/offset warning: the other methods ignore them."""
+    clip = _clip([0, 9, 3, 7, 1, 8, 2, 6, 4, 5])
+    window = {"onset_idx": 3, "apex_idx": 4, "offset_idx": 6}
+    np.testing.assert_array_equal(
+        select_frames(clip, 4, method, **window), select_frames(clip, 4, method)
+    )
+    assert {"onset_apex_offset"} == NEEDS_WINDOW

@@ -93,3 +93,16 @@ def test_unwritable_paths_are_one_line_errors(tmp_path, capsys):
 def test_malformed_trial_names(text, tmp_path, capsys):
     assert main([DEMO, *_sets(tmp_path), "--out", str(tmp_path / "o"), "--trial", text]) == 2
     assert "expected VARIANT/FOLD[/SEED]" in capsys.readouterr().err
+
+
+def test_dry_run_checks_each_variants_policy_even_on_shared_annotations(tmp_path, capsys):
+    """SMIC has no AU codes: a variant that switches to au_oracle is refused by the dry run,
+    although it shares its annotations with a label-free variant planned before it."""
+    sets = _sets(tmp_path) + [
+        "--set", "data.synthetic.layout=smic",
+        "--set", "data.regions.policy=all",
+        "--set", "ablations={free: {}, oracle: {data.regions.policy: au_oracle}}",
+    ]  # fmt: skip
+    assert main([DEMO, *sets, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "au_oracle" in err and "AU annotations" in err

@@ -113,7 +113,7 @@ def process_clip(job: ClipJob, s: ClipSettings) -> ClipArrays:
 def _process(job: ClipJob, s: ClipSettings) -> ClipArrays:
     src = media.open_clip(job.path, backend=s.video_backend)
     kw: dict[str, int | None] = {}
-    if s.select == "onset_apex_offset":
+    if s.select in frames.NEEDS_WINDOW:
         on, ap, off = window_positions(src.numbers, job.onset, job.apex, job.offset)
         kw = {"onset_idx": on, "apex_idx": ap, "offset_idx": off}
     if s.select in frames.NEEDS_PIXELS:

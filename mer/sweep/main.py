@@ -130,6 +130,7 @@ def missing_media_roots(data_cfg: Any) -> list[str]:
 def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     from mer.config import config_hash
     from mer.data.cache import load_samples_only
+    from mer.data.checks import check_table
     from mer.sweep.plan import build_plan, describe, model_stats_or_none, variant_configs
 
     memo: dict[str, tuple] = {}
@@ -149,6 +150,8 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
         )
         if key not in memo:
             memo[key] = load_samples_only(data_cfg)
+        else:  # shared annotations; this variant's own policy/frame checks still apply
+            check_table(memo[key][0], data_cfg)
         return memo[key]
 
     plan = build_plan(cfg, samples_for, stats_for=model_stats_or_none)
