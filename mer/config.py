@@ -643,6 +643,7 @@ def _check_semantics(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
     _check_protocol(cfg)
     _check_train(cfg, raw)
     _check_au_codes(cfg.data.regions.au_codes)
+    _check_data_sources(cfg.data)
     if not cfg.seeds:
         raise ConfigError("seeds: expected at least one seed")
     repeated = sorted({s for s in cfg.seeds if cfg.seeds.count(s) > 1})
@@ -653,6 +654,39 @@ def _check_semantics(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
         )
     if not cfg.ablations:
         raise ConfigError("ablations: expected at least one variant (e.g. `full: {}`)")
+
+
+COMPOSITE_PARTS = ("casme2", "samm", "smic")
+NO_AU_DATASETS = ("smic", "deception")  # annotated by class folder / verdict only
+
+
+def _check_data_sources(data: DataConfig) -> None:
+    """Keys one dataset reads and another ignores: set on the wrong one, they would be silently
+    ignored (the data layer checks the files themselves)."""
+    if data.dataset != "megc2019" and data.sources:
+        raise ConfigError(
+            f"data.sources: only read for dataset megc2019 (this is {data.dataset}); remove it, "
+            "or set data.dataset: megc2019"
+        )
+    if data.dataset == "megc2019":
+        unknown = sorted(set(data.sources) - set(COMPOSITE_PARTS))
+        if unknown:
+            raise ConfigError(
+                f"data.sources: unknown part(s) {', '.join(unknown)}; the MEGC2019 composite is "
+                f"made of {', '.join(COMPOSITE_PARTS)}"
+            )
+        if data.root:
+            raise ConfigError(
+                "data.root: not read for megc2019; each part's media root is "
+                "data.sources.<casme2|samm|smic>.root"
+            )
+    name = data.synthetic.layout if data.dataset == "synthetic" else data.dataset
+    if data.regions.policy == "au_oracle" and name in NO_AU_DATASETS:
+        raise ConfigError(
+            f"data.regions.policy: au_oracle chooses regions from AU annotations, which "
+            f"{data.dataset}{' (layout ' + name + ')' if name != data.dataset else ''} does not "
+            "have; use all or fixed"
+        )
 
 
 def _check_protocol(cfg: ExperimentConfig) -> None:

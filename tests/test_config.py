@@ -344,3 +344,30 @@ def test_a_folder_or_binary_file_as_config_is_a_one_line_error(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00name: x")
     with pytest.raises(ConfigError, match=r"x.yaml: not a UTF-8 text file \(invalid start byte"):
         load_config(binary)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            {"dataset": "casme2", "sources": {"samm": {"root": "/x"}}},
+            "data.sources: only read for dataset megc2019 (this is casme2)",
+        ),
+        (
+            {"dataset": "megc2019", "sources": {"casme3": {"root": "/x"}}},
+            "data.sources: unknown part(s) casme3; the MEGC2019 composite is made of casme2, samm",
+        ),
+        ({"dataset": "megc2019", "root": "/x"}, "data.root: not read for megc2019"),
+        ({"dataset": "smic"}, "au_oracle chooses regions from AU annotations, which smic does not"),
+        (
+            {"dataset": "synthetic", "synthetic": {"layout": "deception"}},
+            "which synthetic (layout deception) does not have; use all or fixed",
+        ),
+    ],
+)
+def test_keys_a_dataset_would_ignore_are_errors(data, message):
+    with pytest.raises(ConfigError) as exc:
+        from_dict({"data": data})
+    assert message in str(exc.value)
+    if data.get("dataset") == "smic":  # label-free policies are fine there
+        from_dict({"data": {**data, "regions": {"policy": "all"}}})
