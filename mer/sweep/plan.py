@@ -202,10 +202,8 @@ def oracle_reasons(cfg: ExperimentConfig) -> list[str]:
 def data_key_of(data_cfg: Any) -> str:
     """Variants whose data sections mean the same arrays share one prepared dataset (settings
     the dataset or region policy ignores do not split it: `mer.data.cache.key_config`)."""
-    try:
-        from mer.data.cache import key_config
-    except ImportError:  # pragma: no cover - data package unavailable
-        return config_hash(data_cfg, 12)
+    from mer.data.cache import key_config
+
     return config_hash(key_config(data_cfg), 12)
 
 
@@ -291,12 +289,9 @@ def _make_folds(
 
 
 def model_stats_or_none(cfg: ExperimentConfig) -> dict[str, Any] | None:
-    """Parameters and forward GFLOPs per clip (mer.models.summary); None, logged, if unavailable."""
-    try:
-        from mer.models.summary import model_stats
-    except ImportError as exc:  # the model package is optional for planning
-        log.warning("model statistics unavailable (%s); no GPU-hour estimate", exc)
-        return None
+    """Parameters and forward GFLOPs per clip (mer.models.summary), for the GPU-hour estimate."""
+    from mer.models.summary import model_stats
+
     stats = model_stats(cfg)
     return {"params": int(stats["params"]), "gflops": float(stats["gflops"])}
 

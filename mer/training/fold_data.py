@@ -141,10 +141,6 @@ class FoldTensors:
             )
         return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
 
-    def nbytes(self) -> int:
-        first = sum(t.numel() for t in self.a.values())
-        return first if self.shared_branches else 2 * first
-
     def batch(self, split: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clips `idx` (positions in `split`), both branches, float (B, C, T, H, W) in [0, 1]."""
         xa = self._to_float(self.a[split].index_select(0, idx))
