@@ -568,6 +568,11 @@ def _validate(raw: dict[str, Any]) -> ExperimentConfig:
             raise ConfigError(f"ablations.{name}: variant names may use letters, digits, _ . + -")
         if any(k.split(".")[0] in ("ablations", "seeds") for k in overrides):
             raise ConfigError(f"ablations.{name}: a variant cannot change ablations or seeds")
+        if any(k.split(".")[0] == "search" for k in overrides):
+            raise ConfigError(
+                f"ablations.{name}: a variant cannot change search settings; they hold for the "
+                "whole sweep (one held-out set and one study setup keep variants comparable)"
+            )
         try:
             base = {k: v for k, v in raw.items() if k != "ablations"}
             variant_raw = apply_overrides(base, overrides)

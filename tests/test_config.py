@@ -371,3 +371,13 @@ def test_keys_a_dataset_would_ignore_are_errors(data, message):
     assert message in str(exc.value)
     if data.get("dataset") == "smic":  # label-free policies are fine there
         from_dict({"data": {**data, "regions": {"policy": "all"}}})
+
+
+def test_a_variant_cannot_change_search_settings():
+    raw = {
+        "protocol": {"split": "group_kfold:2", "val_subjects": 1},
+        "search": {"trials": 2, "space": {"train.lr": {"loguniform": [1e-4, 1e-2]}}},
+        "ablations": {"full": {}, "b": {"search.seed": 3}},
+    }
+    with pytest.raises(ConfigError, match="ablations.b: a variant cannot change search settings"):
+        from_dict(raw)

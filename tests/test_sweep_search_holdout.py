@@ -291,3 +291,29 @@ def test_summary_of_an_unfinished_search_writes_no_holdout_config(tmp_path):
     assert not (tmp_path / "search" / "holdout.yaml").exists()
     assert "search is not finished" in doc["variants"]["full"]["holdout"]["reason"]
     assert (tmp_path / "search" / "summary.md").exists()
+
+
+def test_search_scope_line_per_variant_sets_and_selection_warning():
+    from mer.sweep.search import NO_HOLDOUT_NOTE, _search_scope
+
+    same = {
+        "holdout": {"n": 2, "subjects": ["s1", "s2"]},
+        "variants": {
+            "a": {"holdout": {"available": True, "subjects": ["s1", "s2"]}},
+            "b": {"holdout": {"available": True, "subjects": ["s1", "s2"]}},
+        },
+    }
+    text = _search_scope(same)
+    assert text.startswith("held out of the search: 2 subject(s) (s1, s2)")
+    assert "Choose between variants on the inner-validation objective" in text
+    differ = {
+        "holdout": {"n": 2, "subjects": ["s1", "s2", "s3"]},
+        "variants": {
+            "a": {"holdout": {"available": False, "reason": "x", "subjects": ["s1", "s2"]}},
+            "b": {"holdout": {"available": False, "reason": "x", "subjects": ["s2", "s3"]}},
+        },
+    }
+    text = _search_scope(differ)
+    assert "per variant (not comparable across variants): a: s1, s2; b: s2, s3" in text
+    assert "held-out metrics above" not in text  # nothing was evaluated
+    assert _search_scope({"holdout": {"n": 0}, "variants": {}}) == NO_HOLDOUT_NOTE

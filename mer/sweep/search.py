@@ -1096,6 +1096,14 @@ def _holdout_section(
             e["holdout"] = {"available": False, "reason": "no held-out subjects"}
         return {"n": 0, "subjects": [], "note": NO_HOLDOUT_NOTE}
     subjects = next((list(s) for v, s in held.items() if v in entries and s), [])
+    distinct = {tuple(held[v]) for v in entries if held.get(v)}
+    if len(distinct) > 1:  # variants on different data: their held-out scores are not comparable
+        log.warning(
+            "search: variants hold out different subjects (%s); their held-out scores are not "
+            "comparable",
+            "; ".join(f"{v}: {', '.join(held[v])}" for v in entries if held.get(v)),
+        )
+        subjects = sorted({s for group in distinct for s in group})
     if not subjects or any(not held.get(v) for v in entries):
         why = f"held-out subjects unknown (no plan.json in {out})"
         for e in entries.values():
@@ -1252,13 +1260,27 @@ def _holdout_lines(doc: Mapping[str, Any], entry: Mapping[str, Any]) -> list[str
 
 def _search_scope(doc: Mapping[str, Any]) -> str:
     section = doc.get("holdout") or {}
-    if section.get("n"):
-        return (
+    if not section.get("n"):
+        return NO_HOLDOUT_NOTE
+    per_variant = {
+        v: tuple((e.get("holdout") or {}).get("subjects") or ()) for v, e in doc["variants"].items()
+    }
+    groups = {s for s in per_variant.values() if s}
+    if len(groups) > 1:
+        held = "; ".join(f"{v}: {', '.join(s)}" for v, s in per_variant.items() if s)
+        text = f"held out of the search, per variant (not comparable across variants): {held}"
+    else:
+        text = (
             f"held out of the search: {section['n']} subject(s) ({', '.join(section['subjects'])})"
-            "; the test metrics above are theirs alone, from LOSO folds training on every other "
-            "subject"
         )
-    return NO_HOLDOUT_NOTE
+    evaluated = any((e.get("holdout") or {}).get("available") for e in doc["variants"].values())
+    if evaluated:
+        text += (
+            "; the held-out metrics above are theirs alone, from LOSO folds training on every "
+            "other subject. Choose between variants on the inner-validation objective: picking "
+            "the variant with the best held-out score would make them a selection set"
+        )
+    return text
 
 
 def format_search_summary(doc: Mapping[str, Any]) -> str:
