@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from mer.metrics import pooled_report
     from mer.predlog import save_fold_result, write_megc, write_predictions
     from mer.protocol import fold_by_name, make_folds
+    from mer.sweep.plan import search_holdout
     from mer.train import run_fold
 
     cfg = load_config(args.config, args.set)
@@ -122,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
     vcfg = variant_config(cfg, variant)
     seed = cfg.seeds[0] if args.seed is None else int(args.seed)
     data = prepare_data(vcfg.data, progress=not args.no_progress)
-    folds = make_folds(data.samples, vcfg.protocol, seed)
+    # a search config's folds are those its search trials ran: held-out subjects excluded
+    held = search_holdout(vcfg, data.samples)
+    folds = make_folds(data.samples, vcfg.protocol, seed, exclude_subjects=held)
+    if held:
+        log.info("search config: %d held-out subject(s) in no fold: %s", len(held), held)
     config_yaml = dump_yaml(vcfg)
     extra = {"variant": variant, "seed": seed}
     base = Path(args.out).expanduser() if args.out else None

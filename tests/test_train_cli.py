@@ -139,3 +139,24 @@ def test_fold_or_all_folds_required(tiny_sweep, capsys):
         _main(["train", str(path), "--fold", "s1", "--all-folds"])
     assert exc.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_search_config_folds_exclude_its_held_out_subjects(tiny_sweep, tmp_path):
+    """`mer train` on a search config reproduces the search's folds: held-out subjects in none."""
+    from mer.protocol import holdout_subjects
+    from tests.test_train_support import tiny_data
+
+    path, _ = tiny_sweep
+    sets = [
+        "--set", "protocol.split=group_kfold:3",
+        "--set", "search={trials: 1, holdout_subjects: 1, seed: 0, "
+        "space: {train.lr: {loguniform: [1.0e-3, 1.0e-2]}}}",
+    ]  # fmt: skip
+    assert _main(["train", str(path), "--all-folds", "--no-progress", *sets]) == 0
+    held = holdout_subjects(tiny_data().samples, 1, 0)
+    pred = read_predictions(
+        tmp_path / "results" / "tiny" / "debug" / "full" / "7" / "predictions.csv"
+    )
+    assert len(held) == 1 and len(pred)
+    assert held[0] not in set(pred["subject"])
+    assert set(pred["fold"]) == {"kfold0", "kfold1", "kfold2"}
