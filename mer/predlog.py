@@ -15,7 +15,8 @@ Files written for one fold (`save_fold_result`):
   ``<subject>`` is the subject id without its ``dataset/`` namespace; ``<file>`` is the sample id
   after ``dataset/subject/`` (the clip name; CAS(ME)^3 keeps ``clip/onset``); labels are class
   indices (megc3: 0 negative, 1 positive, 2 surprise). Rows within a block are sorted by sample
-  id. No header, no comments.
+  id. No header, no comments, so an oracle run (any row with ``oracle`` true) says so in the
+  name instead: ``predictions_megc.oracle.txt`` (`megc_file_name`).
 - ``history.csv`` — one row per epoch (epoch, loss, ce, lr, train_acc, seconds, val_*, test_*).
 - ``result.json`` — fold, seed, oracle flags, selected epoch, scores, timings, params.
 """
@@ -261,6 +262,13 @@ def result_summary(result: Any) -> dict[str, Any]:
     return _jsonable(out)
 
 
+def megc_file_name(pred: Any) -> str:
+    """The MEGC text file's name: the format has no room for a tag, so oracle runs carry it in
+    the name (PROTOCOL.md §4.2: every oracle result is labelled, files included)."""
+    oracle = "oracle" in pred and bool(pred["oracle"].astype(bool).any())
+    return "predictions_megc.oracle.txt" if oracle else "predictions_megc.txt"
+
+
 def save_fold_result(
     result: Any,
     out_dir: str | Path,
@@ -276,7 +284,7 @@ def save_fold_result(
         pred[key] = value
     paths = {
         "predictions": write_predictions(pred, out / "predictions.csv"),
-        "megc": write_megc(pred, out / "predictions_megc.txt"),
+        "megc": write_megc(pred, out / megc_file_name(pred)),
         "history": write_history(result.history, out / "history.csv"),
     }
     summary = result_summary(result)

@@ -113,7 +113,7 @@ def print_pooled(report: dict[str, Any], variant: str, seed: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from mer.data.cache import prepare_data
     from mer.metrics import pooled_report
-    from mer.predlog import save_fold_result, write_megc, write_predictions
+    from mer.predlog import megc_file_name, save_fold_result, write_megc, write_predictions
     from mer.protocol import fold_by_name, make_folds
     from mer.sweep.plan import search_holdout
     from mer.train import run_fold
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         tables.append(result.predictions.assign(**extra))
     pred = pd.concat(tables, ignore_index=True)
     write_predictions(pred, out / "predictions.csv")
-    write_megc(pred, out / "predictions_megc.txt")
+    write_megc(pred, out / megc_file_name(pred))
     (out / "config.yaml").write_text(config_yaml)
     report = pooled_report(pred, vcfg.model.num_classes, data.class_names)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

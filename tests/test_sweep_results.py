@@ -187,6 +187,8 @@ def test_oracle_variant_tagged_in_name_column_and_markdown(filled):
     md = (out / "summary.md").read_text()
     assert "| full [oracle] |" in md and "**oracle**" in md
     assert "casme2 UF1" in md  # per-dataset parts of a composite run
+    per_seed = md.split("## Per seed")[1].split("## Variants")[0]
+    assert "| full [oracle] | 0 |" in per_seed and "| free | 0 |" in per_seed
 
 
 def test_environment_has_versions_and_no_environment_values(monkeypatch):
@@ -240,6 +242,8 @@ def test_wandb_offline_runs_hold_group_config_summary_and_curves(tmp_path, monke
     )
     assert any(k.startswith("folds") for k in var["summary"])
     assert any(k.startswith("variants") for k in runs["res summary"]["summary"])
+    sweep_run = runs["res summary"]
+    assert "has-oracle" in sweep_run["tags"] and sweep_run["config"]["oracle_variants"] == ["full"]
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert b"fake-key-0987654321abcdef" not in path.read_bytes(), path

@@ -127,3 +127,13 @@ def test_read_predictions_errors_name_file_and_row(tmp_path):
     assert read_predictions(path)["clip"].tolist() == ["NA"]
     with pytest.raises(DataError, match="not found"):
         read_predictions(tmp_path / "missing.csv")
+
+
+def test_megc_file_name_carries_the_oracle_tag():
+    import pandas as pd
+
+    from mer.predlog import megc_file_name
+
+    assert megc_file_name(pd.DataFrame({"oracle": [False, False]})) == "predictions_megc.txt"
+    assert megc_file_name(pd.DataFrame({"oracle": [False, True]})) == "predictions_megc.oracle.txt"
+    assert megc_file_name(pd.DataFrame({"pred": [0]})) == "predictions_megc.txt"

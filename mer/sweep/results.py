@@ -312,9 +312,10 @@ def format_table(summary: pd.DataFrame, *, markdown: bool = False) -> str:
 def _markdown(plan: SweepPlan, summary: pd.DataFrame, seed_rows: list[dict]) -> str:
     cfg = plan.cfg
     lines = [f"# {cfg.name}: pooled MEGC metrics", ""]
+    selections = sorted({vp.cfg.protocol.selection for vp in plan.variants.values()})
     lines.append(
         f"Pooled over each (variant, seed)'s test folds ({cfg.protocol.split}, selection "
-        f"{cfg.protocol.selection}), then mean ± sample std over seeds "
+        f"{' / '.join(selections)}), then mean ± sample std over seeds "
         f"{', '.join(map(str, cfg.seeds))}."
     )
     lines += ["", format_table(summary, markdown=True), ""]
@@ -351,10 +352,12 @@ def _markdown(plan: SweepPlan, summary: pd.DataFrame, seed_rows: list[dict]) -> 
         "| variant | seed | UF1 | UAR | acc | folds |",
         "|---|---|---|---|---|---|",
     ]
+    oracle_names = set(oracle["variant"])
     for r in seed_rows:
         folds = f"{r['folds_done']}/{r['folds_total']}" + ("" if r["complete"] else ", INCOMPLETE")
+        name = r["variant"] + (" [oracle]" if r["variant"] in oracle_names else "")
         lines.append(
-            f"| {r['variant']} | {r['seed']} | {_pm(r.get('uf1', math.nan), None)} | "
+            f"| {name} | {r['seed']} | {_pm(r.get('uf1', math.nan), None)} | "
             f"{_pm(r.get('uar', math.nan), None)} | {_pm(r.get('acc', math.nan), None)} | {folds} |"
         )
     lines += ["", "## Variants", "", "| variant | changes | params | GFLOPs |", "|---|---|---|---|"]

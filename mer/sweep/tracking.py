@@ -263,6 +263,9 @@ class WandbTracker(Tracker):
         and figures (`mer report`), so the W&B workspace shows what results/report/ shows."""
         table = summary.drop(columns=[c for c in ("changes",) if c in summary]).copy()
         table = table.astype(object).where(pd.notna(table), None)
+        oracle_variants = [
+            str(r["variant"]) for _, r in summary.iterrows() if bool(r.get("oracle", False))
+        ]
 
         def job() -> None:
             import wandb
@@ -271,10 +274,12 @@ class WandbTracker(Tracker):
                 group=self.sweep_name,
                 job_type="sweep",
                 name=f"{self.sweep_name} summary",
-                tags=["sweep-summary"],
+                # "has-oracle": some rows used test-subject information (named "[oracle]")
+                tags=["sweep-summary"] + (["has-oracle"] if oracle_variants else []),
                 config={
                     "sweep": self.sweep_name,
                     "variants": list(plan.variants),
+                    "oracle_variants": oracle_variants,
                     "seeds": list(plan.cfg.seeds),
                 },
             )
