@@ -381,3 +381,9 @@ def test_a_variant_cannot_change_search_settings():
     }
     with pytest.raises(ConfigError, match="ablations.b: a variant cannot change search settings"):
         from_dict(raw)
+
+
+@pytest.mark.parametrize("key", ["conv_a_channels", "conv_b_kernel", "merge_channels"])
+def test_model_widths_and_kernels_are_checked_at_load(key):
+    with pytest.raises(ConfigError, match=rf"model.{key}: expected a value in \[1, inf\], got 0"):
+        from_dict({"model": {key: 0}})
