@@ -621,7 +621,7 @@ def _check_ablations_shape(ablations: Any) -> None:
 
 
 def _check_space(cfg: ExperimentConfig) -> None:
-    """Parse `search.space` as the search will (mer/sweep/search.py): against the base config,
+    """Parse `search.space` as the search will (mer/sweep/search/): against the base config,
     then each variant's share of it (`SearchSpace.for_variant`) against that variant's config.
 
     The parser checks values by building configs with `with_overrides`, which does not come back
