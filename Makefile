@@ -20,9 +20,10 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# --resume: a second `make demo` shows the finished results (or continues an interrupted run)
+# instead of refusing an existing results folder; `make clean-results` starts over.
 demo: venv
-	$(PY) run_sweep.py sweeps/demo.yaml
-	$(VENV)/bin/mer report results/demo
+	$(PY) run_sweep.py sweeps/demo.yaml --resume
 
 test: venv
 	$(PY) -m pytest -q

@@ -79,3 +79,17 @@ def finished_sweep(tmp_path_factory):
             ray.shutdown()
     lines = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
     return {"cfg": cfg, "out": out, "status": status, "events": lines}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sigterm_runs_cleanups():
+    """`timeout make test` sends SIGTERM: turn it into KeyboardInterrupt so `finally` blocks (the
+    two-node Ray test's `ray stop`, Ray shutdowns) run instead of leaving clusters behind."""
+    import signal
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    yield
+    signal.signal(signal.SIGTERM, previous)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -159,3 +160,4 @@ def test_sweep_runs_trials_on_both_nodes(tmp_path):
         if worker is not None:
             _stop(worker, temp)
         _stop(head, temp)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -315,5 +315,5 @@ def test_search_scope_line_per_variant_sets_and_selection_warning():
     }
     text = _search_scope(differ)
     assert "per variant (not comparable across variants): a: s1, s2; b: s2, s3" in text
-    assert "held-out metrics above" not in text  # nothing was evaluated
+    assert "held-out metrics are theirs alone" not in text  # nothing was evaluated
     assert _search_scope({"holdout": {"n": 0}, "variants": {}}) == NO_HOLDOUT_NOTE

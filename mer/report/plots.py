@@ -103,12 +103,13 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
     x = np.arange(len(table))
     width = 0.8 / max(len(metrics), 1)
     hatch = ["//" if o else "" for o in table["oracle"]]
+    spread = any(table[f"{m}_std"].notna().any() for m in metrics)  # one seed: no error bars
     for i, m in enumerate(metrics):
         ax.bar(
             x + i * width,
             table[f"{m}_mean"].fillna(0),
             width,
-            yerr=table[f"{m}_std"].fillna(0),
+            yerr=table[f"{m}_std"].fillna(0) if spread else None,
             capsize=3,
             label=m.upper(),
             hatch=hatch,
@@ -116,7 +117,7 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
     labels = [f"{v}\n[oracle]" if o else v for v, o in zip(table["variant"], table["oracle"])]
     ax.set_xticks(x + width * (len(metrics) - 1) / 2, labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("pooled score (mean ± std over seeds)")
+    ax.set_ylabel("pooled score (mean ± std over seeds)" if spread else "pooled score (one seed)")
     if table["oracle"].any():
         ax.text(
             0.99,

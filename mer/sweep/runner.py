@@ -605,7 +605,7 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> None:
         return
     if not previous.exists():
         if opts.resume:
-            log.warning("--resume: no sweep in %s yet; starting it", out)
+            log.info("--resume: no sweep in %s yet; starting it", out)
         return
     if not opts.resume:
         raise ConfigError(

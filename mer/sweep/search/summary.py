@@ -194,7 +194,7 @@ def _search_scope(doc: Mapping[str, Any]) -> str:
     evaluated = any((e.get("holdout") or {}).get("available") for e in doc["variants"].values())
     if evaluated:
         text += (
-            "; the held-out metrics above are theirs alone, from LOSO folds training on every "
+            "; each variant's held-out metrics are theirs alone, from LOSO folds training on every "
             "other subject. Choose between variants on the inner-validation objective: picking "
             "the variant with the best held-out score would make them a selection set"
         )
