@@ -675,18 +675,23 @@ def test_megc2019_sources_validation(tmp_path):
     assert partial["onset"].tolist()[:2] == [3, 5562] and partial["path"].isna().all()
 
 
-def test_megc2019_errors_name_the_sources_key(tmp_path):
+def test_megc2019_errors_name_the_sources_key(tmp_path, caplog):
     csv, sources = megc_tree(tmp_path, GOOD)
     sources["smic"] = {"root": str(tmp_path / "nowhere" / "HS")}
     with pytest.raises(DataError, match=r"^data.sources.smic.root: SMIC folder .*nowhere/HS not f"):
-        load_samples("megc2019", csv, sources=sources, check_media=False)
+        load_samples("megc2019", csv, sources=sources)
+    # a dry run plans a part whose files are not on this machine from the MEGC list, and says so
+    with caplog.at_level("WARNING", logger="mer.data.readers.megc2019"):
+        planned = load_samples("megc2019", csv, sources=sources, check_media=False)
+    assert "data.sources.smic.root" in caplog.text and "from the MEGC2019 list alone" in caplog.text
+    assert (planned["dataset"] == "smic").sum() == GOOD.count("smic,")
     sources["smic"] = {"root": str(tmp_path)}
     with pytest.raises(DataError, match=r"^data.sources.smic.root: .* is neither the SMIC folder"):
         load_samples("megc2019", csv, sources=sources)
     csv, sources = megc_tree(tmp_path, GOOD)
     sources["samm"] = {"root": str(tmp_path / "SAMM"), "annotations": str(tmp_path / "no.xlsx")}
     with pytest.raises(DataError, match=r"^data.sources.samm.annotations: samm annotation file "):
-        load_samples("megc2019", csv, sources=sources, check_media=False)
+        load_samples("megc2019", csv, sources=sources)
     sources["samm"] = {
         "root": str(tmp_path / "nope"),
         "annotations": str(tmp_path / "SAMM_Micro_FACS_Codes_v2.xlsx"),

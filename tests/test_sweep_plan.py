@@ -245,6 +245,26 @@ def test_dry_run_casme2_reads_annotations_only(capsys):
     assert 0.45 < per_seed < 0.7
 
 
+@pytest.mark.skipif(
+    not (ANNOTATIONS / "combined_3class_gt.csv").exists(), reason="shared annotations not present"
+)
+def test_dry_run_megc2019_search_from_the_official_list_alone(capsys):
+    """Planning the composite needs only its list: parts not on this machine are named."""
+    status = main(
+        [
+            str(REPO / "sweeps" / "megc2019_search.yaml"),
+            "--dry-run",
+            "--set",
+            f"data.annotations={ANNOTATIONS / 'combined_3class_gt.csv'}",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "442 clips (250 negative, 109 positive, 83 surprise), 68 subjects" in out
+    assert "Held out of the search: 17 subject(s)" in out
+    assert "WARNING: data.sources.smic.root: ~/data/SMIC/HS is not a folder" in out
+
+
 def test_dry_run_demo_synthetic(capsys, tmp_path):
     status = main(
         [str(REPO / "sweeps" / "demo.yaml"), "--dry-run", "--set", f"data.cache_dir={tmp_path}"]

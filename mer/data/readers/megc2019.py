@@ -78,6 +78,23 @@ def _check_paths(name: str, src: Source, *, check_media: bool) -> None:
         raise DataError(f"{key}.root: {name} media root {src.root} is not a folder")
 
 
+def _plannable(name: str, src: Source) -> bool:
+    """Whether a dry run can join a part's own files; if not, it plans from the MEGC list alone
+    (which gives subject, clip and class) and says so: fold plans need no onsets or media."""
+    need = src.root if name == "smic" else src.annotations
+    if need is None:
+        return True
+    here = need.is_dir() if name == "smic" else need.is_file()
+    if not here:
+        key = "root" if name == "smic" else "annotations"
+        log.warning(
+            "data.sources.%s.%s: %s is not on this machine; planning %s from the MEGC2019 list "
+            "alone (`mer prepare` needs it)",
+            name, key, need, name,
+        )  # fmt: skip
+    return here
+
+
 def _smic_clip_key(clip: str) -> str:
     """`s01_ne_01` and `s1_ne_01` → `s1_ne_01` (the folder spelling)."""
     m = _SMIC_CLIP.fullmatch(clip)
@@ -131,6 +148,8 @@ def read(annotations: Path, sources: Any, *, check_media: bool) -> list[Record]:
             "data.sources: %s lists no clip of %s; those sources are not read",
             annotations, ", ".join(unused),
         )  # fmt: skip
+    if not check_media:  # a plan (dry run): parts whose files are not on this machine are skipped
+        srcs = {n: src for n, src in srcs.items() if n not in used or _plannable(n, src)}
     for name in used:
         if name in srcs:
             _check_paths(name, srcs[name], check_media=check_media)
