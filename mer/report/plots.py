@@ -129,8 +129,12 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
             fontsize=8,
             color="dimgrey",
         )
-    if ax.get_legend_handles_labels()[0]:  # a search run's table may hold no labelled bars
-        ax.legend()
+    handles, names = ax.get_legend_handles_labels()
+    if handles:  # plain swatches: a bar container's first bar may be an oracle (hatched) one
+        from matplotlib.patches import Patch
+
+        swatches = [Patch(facecolor=h.patches[0].get_facecolor()) for h in handles]
+        ax.legend(swatches, names)
     ax.set_title("variants side by side")
     fig.tight_layout()
     return _save(fig, path)
