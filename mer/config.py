@@ -219,6 +219,7 @@ class WandbConfig:
     project: str = "mer"
     entity: str | None = None
     mode: Literal["offline", "online", "disabled"] = "offline"
+    tags: list[str] = field(default_factory=list)  # added to every run of the sweep
 
 
 @dataclass

@@ -106,3 +106,21 @@ def test_dry_run_checks_each_variants_policy_even_on_shared_annotations(tmp_path
     assert main([DEMO, *sets, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "au_oracle" in err and "AU annotations" in err
+
+
+def test_resume_accepts_keys_a_newer_mer_added_at_their_defaults(tmp_path):
+    """A sweep written before a config key existed resumes; a real change is still refused."""
+    import yaml
+
+    from mer.config import dump_yaml, load_config
+
+    cfg = load_config(DEMO)
+    out = tmp_path / "run"
+    out.mkdir()
+    old = yaml.safe_load(dump_yaml(cfg))
+    del old["tracking"]["wandb"]["tags"]  # as written by an older mer
+    (out / "config.yaml").write_text(yaml.safe_dump(old))
+    _check_out_dir(cfg, RunOptions(out=out, resume=True))
+    changed = load_config(DEMO, ["tracking.wandb.tags=[mine]"])
+    with pytest.raises(ConfigError, match="config differs .* at tracking.wandb.tags"):
+        _check_out_dir(changed, RunOptions(out=out, resume=True))

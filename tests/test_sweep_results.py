@@ -202,7 +202,9 @@ def test_wandb_offline_runs_hold_group_config_summary_and_curves(tmp_path, monke
     monkeypatch.setenv("WANDB_API_KEY", "fake-key-0987654321abcdef")
     plan, table = _plan()
     rng = np.random.default_rng(1)
-    tracker = WandbTracker(tmp_path, sweep="res", project="mer-test", entity=None, mode="offline")
+    tracker = WandbTracker(
+        tmp_path, sweep="res", project="mer-test", entity=None, mode="offline", tags=["lab-a"]
+    )
     spec = plan.trials_of("full", 0)[0]
     payload = _payload(spec, plan.fold(spec), table, rng, True)
     done = []
@@ -244,6 +246,7 @@ def test_wandb_offline_runs_hold_group_config_summary_and_curves(tmp_path, monke
     assert any(k.startswith("variants") for k in runs["res summary"]["summary"])
     sweep_run = runs["res summary"]
     assert "has-oracle" in sweep_run["tags"] and sweep_run["config"]["oracle_variants"] == ["full"]
+    assert all("lab-a" in r["tags"] for r in runs.values())  # tracking.wandb.tags on every run
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert b"fake-key-0987654321abcdef" not in path.read_bytes(), path

@@ -317,3 +317,24 @@ def test_search_scope_line_per_variant_sets_and_selection_warning():
     assert "per variant (not comparable across variants): a: s1, s2; b: s2, s3" in text
     assert "held-out metrics are theirs alone" not in text  # nothing was evaluated
     assert _search_scope({"holdout": {"n": 0}, "variants": {}}) == NO_HOLDOUT_NOTE
+
+
+def test_holdout_config_tags_its_wandb_runs_with_the_search():
+    from mer.config import from_dict
+    from mer.sweep.search import holdout_raw
+
+    cfg = from_dict(
+        {
+            "name": "s",
+            "protocol": {"split": "group_kfold:2", "val_subjects": 1},
+            "tracking": {"wandb": {"tags": ["mine"]}},
+            "search": {
+                "trials": 1,
+                "holdout_subjects": 1,
+                "space": {"train.lr": {"choice": [0.1]}},
+            },
+        }
+    )
+    raw = holdout_raw(cfg, {"full": {"train.lr": 0.1}}, {"full": ["casme2/sub01"]}, "/tmp/x")
+    assert raw["tracking"]["wandb"]["tags"] == ["mine", "search-holdout", "search:s"]
+    assert from_dict(raw).tracking.wandb.tags == ["mine", "search-holdout", "search:s"]

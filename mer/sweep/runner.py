@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from ray import tune
 
-from mer.config import ExperimentConfig, flatten, to_dict
+from mer.config import ExperimentConfig, SearchConfig, flatten, to_dict
 from mer.errors import ConfigError
 from mer.sweep import plan as plan_mod
 from mer.sweep.plan import SweepPlan, TrialSpec
@@ -614,7 +614,14 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> None:
         )
     old = flatten(yaml.safe_load(previous.read_text()) or {})
     new = flatten(to_dict(cfg))
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    # a key a newer mer added (absent from the old file) at its default changes nothing
+    defaults = flatten(to_dict(ExperimentConfig()))
+    defaults.update({f"search.{k}": v for k, v in flatten(to_dict(SearchConfig())).items()})
+    diff = sorted(
+        k
+        for k in set(old) | set(new)
+        if old.get(k) != new.get(k) and not (k not in old and new.get(k) == defaults.get(k))
+    )
     if diff:
         raise ConfigError(
             f"--resume: the config differs from the sweep in {out} at {', '.join(diff[:8])}"

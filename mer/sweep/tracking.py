@@ -79,7 +79,16 @@ class Tracker:
 class WandbTracker(Tracker):
     enabled = True
 
-    def __init__(self, out: Path, *, sweep: str, project: str, entity: str | None, mode: str):
+    def __init__(
+        self,
+        out: Path,
+        *,
+        sweep: str,
+        project: str,
+        entity: str | None,
+        mode: str,
+        tags: list[str] | None = None,
+    ):
         if mode not in ("offline", "online"):
             raise ValueError(f"W&B mode {mode!r}")
         self.dir = Path(out)
@@ -88,6 +97,7 @@ class WandbTracker(Tracker):
         self.project = project
         self.entity = entity
         self.mode = mode
+        self.tags = list(tags or [])  # tracking.wandb.tags: on every run of this sweep
         self.errors: list[str] = []
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="mer-wandb", daemon=True)
@@ -108,6 +118,9 @@ class WandbTracker(Tracker):
     def _init(self, **kwargs: Any) -> Any:
         import wandb
 
+        kwargs["tags"] = list(kwargs.get("tags") or []) + [
+            t for t in self.tags if t not in (kwargs.get("tags") or [])
+        ]
         return wandb.init(
             project=self.project,
             entity=self.entity,
@@ -336,7 +349,9 @@ def make_tracker(mode: str, out: Path, cfg: ExperimentConfig) -> Tracker:
     if mode == "disabled":
         return Tracker()
     w = cfg.tracking.wandb
-    return WandbTracker(out, sweep=cfg.name, project=w.project, entity=w.entity, mode=mode)
+    return WandbTracker(
+        out, sweep=cfg.name, project=w.project, entity=w.entity, mode=mode, tags=list(w.tags)
+    )
 
 
 # ------------------------------------------------------------------------- offline run reader

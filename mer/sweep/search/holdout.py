@@ -106,6 +106,15 @@ def holdout_raw(
                 merged[f"protocol.{key}"] = value
         ablations[v] = merged
     base["ablations"] = ablations
+    # W&B: the evaluation's runs say which search they test
+    tracking = base.setdefault("tracking", {}) or {}
+    base["tracking"] = tracking
+    wandb_cfg = tracking.setdefault("wandb", {}) or {}
+    tracking["wandb"] = wandb_cfg
+    tags = list(wandb_cfg.get("tags") or [])
+    wandb_cfg["tags"] = tags + [
+        t for t in ("search-holdout", f"search:{cfg.name}") if t not in tags
+    ]
     return base
 
 
