@@ -184,36 +184,27 @@ def run_fold(
     # Only now, with the test predictions fixed, may the test labels be read.
     if not guard.test_open:
         guard.open_test()
-    y_test = guard.get("test")
-    test_scores = _megc(y_test, test_probs, k)
-    tables = [
-        prediction_table(
+
+    def logged(split: str, probs: np.ndarray) -> tuple[pd.DataFrame, dict]:
+        """The split's prediction-log rows and its MEGC scores."""
+        y = guard.get(split)
+        table = prediction_table(
             data.samples,
-            fold.test,
-            split="test",
+            rows[split],
+            split=split,
             fold=fold.name,
-            y_true=y_test,
-            probs=test_probs,
+            y_true=y,
+            probs=probs,
             oracle_selection=oracle_selection,
             oracle_input=oracle_input,
         )
-    ]
-    val_scores = None
+        return table, _megc(y, probs, k)
+
+    test_table, test_scores = logged("test", test_probs)
+    tables, val_scores = [test_table], None
     if val_probs is not None:
-        y_val = guard.get("val")
-        val_scores = _megc(y_val, val_probs, k)
-        tables.append(
-            prediction_table(
-                data.samples,
-                fold.val,
-                split="val",
-                fold=fold.name,
-                y_true=y_val,
-                probs=val_probs,
-                oracle_selection=oracle_selection,
-                oracle_input=oracle_input,
-            )
-        )
+        val_table, val_scores = logged("val", val_probs)
+        tables.append(val_table)
     predictions = pd.concat(tables, ignore_index=True)
     timings = {
         "setup": t_setup,
