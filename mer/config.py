@@ -38,8 +38,21 @@ DATASETS = ("casme2", "samm", "smic", "casme3", "megc2019", "deception", "videos
 # ----------------------------------------------------------------------------------------- data
 @dataclass
 class FramesConfig:
+    """Which T frames a clip contributes (mer.data.frames).
+
+    `window`: the frames the selection looks at. `annotated`: only onset..offset, which a
+    recording holding several expressions needs (CAS(ME)^3: one folder per task, several
+    micro-expressions in it); `clip`: the whole media (the original's per-clip folders and
+    videos); `auto`: annotated for CAS(ME)^3 (and the synthetic casme3 layout), clip otherwise.
+    `onset_apex_offset` always selects inside the annotated window. `skip`: frames dropped at
+    the start of the window before selecting (the original's deception input is frames 5-20:
+    skip 5, count 16, select first).
+    """
+
     count: int = 30
     select: Literal["motion_topk", "uniform", "first", "onset_apex_offset"] = "motion_topk"
+    window: Literal["auto", "annotated", "clip"] = "auto"
+    skip: int = 0
 
 
 @dataclass
@@ -251,6 +264,7 @@ class ExperimentConfig:
 _NOT_SERIALISED = {"raw"}
 _RANGES: dict[str, tuple[float | None, float | None]] = {
     "data.frames.count": (1, None),
+    "data.frames.skip": (0, None),
     "data.size": (8, None),
     "data.regions.margin": (0.0, 1.0),
     "data.regions.upsample": (0, 4),

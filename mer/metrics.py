@@ -18,6 +18,7 @@ class) make them a different and much noisier number.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -237,6 +238,32 @@ def pooled_report(
     if "oracle" in rows.columns:
         report["oracle"] = bool(_truthy(rows["oracle"]).any())
     return report
+
+
+POOLED_METRICS = ("uf1", "uar", "acc")
+
+
+def pooled_scores(
+    pred: pd.DataFrame,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    *,
+    split: str | None = "test",
+) -> dict[str, Any]:
+    """One flat row of pooled scores for one (variant, seed): uf1/uar/acc, `{dataset}/{metric}`
+    parts, `n_test`, `oracle` and the confusion matrix (JSON).
+
+    The sweep's summary files and `mer report` both build their rows here, so they cannot pool
+    differently.
+    """
+    rep = pooled_report(pred, num_classes, class_names, split=split)
+    row: dict[str, Any] = {m: rep["composite"][m] for m in POOLED_METRICS}
+    row["n_test"] = rep["n"]
+    for ds, scores in (rep.get("per_dataset") or {}).items():
+        row.update({f"{ds}/{m}": scores[m] for m in POOLED_METRICS})
+    row["confusion"] = json.dumps(rep["confusion"])
+    row["oracle"] = bool(rep.get("oracle", False))
+    return row
 
 
 def _truthy(col: pd.Series) -> np.ndarray:

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from mer.data.cache import (
     load_samples_only,
     prepare_data,
 )
+from mer.data.clips import window_positions
 from mer.data.frames import select_frames
 from mer.errors import ConfigError, DataError
 
@@ -95,8 +97,14 @@ def test_every_layout_au_oracle_crops_match_ground_truth(tmp_path: Path, layout:
                 data.region_clips[i, t], regions.crop(frames[t], box, 32, 32), err_msg=f"{i},{t}"
             )
         grey = media.to_grey(media.read_clip(row["path"]))
-        pos = media.open_clip(row["path"]).positions_of(numbers[i])
-        np.testing.assert_array_equal(pos, select_frames(grey, 6, "motion_topk"))
+        source = media.open_clip(row["path"])
+        lo, hi = 0, len(source) - 1
+        if layout == "casme3":  # a task's recording: select inside this clip's onset..offset
+            lo, _, hi = window_positions(source.numbers, row["onset"], None, row["offset"])
+            if (data.samples["path"] == row["path"]).sum() > 1:  # one of several in it
+                assert hi - lo + 1 < len(source)
+        pos = source.positions_of(numbers[i])
+        np.testing.assert_array_equal(pos, lo + select_frames(grey[lo : hi + 1], 6, "motion_topk"))
 
 
 @pytest.mark.parametrize("layout", ["smic", "deception"])
@@ -168,7 +176,7 @@ def test_onset_apex_offset_without_onset_falls_back_with_warnings(
     )
     with caplog.at_level(logging.WARNING):
         samples, _ = load_samples_only(cfg)
-    start = "data.frames.select onset_apex_offset"
+    start = "data.frames.select onset_apex_offset inside the annotated window"
     dry = _warnings(caplog, "mer.data.checks", start)
     assert dry == [
         f"{start}: 2 of 6 clips lack an annotated onset (1: the window starts at the clip's first "
@@ -178,6 +186,17 @@ def test_onset_apex_offset_without_onset_falls_back_with_warnings(
     assert _warnings(caplog, "mer.data.readers.records", str(xlsx)) == [
         f"{xlsx}, sheet 'Sheet1': 2 blank frame cell(s) read as unknown (NA): OnsetFrame on "
         "row 2; ApexFrame on row 4"
+    ]
+    # selecting inside the window by another method: the apex is not needed
+    inside = {"select": "uniform", "count": 4, "window": "annotated"}
+    uniform = _cfg(tmp_path, root=own, frames=inside, regions={"policy": "none"})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_samples_only(uniform)
+    assert _warnings(caplog, "mer.data.checks", "data.frames.select uniform") == [
+        "data.frames.select uniform inside the annotated window: 1 of 6 clips lack an annotated "
+        "onset (1: the window starts at the clip's first frame) or offset (0: it ends at the last "
+        f"frame) (casme2 1; first: {no_onset})"
     ]
     caplog.clear()
     with caplog.at_level(logging.WARNING):
@@ -361,6 +380,94 @@ def test_onset_apex_offset_uses_annotated_window(tmp_path: Path, shared: Path) -
         assert row["onset"] <= got.min() and got.max() <= row["offset"]
         assert got[0] == row["onset"] and got[-1] == row["offset"] and row["apex"] in got
         assert np.all(np.diff(got) >= 0)
+
+
+def test_recording_with_several_expressions_selects_inside_each_window(tmp_path: Path) -> None:
+    """CAS(ME)^3 keeps a task's recording in one folder with several micro-expressions in it:
+    each clip's frames come from its own onset..offset (window auto → annotated), never the
+    same frames for every clip of the folder."""
+    cfg = _cfg(
+        tmp_path, "casme3", frames={"count": 4, "select": "uniform"}, regions={"policy": "none"}
+    )
+    data = prepare_data(cfg, progress=False)
+    numbers = _frame_numbers(data)
+    shared_folders = data.samples.groupby("path").filter(lambda g: len(g) > 1)
+    assert len(shared_folders) >= 2
+    for i, row in data.samples.iterrows():
+        assert row["onset"] <= numbers[i].min() and numbers[i].max() <= row["offset"]
+        # uniform inside the window: both ends included
+        assert numbers[i][0] == row["onset"] and numbers[i][-1] == row["offset"]
+    for _, group in shared_folders.groupby("path"):
+        a, b = (numbers[i] for i in group.index[:2])
+        assert not np.array_equal(a, b)
+        assert not np.array_equal(
+            data.global_clips[group.index[0]], data.global_clips[group.index[1]]
+        )
+    assert cache_mod.key_config(cfg)["frames"]["window"] == "annotated"
+
+
+def test_whole_recording_selection_on_shared_media_is_refused(tmp_path: Path) -> None:
+    cfg = _cfg(
+        tmp_path, "casme3", frames={"count": 4, "select": "motion_topk", "window": "clip"},
+        regions={"policy": "none"},
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        prepare_data(cfg, progress=False)
+    msg = str(err.value)
+    assert msg.startswith("data.frames.window:") and "identical frames" in msg
+    assert "casme3/spNO.1/a/" in msg and "part_A/spNO.1/a" in msg
+    # refused before decoding: only the generated dataset is there, no prepared arrays
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [".locks", "synthetic"]
+
+
+def test_two_clips_with_the_same_window_of_one_recording_are_refused() -> None:
+    samples = pd.DataFrame(
+        {
+            "sample_id": ["casme3/spNO.1/a/3", "casme3/spNO.1/a/3b", "casme3/spNO.1/a/9"],
+            "path": ["/d/spNO.1/a", "/d/spNO.1/a", "/d/spNO.1/a"],
+            "onset": [3, 3, 9],
+            "offset": [8, 8, 14],
+        }
+    )
+    cfg = DataConfig(dataset="casme3")
+    with pytest.raises(DataError) as err:
+        checks.check_shared_media(samples, cfg)
+    msg = str(err.value)
+    assert msg.startswith("casme3/spNO.1/a/3, casme3/spNO.1/a/3b: 2 clips with the same onset 3")
+    assert "/d/spNO.1/a" in msg and "/9" not in msg
+    checks.check_shared_media(samples.iloc[[0, 2]], cfg)  # distinct windows: fine
+
+
+def test_skip_drops_frames_at_the_start(tmp_path: Path, shared: Path) -> None:
+    """deception's original input is frames 5-20: skip 5 then the first 16."""
+    cfg = _cfg(tmp_path, root=shared, frames={"count": 3, "select": "first", "skip": 2},
+               regions={"policy": "none"})  # fmt: skip
+    data = prepare_data(cfg, progress=False)
+    for i, row in data.samples.iterrows():
+        listed = media.open_clip(row["path"]).numbers
+        np.testing.assert_array_equal(_frame_numbers(data)[i], listed[2:5])
+    assert cache_mod.key_config(cfg)["frames"]["skip"] == 2
+    too_many = _cfg(tmp_path, root=shared, frames={"count": 3, "select": "first", "skip": 8},
+                    regions={"policy": "none"})  # fmt: skip
+    with pytest.raises(
+        DataError, match=r"^casme2/\S+: data.frames.skip 8 drops all 8 frames of the clip"
+    ):
+        prepare_data(too_many, progress=False)
+
+
+def test_window_settings_that_change_nothing_keep_the_cache_key(tmp_path: Path) -> None:
+    """Caches built before data.frames.window/skip existed stay valid where they mean the same."""
+    for layout, select in (
+        ("casme2", "motion_topk"),
+        ("samm", "uniform"),
+        ("casme2", "onset_apex_offset"),
+    ):
+        cfg = _cfg(tmp_path, layout, frames={"select": select})
+        assert set(cache_mod.key_config(cfg)["frames"]) == {"count", "select"}
+        clip = _cfg(tmp_path, layout, frames={"select": select, "window": "clip", "skip": 0})
+        assert cache_mod.key_config(clip) == cache_mod.key_config(cfg)
+    annotated = _cfg(tmp_path, "casme2", frames={"window": "annotated"})
+    assert cache_mod.key_config(annotated)["frames"]["window"] == "annotated"
 
 
 def test_policy_needing_landmarks_without_provider_is_config_error(
@@ -558,3 +665,17 @@ def test_stale_temporary_folder_is_removed(tmp_path: Path, shared: Path) -> None
     (stale / "global.npy").write_bytes(b"half written")
     assert prepare_data(cfg, progress=False).key == key
     assert not stale.exists()
+
+
+def test_selection_span_of_an_inverted_window_is_an_error() -> None:
+    settings = clips.ClipSettings(
+        count=4, select="uniform", size=32, policy="none", landmarks="none", upsample=0,
+        margin=0.0, keep_aspect=False, no_face="error", au_codes=(), window="annotated",
+    )  # fmt: skip
+    numbers = list(range(1, 21))
+    job = clips.ClipJob("casme3/spNO.1/a/9", "/d", onset=9, apex=None, offset=4)
+    with pytest.raises(DataError, match="onset frame 9 is after offset frame 4"):
+        clips.selection_span(job, numbers, settings)
+    ok = clips.ClipJob("casme3/spNO.1/a/4", "/d", onset=4, apex=6, offset=9)
+    assert clips.selection_span(ok, numbers, settings) == (3, 8, 2)
+    assert clips.selection_span(ok, numbers, replace(settings, skip=1)) == (4, 8, 1)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from mer.metrics import (
     confusion_matrix,
     megc_scores,
     pooled_report,
+    pooled_scores,
 )
 
 
@@ -135,6 +138,24 @@ def test_pooled_report_composite_and_parts():
     assert rep["oracle"] is False
     # split=None scores every row, val included
     assert pooled_report(df, 3, split=None)["n"] == 11
+
+
+def test_pooled_scores_is_the_flat_row_of_the_pooled_report():
+    df = _pred_table()
+    test = df[df.split == "test"]
+    row = pooled_scores(df, 3)
+    assert set(row) == {
+        "uf1", "uar", "acc", "n_test", "a/uf1", "a/uar", "a/acc", "b/uf1", "b/uar", "b/acc",
+        "confusion", "oracle",
+    }  # fmt: skip
+    assert {m: row[m] for m in ("uf1", "uar", "acc")} == megc_scores(test.true, test.pred, 3)
+    b = test[test.dataset == "b"]
+    assert row["b/uf1"] == megc_scores(b.true, b.pred, 3)["uf1"]
+    assert row["n_test"] == 10 and row["oracle"] is False
+    assert json.loads(row["confusion"]) == confusion_matrix(test.true, test.pred, 3).tolist()
+    # without a dataset column (or with one dataset) there are no parts; no oracle column: False
+    plain = pooled_scores(df.drop(columns=["dataset", "oracle"]), 3)
+    assert "a/uf1" not in plain and plain["oracle"] is False
 
 
 def test_per_fold_average_differs_from_pooled():

@@ -327,3 +327,66 @@ def test_search_plan_holdout_errors_say_so():
         _plan(_search_cfg(3, split="loso", val=2), samples=table)
     with pytest.raises(ConfigError, match=r"search.holdout_subjects: expected a value in \[0"):
         _search_cfg(-1)
+
+
+# The SMIC sweep's rows are MODEL.md §7's ablations (presets.SMIC_ABLATIONS): same models.
+SMIC_ROWS = {
+    "full": "dual_ec_cbam_msmh",
+    "single_ce": "single_ce",
+    "single_wce": "single_wce",
+    "single_wce_lstm": "single_lstm",
+    "single_wce_gru": "single_gru",
+    "single_wce_gru_cbam": "single_gru_cbam",
+    "dual_cbam": "dual_cbam",
+    "dual_ec_cbam": "dual_ec_cbam",
+    "dual_ec_cbam_mha": "dual_ec_cbam_mha",
+}
+
+
+def test_smic_sweep_rows_build_the_papers_ablation_models():
+    from mer.config import with_overrides
+    from mer.models.presets import SMIC_ABLATIONS
+    from mer.models.summary import model_stats
+
+    cfg = load_config(REPO / "sweeps" / "smic_ablation.yaml")
+    base = variant_config(cfg, "full")
+    for row, preset_row in SMIC_ROWS.items():
+        want = model_stats(with_overrides(base, SMIC_ABLATIONS[preset_row]))["params"]
+        assert model_stats(variant_config(cfg, row))["params"] == want, row
+    # MODEL.md §7: the Keras multi-head row is the 10.5 M-parameter one (8 heads, key_dim 512)
+    assert model_stats(variant_config(cfg, "dual_ec_cbam_mha"))["params"] == 10_365_643
+
+
+@pytest.mark.parametrize("name", ["casme2_ablation", "samm_ablation"])
+def test_multi_head_rows_use_the_papers_key_width(name):
+    cfg = load_config(REPO / "sweeps" / f"{name}.yaml")
+    model = variant_config(cfg, "dual_ec_cbam_mha").model
+    assert (model.pooling, model.mha_heads, model.mha_key_dim) == ("mha", 8, 512)
+
+
+SEARCHES = [p for p in SWEEPS if load_config(p).search is not None]
+
+
+@pytest.mark.parametrize("path", SEARCHES, ids=[p.stem for p in SEARCHES])
+def test_every_model_choice_of_a_shipped_search_builds(path):
+    """A choice that cannot build a model is told FAIL at every draw and still uses up
+    search.trials; the shipped searches must offer none (each value tried with the variant's
+    other settings and the conditions it needs)."""
+    from mer.config import with_overrides
+    from mer.models.summary import model_stats
+    from mer.sweep.space import parse_space
+
+    cfg = load_config(path)
+    assert SEARCHES
+    for name, fixed in cfg.ablations.items():
+        vcfg = variant_config(cfg, name)
+        space = parse_space(cfg.search.space, vcfg).for_variant(fixed)
+        for param in space.params:
+            if not param.key.startswith("model.") or param.kind != "choice":
+                continue
+            for choice in param.choices:
+                overrides = {k: allowed[0] for k, allowed in param.when} | {param.key: choice}
+                try:
+                    model_stats(with_overrides(vcfg, overrides))
+                except ConfigError as exc:
+                    pytest.fail(f"{path.stem} {name}: {param.key} = {choice!r}: {exc}")

@@ -67,6 +67,26 @@ def test_pooled_metrics_equal_a_recomputation_from_the_prediction_logs(sweep):
     assert summary.loc["full", "name"] == "full [oracle]"
 
 
+def test_report_table_and_sweep_summary_agree(sweep):
+    """`mer report` and the sweep's summary.csv pool the same logs the same way, failures and
+    oracle tags included."""
+    from mer.report import ablation_table, load_run
+
+    summary = pd.read_csv(sweep["out"] / "summary.csv").set_index("variant")
+    table = ablation_table(load_run(sweep["out"])).set_index("variant")
+    assert list(table.index) == list(summary.index)
+    for variant, row in table.iterrows():
+        want = summary.loc[variant]
+        for m in ("uf1", "uar", "acc"):
+            assert row[f"{m}_mean"] == pytest.approx(want[f"{m}_mean"], abs=1e-12)
+            assert row[f"{m}_std"] == pytest.approx(want[f"{m}_std"], abs=1e-12, nan_ok=True)
+        assert row["folds"] == f"{want['folds_done']}/{want['folds_total']}"
+        assert row["failed"] == want["folds_failed"]
+        assert bool(row["complete"]) == bool(want["complete"])
+        assert bool(row["oracle"]) == bool(want["oracle"])
+    assert table["failed"].sum() == 1 and table.loc["full", "oracle"]
+
+
 def test_permanent_failure_is_reported_not_hidden(sweep):
     out = sweep["out"]
     summary = pd.read_csv(out / "summary.csv").set_index("variant")

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from mer.config import DataConfig, config_hash, to_dict
-from mer.data import checks, media, regions
+from mer.data import checks, frames, media, regions
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
 from mer.errors import ConfigError, DataError
 
@@ -200,6 +200,16 @@ def key_config(data_cfg: DataConfig) -> dict[str, Any]:
     d.pop("cache_dir", None)
     if data_cfg.dataset != "synthetic":
         d.pop("synthetic", None)
+    fr = d["frames"]
+    # the window as resolved (auto → annotated/clip); absent where it is what mer did before it
+    # existed (whole clip; onset_apex_offset's own window), so those caches keep their keys
+    fr.pop("window", None)
+    if frames.selection_window(data_cfg) == "annotated" and (
+        data_cfg.frames.select not in frames.NEEDS_WINDOW
+    ):
+        fr["window"] = "annotated"
+    if not data_cfg.frames.skip:
+        fr.pop("skip", None)
     reg = d["regions"]
     if data_cfg.regions.policy not in regions.NEEDS_LANDMARKS:
         for k in ("landmarks", "au_codes", "margin", "keep_aspect", "no_face", "upsample"):

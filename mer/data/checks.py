@@ -7,8 +7,11 @@ annotations) and, for the frame count, after decoding (it needs each clip's leng
   get the whole face while its results carry the oracle tag); clips without AUs in a table that
   has some get the whole-face region, as documented in mer.data.regions, and are counted in a
   WARNING.
-- `onset_apex_offset` on clips without an onset/offset/apex falls back to the clip's start/end
-  (and forces no apex): counted in a WARNING.
+- selection inside the annotated window (`onset_apex_offset`, `data.frames.window`) on clips
+  without an onset/offset falls back to the clip's start/end (`onset_apex_offset` without an apex
+  forces none): counted in a WARNING.
+- clips sharing a media file/folder (a recording with several expressions) must select inside
+  their own onset..offset (`data.frames.window`), and no two may have the same window.
 - `data.frames.count` above a clip's frame count repeats frames (mer.data.frames.stretch):
   counted in one WARNING per prepare, with an example clip.
 """
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mer.data import frames
-from mer.errors import ConfigError
+from mer.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from mer.config import DataConfig
@@ -53,7 +56,36 @@ def _per_dataset(samples: pd.DataFrame, mask: pd.Series) -> str:
 def check_table(samples: pd.DataFrame, data_cfg: DataConfig) -> None:
     """The checks that need only the annotations (see the module doc)."""
     check_oracle_aus(samples, data_cfg)
+    check_shared_media(samples, data_cfg)
     warn_missing_window(samples, data_cfg)
+
+
+def check_shared_media(samples: pd.DataFrame, data_cfg: DataConfig) -> None:
+    """Clips that would read the same frames of the same media get identical inputs (often
+    with different labels): refused, naming them, before any decoding."""
+    known = samples[samples["path"].notna()]  # a dry run lists no media
+    shared = known[known.duplicated("path", keep=False)]
+    if shared.empty:
+        return
+    if frames.selection_window(data_cfg) == "clip":
+        path = shared["path"].iloc[0]
+        raise ConfigError(
+            f"data.frames.window: the selection looks at the whole media, but {len(shared)} "
+            f"clips of {dataset_name(data_cfg)} share a recording with another (first: "
+            f"{_first(shared.loc[shared['path'] == path, 'sample_id'])} all read {path}), so "
+            "they would get identical frames; set data.frames.window: annotated to select "
+            "inside each clip's onset..offset"
+        )
+    window = shared[["path", "onset", "offset"]].astype(str)
+    same = shared[window.duplicated(keep=False)]
+    if len(same):
+        first = same.iloc[0]
+        ids = same.loc[window.loc[same.index].eq(window.loc[same.index[0]]).all(axis=1)]
+        raise DataError(
+            f"{_first(ids['sample_id'])}: {len(ids)} clips with the same onset "
+            f"{first['onset']} and offset {first['offset']} in {first['path']}, so their inputs "
+            f"would be identical ({len(same)} such clips in all); check the annotation rows"
+        )
 
 
 def check_oracle_aus(samples: pd.DataFrame, data_cfg: DataConfig) -> None:
@@ -79,28 +111,28 @@ def check_oracle_aus(samples: pd.DataFrame, data_cfg: DataConfig) -> None:
 
 
 def warn_missing_window(samples: pd.DataFrame, data_cfg: DataConfig) -> None:
-    """A WARNING counting the clips whose onset/offset/apex the selection needs but lacks."""
-    select = data_cfg.frames.select
-    if select not in frames.NEEDS_WINDOW:
+    """A WARNING counting the clips whose onset/offset (and apex, for onset_apex_offset) the
+    annotated selection window needs but lacks."""
+    if frames.selection_window(data_cfg) != "annotated":
         return
+    select = data_cfg.frames.select
+    uses_apex = select in frames.NEEDS_WINDOW
     no_onset, no_offset = samples["onset"].isna(), samples["offset"].isna()
-    no_apex = samples["apex"].isna()
+    no_apex = samples["apex"].isna() if uses_apex else pd.Series(False, index=samples.index)
     lacking = no_onset | no_offset | no_apex
     if not lacking.any():
         return
     whole = no_onset & no_offset
-    note = (
-        "; no clip has an annotated window, so this is uniform over the whole clip"
-        if whole.all()
-        else ""
-    )
+    note = "; no clip has an annotated window, so this is the whole clip" if whole.all() else ""
+    parts = [
+        f"onset ({int(no_onset.sum())}: the window starts at the clip's first frame)",
+        f"offset ({int(no_offset.sum())}: it ends at the last frame)",
+    ] + ([f"apex ({int(no_apex.sum())}: no frame forced)"] if uses_apex else [])
     log.warning(
-        "data.frames.select %s: %d of %d clips lack an annotated onset (%d: the window starts "
-        "at the clip's first frame), offset (%d: it ends at the last frame) or apex (%d: no "
-        "frame forced) (%s; first: %s)%s",
-        select, int(lacking.sum()), len(samples), int(no_onset.sum()), int(no_offset.sum()),
-        int(no_apex.sum()), _per_dataset(samples, lacking),
-        _first(samples.loc[lacking, "sample_id"]), note,
+        "data.frames.select %s inside the annotated window: %d of %d clips lack an annotated "
+        "%s (%s; first: %s)%s",
+        select, int(lacking.sum()), len(samples), ", ".join(parts[:-1]) + " or " + parts[-1],
+        _per_dataset(samples, lacking), _first(samples.loc[lacking, "sample_id"]), note,
     )  # fmt: skip
 
 
@@ -119,9 +151,8 @@ def warn_repeated_frames(
     if short.size == 0:
         return 0
     i = int(short[np.argmin(distinct[short])])  # the shortest clip as the example
-    where = (
-        " in their onset..offset window" if data_cfg.frames.select in frames.NEEDS_WINDOW else ""
-    )
+    annotated = frames.selection_window(data_cfg) == "annotated"
+    where = " in their onset..offset window" if annotated else ""
     log.warning(
         "data.frames.count: %d of %d clips have fewer than %d frames%s, so frames are repeated "
         "to fill %d (shortest: %s, %d frames); lower data.frames.count to avoid it",

@@ -37,6 +37,8 @@ class ClipSettings:
     no_face: str
     au_codes: tuple[int, ...]
     video_backend: str = "decord"
+    window: str = "clip"  # "annotated" | "clip" (frames.selection_window)
+    skip: int = 0
 
     @classmethod
     def from_config(cls, data_cfg: DataConfig) -> ClipSettings:
@@ -45,7 +47,8 @@ class ClipSettings:
             count=data_cfg.frames.count, select=data_cfg.frames.select, size=data_cfg.size,
             policy=r.policy, landmarks=r.landmarks, upsample=r.upsample, margin=r.margin,
             keep_aspect=r.keep_aspect, no_face=r.no_face, au_codes=tuple(r.au_codes),
-            video_backend=data_cfg.video_backend,
+            video_backend=data_cfg.video_backend, window=frames.selection_window(data_cfg),
+            skip=data_cfg.frames.skip,
         )  # fmt: skip
 
 
@@ -110,22 +113,43 @@ def process_clip(job: ClipJob, s: ClipSettings) -> ClipArrays:
         raise DataError(f"{job.sample_id}: {exc}") from None
 
 
+def selection_span(
+    job: ClipJob, numbers: list[int], s: ClipSettings
+) -> tuple[int, int, int | None]:
+    """The positions lo..hi (inclusive) the selection looks at, and the apex position relative
+    to lo (None when unknown): the annotated window or the whole clip, less `skip` frames."""
+    lo, hi, apex = 0, len(numbers) - 1, None
+    if s.window == "annotated":
+        on, ap, off = window_positions(numbers, job.onset, job.apex, job.offset)
+        lo = lo if on is None else on
+        hi = hi if off is None else off
+        if lo > hi:
+            raise DataError(
+                f"onset frame {job.onset} is after offset frame {job.offset}: no frames between"
+            )
+        apex = None if ap is None else ap - (lo + s.skip)
+    if lo + s.skip > hi:
+        raise DataError(
+            f"data.frames.skip {s.skip} drops all {hi - lo + 1} frames of the "
+            f"{'onset..offset window' if s.window == 'annotated' else 'clip'}"
+        )
+    return lo + s.skip, hi, apex
+
+
 def _process(job: ClipJob, s: ClipSettings) -> ClipArrays:
     src = media.open_clip(job.path, backend=s.video_backend)
-    kw: dict[str, int | None] = {}
-    if s.select in frames.NEEDS_WINDOW:
-        on, ap, off = window_positions(src.numbers, job.onset, job.apex, job.offset)
-        kw = {"onset_idx": on, "apex_idx": ap, "offset_idx": off}
+    lo, hi, apex = selection_span(job, src.numbers, s)
+    span = np.arange(lo, hi + 1, dtype=np.int64)
     if s.select in frames.NEEDS_PIXELS:
         if src.is_video:  # videos can be long: grey pass, then decode only the chosen frames
-            idx = frames.select_frames(src.read_grey(), s.count, s.select, **kw)
+            idx = lo + frames.select_frames(src.read_grey(span), s.count, s.select)
             clip = src.read(idx)
         else:  # image sequences: decode each frame once
-            everything = src.read()
-            idx = frames.select_frames(everything, s.count, s.select, **kw)
-            clip = everything[idx]
+            everything = src.read(span)
+            rel = frames.select_frames(everything, s.count, s.select)
+            idx, clip = lo + rel, everything[rel]
     else:
-        idx = frames.select_frames(len(src), s.count, s.select, **kw)
+        idx = lo + frames.select_frames(len(span), s.count, s.select, apex_idx=apex)
         clip = src.read(idx)
 
     points, n_face = None, -1

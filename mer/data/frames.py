@@ -11,6 +11,9 @@ Methods (`data.frames.select`):
 - `onset_apex_offset`: the onset..offset window (inclusive) spread like `uniform`; the apex, when
   known and inside the window, replaces the nearest chosen index (time order is kept).
 
+Every method looks at the frames of `data.frames.window` (`selection_window`: the annotated
+onset..offset, or the whole media) after dropping `data.frames.skip` frames at its start.
+
 A clip (or window) with fewer than T frames is stretched: position floor(j * n / T) for j < T, so
 every frame appears, each ⌊T/n⌋ or ⌈T/n⌉ times, in time order. Never an error, but the prepare
 step counts such clips in one WARNING (mer.data.checks.warn_repeated_frames).
@@ -19,11 +22,15 @@ step counts such clips in one WARNING (mer.data.checks.warn_repeated_frames).
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mer.data.media import to_grey
 from mer.errors import DataError
+
+if TYPE_CHECKING:
+    from mer.config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,21 @@ NEEDS_PIXELS = frozenset({"motion_topk"})
 #: Methods that read the annotated onset/apex/offset (the others look at the whole clip); a clip
 #: without them falls back to its start/end, which mer.data.checks counts in a WARNING.
 NEEDS_WINDOW = frozenset({"onset_apex_offset"})
+#: Datasets whose media (a task's recording) holds several annotated expressions: selection must
+#: stay inside each one's onset..offset, or they would all get the same frames.
+SHARED_MEDIA = frozenset({"casme3"})
+
+
+def selection_window(data_cfg: DataConfig) -> str:
+    """`annotated` (select inside onset..offset) or `clip` (the whole media): data.frames.window
+    with `auto` resolved; `onset_apex_offset` is always annotated."""
+    f = data_cfg.frames
+    if f.select in NEEDS_WINDOW or f.window == "annotated":
+        return "annotated"
+    if f.window == "clip":
+        return "clip"
+    name = data_cfg.synthetic.layout if data_cfg.dataset == "synthetic" else data_cfg.dataset
+    return "annotated" if name in SHARED_MEDIA else "clip"
 
 
 def stretch(n: int, count: int) -> np.ndarray:

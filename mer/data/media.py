@@ -174,12 +174,16 @@ class ClipSource:
         assert out is not None
         return out if np.array_equal(unique, pos) else out[inverse]
 
-    def read_grey(self) -> np.ndarray:
-        """All frames in grey (F, H, W) uint8 (`to_grey`), one frame in RGB at a time in memory."""
+    def read_grey(self, positions: np.ndarray | None = None) -> np.ndarray:
+        """Frames at sorted unique `positions` (all when None) in grey (F, H, W) uint8
+        (`to_grey`), one frame in RGB at a time in memory."""
+        pos = np.arange(len(self), dtype=np.int64) if positions is None else np.asarray(positions)
+        if pos.size and (pos.min() < 0 or pos.max() >= len(self)):
+            raise IndexError(f"{self.path}: positions outside 0..{len(self) - 1}")
         out: np.ndarray | None = None
-        for i, img in enumerate(self._decode(np.arange(len(self)))):
+        for i, img in enumerate(self._decode(pos)):
             if out is None:
-                out = np.empty((len(self), *img.shape[:2]), dtype=np.uint8)
+                out = np.empty((len(pos), *img.shape[:2]), dtype=np.uint8)
             out[i] = to_grey(img)
         assert out is not None
         return out

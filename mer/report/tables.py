@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mer.metrics import always_class_baseline, pooled_report
+from mer.metrics import POOLED_METRICS, always_class_baseline, pooled_scores
 from mer.report.data import RunData
 
-METRICS = ("uf1", "uar", "acc")
+METRICS = POOLED_METRICS
+_NOT_TABLED = ("n_test", "confusion")  # `n` is counted above; confusions come from confusion_for
 
 # MODEL.md §7: the paper's numbers, computed under the original's per-subject protocol with the
 # epoch chosen on the test subject; shown beside matching variants, never compared as equals.
@@ -75,11 +76,8 @@ def seed_scores(run: RunData) -> pd.DataFrame:
                 "n": len(sub),
             }
             if len(sub):
-                rep = pooled_report(sub, k, split=split)
-                row.update({m: rep["composite"][m] for m in METRICS})
-                for ds, scores in (rep.get("per_dataset") or {}).items():
-                    row.update({f"{ds}/{m}": scores[m] for m in METRICS})
-                row["oracle"] = bool(rep.get("oracle", False))
+                scores = pooled_scores(sub, k, split=split)
+                row.update({key: v for key, v in scores.items() if key not in _NOT_TABLED})
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -31,12 +31,12 @@ import pandas as pd
 
 from mer.config import dump_yaml
 from mer.errors import DataError
-from mer.metrics import pooled_report
+from mer.metrics import POOLED_METRICS, pooled_scores
 from mer.sweep.plan import SweepPlan, TrialSpec
 
 log = logging.getLogger(__name__)
 
-METRICS = ("uf1", "uar", "acc")
+METRICS = POOLED_METRICS
 STATUS_DONE = "done"
 STATUS_FAILED = "failed"
 # Result keys Tune adds to every report, and the payload parts stored in their own files.
@@ -215,13 +215,8 @@ def pooled_rows(
             if done:
                 pred = pd.concat([r.predictions() for r in done], ignore_index=True)
                 frames.append(pred)
-                rep = pooled_report(pred, k, names, split="test")
-                row.update(rep["composite"])
-                row["n_test"] = rep["n"]
-                for ds, sc in (rep.get("per_dataset") or {}).items():
-                    row.update({f"{ds}/{m}": sc[m] for m in METRICS})
-                row["confusion"] = json.dumps(rep["confusion"])
-                row["oracle"] = row["oracle"] or bool(rep.get("oracle"))
+                scores = pooled_scores(pred, k, names, split="test")
+                row.update(scores, oracle=row["oracle"] or scores["oracle"])
                 secs = [r.info.get("timings", {}).get("total") for r in done]
                 row["train_seconds"] = float(np.nansum([s or 0.0 for s in secs]))
             rows.append(row)
