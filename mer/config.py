@@ -746,6 +746,11 @@ def _check_protocol(cfg: ExperimentConfig) -> None:
 
 def _check_train(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
     """Optimizer and loss values torch would reject mid-run (or accept and train nonsense)."""
+    if cfg.train.lr <= 0:
+        raise ConfigError(
+            f"train.lr: expected a learning rate > 0, got {cfg.train.lr!r} (the weights would "
+            "never change)"
+        )
     betas = cfg.train.betas
     if len(betas) != 2:
         raise ConfigError(f"train.betas: expected two numbers (Adam's beta1, beta2), got {betas!r}")

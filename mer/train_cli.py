@@ -71,16 +71,28 @@ def _fmt(scores: dict[str, float] | None) -> str:
     return "  ".join(f"{k} {scores[k]:.4f}" for k in ("uf1", "uar", "acc"))
 
 
+def _subjects(pred: Any, split: str) -> str:
+    """The subjects of a split's prediction rows, so a debug run says who it tested and
+    validated on."""
+    if "subject" not in pred:
+        return "?"
+    names = sorted(pred.loc[pred["split"] == split, "subject"].astype(str).unique())
+    shown = ", ".join(names[:4]) + (f" +{len(names) - 4} more" if len(names) > 4 else "")
+    return shown or "no subject"
+
+
 def print_fold(result: Any, cfg: ExperimentConfig, out: Path | None = None) -> None:
     pred = result.predictions
     n_test = int((pred["split"] == "test").sum())
     n_val = int((pred["split"] == "val").sum())
     lines = [
         f"fold {result.fold}  seed {result.seed}  {_oracle_note(result)}".rstrip(),
-        f"  test ({n_test} clips)  {_fmt(result.test_scores)}",
+        f"  test ({n_test} clips of {_subjects(pred, 'test')})  {_fmt(result.test_scores)}",
     ]
     if result.val_scores is not None:
-        lines.append(f"  val  ({n_val} clips)  {_fmt(result.val_scores)}")
+        lines.append(
+            f"  val  ({n_val} clips of {_subjects(pred, 'val')})  {_fmt(result.val_scores)}"
+        )
     trained = len(result.history)
     stop = " (stopped early)" if result.stopped else ""
     lines.append(

@@ -276,6 +276,7 @@ def test_casme2_fake_tree_with_media(tmp_path):
     assert df["aus"].tolist() == [[12], [4, 10], []]
     assert df["aus_raw"].tolist() == ["12", "R4+L10", "?"]
     assert df["onset"].tolist() == [3, 2, 1]
+    assert df["where"].tolist() == [f"{ann}, sheet 'Sheet1', row {n}" for n in (2, 3, 4)]
 
 
 def test_casme2_missing_frames_folder(tmp_path):
@@ -632,6 +633,10 @@ def test_megc2019_joins_sources_and_checks_media(tmp_path):
     assert df["onset"].tolist()[:2] == [3, 5562] and df["aus"].tolist()[:2] == [[12], [4, 7]]
     assert df["path"].tolist()[1] == sources["samm"]["root"] + "/006/006_1_2"
     assert df["path"].notna().all()
+    assert df["where"].tolist()[:2] == [
+        f"{csv}, line 1 ({sources['casme2'].annotations}, sheet 'Sheet1', row 2)",
+        f"{csv}, line 2 ({sources['samm']['annotations']}, sheet 'MICRO_ONLY', row 15)",
+    ]
 
 
 def test_megc2019_unmatched_row(tmp_path):
@@ -731,6 +736,83 @@ def test_load_samples_argument_errors(tmp_path):
         load_samples("casme2", ann, tmp_path / "missing")
     with pytest.raises(ConfigError, match=r"data.sources: only megc2019 .*remove data.sources"):
         load_samples("casme2", ann, sources={"samm": {}}, check_media=False)
+
+
+# ------------------------------------------------- label-scheme errors name the file and row
+CASME2_KNOWN = "disgust, fear, happiness, others, repression, sadness, surprise"
+FOLDER3_KNOWN = "negative, positive, surprise"
+
+
+def _label_error(dataset: str, ann: Path | None, root: Path | None, scheme: str = "megc3") -> str:
+    """The label scheme's error on a table the real reader built (media checked when given)."""
+    from mer.data.labels import apply_label_scheme
+
+    df = load_samples(dataset, ann, root, check_media=root is not None)
+    with pytest.raises(DataError) as exc:
+        apply_label_scheme(df, scheme)
+    return str(exc.value)
+
+
+def test_unknown_emotion_names_xlsx_sheet_and_row(tmp_path):
+    ann, root = casme2_tree(
+        tmp_path,
+        [
+            ["01", "EP02_01f", None, 3, 5, 8, None, 12, "happiness"],
+            ["01", "EP03_02", None, 2, 3, 4, None, "R4+L10", "hapiness"],  # row 3: the typo
+            [2, "EP02_01f", None, 1, 2, 3, None, "?", "Joy"],
+        ],
+    )
+    message = (
+        f"{ann}, sheet 'Sheet1', row 3: emotion 'hapiness' of sample casme2/sub01/EP03_02 is "
+        f"not known to label scheme megc3 for casme2 (known: {CASME2_KNOWN}) (1 more samples too)"
+    )
+    assert _label_error("casme2", ann, None) == message  # dry run: annotations only
+    assert _label_error("casme2", ann, root) == message  # prepare: media checked too
+
+
+def test_unknown_emotion_names_samm_row_below_the_notes(tmp_path):
+    rows = samm_rows(13)
+    rows[-1][-1] = "Happyness"
+    ann = workbook(tmp_path / "SAMM_Micro_FACS_Codes_v2.xlsx", {"MICRO_ONLY": rows})
+    assert _label_error("samm", ann, None).startswith(
+        f"{ann}, sheet 'MICRO_ONLY', row 16: emotion 'happyness' of sample samm/007/007_3_1 "
+        "is not known to label scheme megc3 for samm (known: anger, contempt, "
+    )
+
+
+def test_unknown_class_folder_names_the_clip_path(tmp_path):
+    root = smic_tree(tmp_path)
+    clip = frames(root / "HS" / "s1" / "micro" / "Happy" / "s1_ha_01", ["reg_image000001.bmp"])
+    assert _label_error("smic", None, root) == (
+        f"{clip}: class folder 'happy' of sample smic/s1/s1_ha_01 is not known to label scheme "
+        f"megc3 for smic (known: {FOLDER3_KNOWN})"
+    )
+
+
+def test_unknown_class_folder_videos_and_deception(tmp_path):
+    root = tmp_path / "data"
+    video(root / "negative" / "EP19_05f.mp4")
+    clip = video(root / "happy" / "EP01_01.mp4")
+    ann = workbook(
+        tmp_path / "excel_file.xlsx",
+        {
+            "Sheet1": [
+                ["Subject", "Filename", "Action Units"],
+                [1, "EP19_05f", "4+L10"],
+                ["7", "EP01_01.mp4", "12"],
+            ]
+        },
+    )
+    assert _label_error("videos", ann, root) == (
+        f"{clip} ({ann}, sheet 'Sheet1', row 3): class folder 'happy' of sample "
+        f"videos/7/EP01_01 is not known to label scheme megc3 for videos (known: {FOLDER3_KNOWN})"
+    )
+    deception = deception_tree(tmp_path)
+    lie = video(deception / "Clips" / "Lies" / "trial_lie_009.mp4")
+    assert _label_error("deception", None, deception, "deception2") == (
+        f"{lie}: class folder 'lies' of sample deception/trial_lie_009/trial_lie_009 is not "
+        "known to label scheme deception2 for deception (known: deceptive, truthful)"
+    )
 
 
 # ------------------------------------------------------------- synthetic datasets read back

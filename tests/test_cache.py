@@ -450,7 +450,9 @@ def test_skip_drops_frames_at_the_start(tmp_path: Path, shared: Path) -> None:
     too_many = _cfg(tmp_path, root=shared, frames={"count": 3, "select": "first", "skip": 8},
                     regions={"policy": "none"})  # fmt: skip
     with pytest.raises(
-        DataError, match=r"^casme2/\S+: data.frames.skip 8 drops all 8 frames of the clip"
+        DataError,
+        match=r"^casme2/\S+ \(\S+CASME2-coding-20140508.xlsx, sheet 'Sheet1', row \d+\): "
+        r"data.frames.skip 8 drops all 8 frames of the clip",
     ):
         prepare_data(too_many, progress=False)
 
@@ -488,7 +490,9 @@ def test_missing_landmark_file_names_sample_and_file(tmp_path: Path, shared: Pat
     assert cache_mod.synthetic_dir(cfg) == own
     victim = next(own.rglob("*.landmarks.npy"))
     victim.unlink()
-    with pytest.raises(DataError, match=r"casme2/sub0\d/\w+: .*landmarks\.npy: landmark file not"):
+    with pytest.raises(
+        DataError, match=r"casme2/sub0\d/\w+ \([^)]*row \d+\): .*landmarks\.npy: landmark file not"
+    ):
         prepare_data(cfg, progress=False)
     assert not [p for p in (tmp_path / "cache").iterdir() if ".building-" in p.name]
 
@@ -513,7 +517,9 @@ def test_no_face_error_or_whole_frame(
     tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(clips, "provider", lambda settings: _NoFace())
-    with pytest.raises(DataError, match=r"casme2/sub01/\w+: .*no face found in any of the 6"):
+    with pytest.raises(
+        DataError, match=r"casme2/sub01/\w+ \([^)]*row \d+\): .*no face found in any of the 6"
+    ):
         prepare_data(_cfg(tmp_path, root=shared), progress=False)
     data = prepare_data(
         _cfg(tmp_path, root=shared, regions={"no_face": "whole_frame"}), progress=False

@@ -109,10 +109,38 @@ def test_unknown_emotion_names_sample_and_vocabulary():
         apply_label_scheme(table("casme2", ["disgust", "joy", "Anger"]), "megc3")
     with pytest.raises(
         DataError,
-        match=r"emotion 'deceptive' is not known .* \(known: negative, "
+        match=r"class folder 'deceptive' is not known .* \(known: negative, "
         r"positive, surprise\)",
     ):
         apply_label_scheme(table("deception", ["deceptive"]), "megc3")
+
+
+def test_row_errors_start_with_where():
+    """A table from the readers has `where` (file, sheet, row): row errors start with it and
+    still name the sample; a table without it (an older cache) falls back to the sample id."""
+    rows = ["x.xlsx, sheet 'Sheet1', row 2", "x.xlsx, sheet 'Sheet1', row 3"]
+    with pytest.raises(DataError) as exc:
+        apply_label_scheme(table("casme2", ["disgust", "hapiness"], where=rows), "megc3")
+    assert str(exc.value) == (
+        "x.xlsx, sheet 'Sheet1', row 3: emotion 'hapiness' of sample casme2/s1/c1 is not known "
+        "to label scheme megc3 for casme2 (known: disgust, fear, happiness, others, repression, "
+        "sadness, surprise)"
+    )
+    with pytest.raises(DataError) as exc:
+        apply_label_scheme(table("smic", ["happy"], where=["/d/HS/s1/micro/happy/c"]), "megc3")
+    assert str(exc.value).startswith(
+        "/d/HS/s1/micro/happy/c: class folder 'happy' of sample smic/s0/c0 is not known"
+    )
+    megc = table("casme2", ["others"], megc_label=[5], where=["gt.csv, line 7 (x.xlsx, row 9)"])
+    with pytest.raises(DataError) as exc:
+        apply_label_scheme(megc, "megc3")
+    assert str(exc.value) == (
+        "gt.csv, line 7 (x.xlsx, row 9): megc_label 5 of sample casme2/s0/c0 is not 0, 1 or 2"
+    )
+    with pytest.raises(DataError, match=r"^sample casme2/s0/c0: megc_label 5 is not 0, 1 or 2$"):
+        apply_label_scheme(megc.drop(columns=["where"]), "megc3")
+    out, _ = apply_label_scheme(table("casme2", ["disgust", "fear"], where=rows), "megc3")
+    assert out["where"].tolist() == rows[:1]  # kept with its row
 
 
 def test_scheme_for_other_dataset_and_empty_result():

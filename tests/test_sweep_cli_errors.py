@@ -124,3 +124,61 @@ def test_resume_accepts_keys_a_newer_mer_added_at_their_defaults(tmp_path):
     changed = load_config(DEMO, ["tracking.wandb.tags=[mine]"])
     with pytest.raises(ConfigError, match="config differs .* at tracking.wandb.tags"):
         _check_out_dir(changed, RunOptions(out=out, resume=True))
+
+
+def test_overwrite_keeps_the_previous_results_when_the_new_run_cannot_start(tmp_path, capsys):
+    """--overwrite clears the folder only once the new run's data and plan are ready."""
+    out = tmp_path / "run"
+    (out / "trials" / "full").mkdir(parents=True)
+    (out / "config.yaml").write_text("name: previous\n")
+    (out / "summary.md").write_text("last week's table")
+    assert _check_out_dir(None, RunOptions(out=out, overwrite=True)) is True
+    assert (out / "summary.md").exists()  # the check alone deletes nothing
+    missing = tmp_path / "nowhere"
+    status = main(
+        [DEMO, *_sets(tmp_path), "--out", str(out), "--overwrite",
+         "--set", "data.dataset=casme2", "--set", f"data.root={missing}",
+         "--set", f"data.annotations={missing / 'coding.xlsx'}"]
+    )  # fmt: skip
+    assert status == 2 and str(missing) in capsys.readouterr().err
+    assert (out / "summary.md").read_text() == "last week's table"
+    assert (out / "trials" / "full").is_dir()
+    assert _check_out_dir(None, RunOptions(out=tmp_path / "new", overwrite=True)) is False
+
+
+def _serve_once(reply: bytes | None) -> int:
+    """A one-connection TCP server on localhost that reads the client's bytes and sends `reply`
+    (None: says nothing); returns its port."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def answer() -> None:
+        conn, _ = srv.accept()
+        with conn, srv:
+            conn.recv(64)
+            if reply is not None:
+                conn.sendall(reply)
+            time.sleep(0.5)
+
+    threading.Thread(target=answer, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+def test_an_address_that_answers_but_is_not_ray_is_refused():
+    """ray.init would retry a non-Ray port (the dashboard's 8265, a web server) for ever."""
+    http = _serve_once(b"HTTP/1.0 400 Bad request\r\n\r\n")
+    with pytest.raises(
+        ConfigError, match=f"127.0.0.1:{http}: something answers there, but not Ray"
+    ):
+        check_reachable(f"127.0.0.1:{http}")
+    silent = _serve_once(None)
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="but not Ray"):
+        check_reachable(f"127.0.0.1:{silent}", timeout_s=1)
+    assert time.monotonic() - t0 < 5
+    # a gRPC server (Ray's GCS, Ray Client) answers the HTTP/2 preface with a SETTINGS frame
+    grpc = _serve_once(bytes([0, 0, 6, 4, 0, 0, 0, 0, 0]) + bytes(6))
+    check_reachable(f"ray://127.0.0.1:{grpc}")

@@ -214,6 +214,27 @@ def test_resources_without_gpus_and_concurrency_default():
         trial_resources(from_dict({"resources": {"gpu_per_trial": 2}}), {"CPU": 8, "GPU": 1.0})
 
 
+def test_cuda_variants_without_a_gpu_share_are_refused_before_any_trial():
+    from types import SimpleNamespace
+
+    from mer.sweep.runner import check_devices
+
+    cfg = _cfg()
+    cuda = from_dict({"train": {"device": "cuda"}})
+    plan = SimpleNamespace(
+        cfg=cfg,
+        variants={"full": SimpleNamespace(cfg=cfg), "gpu": SimpleNamespace(cfg=cuda)},
+    )
+    with pytest.raises(ConfigError) as err:
+        check_devices(plan, trial_resources(cfg, {"CPU": 4.0}))
+    assert str(err.value).startswith(
+        "train.device: cuda (variant gpu), but the Ray cluster has no GPUs, so no trial"
+    )
+    check_devices(plan, trial_resources(cfg, {"CPU": 4.0, "GPU": 1.0}))  # a share: fine
+    plan.variants.pop("gpu")
+    check_devices(plan, trial_resources(cfg, {"CPU": 4.0}))  # auto/cpu variants run on CPU
+
+
 # ----------------------------------------------------------------------------------- dry run
 @pytest.mark.skipif(
     not (ANNOTATIONS / "CASME2-coding-20140508.xlsx").exists(),
@@ -263,6 +284,11 @@ def test_dry_run_megc2019_search_from_the_official_list_alone(capsys):
     assert "442 clips (250 negative, 109 positive, 83 surprise), 68 subjects" in out
     assert "Held out of the search: 17 subject(s)" in out
     assert "WARNING: data.sources.smic.root: ~/data/SMIC/HS is not a folder" in out
+    # the search's GPU-hours: 40 configurations on the 5 search folds, then 17 hold-out folds
+    # (each about a search fold's training set), not the one-configuration grid above
+    grid = float(out.split("Estimated GPU-hours: ")[1].split()[0])
+    search = float(out.split("Estimated GPU-hours of the search: at most ")[1].split()[0])
+    assert search == pytest.approx(grid * (40 + 17 / 5), rel=0.01)
 
 
 def test_dry_run_demo_synthetic(capsys, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,3 +114,24 @@ def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     # every finished trial has its W&B run, also those the killed driver had not logged yet
     assert len(list(out.glob("trials/*/*/*/wandb.done"))) == 5
     assert len(list((out / "wandb").glob("offline-run-*"))) >= 5 + 2  # + variant + sweep runs
+
+    # a finished trial's results deleted since: --resume runs that trial again, and only it
+    lost = sorted(out.glob("trials/*/*/*/result.json"))[0].parent
+    shutil.rmtree(lost)
+    n_events = len(_events(events))
+    third = subprocess.run(
+        _command(out, cache, "--resume"),
+        cwd=tmp_path,
+        env=_env(events),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    assert "1 trial(s) the restored Tune experiment counts as finished have no results" in (
+        third.stderr
+    )
+    assert "5/5" in third.stdout and "complete" in third.stdout
+    rerun = {e["trial"] for e in _events(events)[n_events:] if e["event"] == "end"}
+    assert len(rerun) == 1 and (lost / "result.json").exists()
+    assert pd.read_csv(out / "summary.csv").loc[0, "folds_done"] == 5

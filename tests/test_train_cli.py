@@ -73,6 +73,11 @@ def test_one_fold_writes_outputs_and_prints_metrics(tiny_sweep, tmp_path, capsys
     assert megc_scores(test["true"], test["pred"], 3) == result["test_scores"]
     printed = capsys.readouterr().out
     assert "fold synthetic/s1  seed 7" in printed
+    # who was tested and who validated (protocol.val_subjects: 1, drawn from the training side)
+    val_subject = pred.loc[pred["split"] == "val", "subject"].unique()
+    assert len(val_subject) == 1 and val_subject[0] != "synthetic/s1"
+    assert f"test ({len(test)} clips of synthetic/s1)" in printed
+    assert f"clips of {val_subject[0]})" in printed
     s = result["test_scores"]
     assert f"uf1 {s['uf1']:.4f}  uar {s['uar']:.4f}  acc {s['acc']:.4f}" in printed
     assert "selected epoch 2 of 2 (fixed_epochs)" in printed and "ORACLE" not in printed

@@ -3,7 +3,10 @@
 `load_samples(dataset, annotations, root)` reads a dataset as users receive it and returns one row
 per annotated clip (columns `COLUMNS`, sorted by sample_id; megc2019 adds `megc_label`). With
 `check_media=True` each row's frame folder / video is verified and `path` set; with False only the
-annotations are read (`path` None), which is what a `--dry-run` needs.
+annotations are read (`path` None), which is what a `--dry-run` needs. `where` says where the user
+finds the clip (`FILE, sheet 'S', row N`, `FILE, line N (...)`, or the clip's folder / video for
+layouts whose class is a folder), so checks run on the table later (the label scheme, ...) can
+point at the row to fix; it is text for messages only and may be absent from an older cache.
 
 | dataset   | annotations                       | root                                        |
 |-----------|-----------------------------------|---------------------------------------------|

@@ -283,6 +283,7 @@ def _na(value: Any) -> int | None:
 
 def _jobs(samples: pd.DataFrame) -> list[ClipJob]:
     has_aus = "aus" in samples.columns
+    has_where = "where" in samples.columns  # absent from tables cached before it existed
     return [
         ClipJob(
             sample_id=str(row["sample_id"]),
@@ -291,6 +292,7 @@ def _jobs(samples: pd.DataFrame) -> list[ClipJob]:
             apex=_na(row["apex"]),
             offset=_na(row["offset"]),
             aus=tuple(int(a) for a in (row["aus"] or [])) if has_aus else (),
+            where=str(row["where"] or "") if has_where else "",
         )
         for row in samples.to_dict("records")
     ]

@@ -81,8 +81,9 @@ def check_shared_media(samples: pd.DataFrame, data_cfg: DataConfig) -> None:
     if len(same):
         first = same.iloc[0]
         ids = same.loc[window.loc[same.index].eq(window.loc[same.index[0]]).all(axis=1)]
+        rows = f" ({'; '.join(map(str, ids['where'].iloc[:SHOWN]))})" if "where" in ids else ""
         raise DataError(
-            f"{_first(ids['sample_id'])}: {len(ids)} clips with the same onset "
+            f"{_first(ids['sample_id'])}{rows}: {len(ids)} clips with the same onset "
             f"{first['onset']} and offset {first['offset']} in {first['path']}, so their inputs "
             f"would be identical ({len(same)} such clips in all); check the annotation rows"
         )

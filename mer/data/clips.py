@@ -62,6 +62,7 @@ class ClipJob:
     apex: int | None = None
     offset: int | None = None
     aus: tuple[int, ...] = ()
+    where: str = ""  # the annotation row (file, sheet, row) or folder the sample came from
 
 
 @dataclass
@@ -110,7 +111,8 @@ def process_clip(job: ClipJob, s: ClipSettings) -> ClipArrays:
     try:
         return _process(job, s)
     except DataError as exc:
-        raise DataError(f"{job.sample_id}: {exc}") from None
+        at = f" ({job.where})" if job.where else ""
+        raise DataError(f"{job.sample_id}{at}: {exc}") from None
 
 
 def selection_span(

@@ -4,6 +4,9 @@ A scheme maps each dataset's emotion vocabulary to its classes; an emotion the s
 None is dropped on purpose (logged with counts), and one it does not know at all is an error (a
 typo in a sheet must not silently vanish). For MEGC2019 rows (`megc_label` column) `megc3` uses
 the official label: the composite is driven by the official list, not re-derived mappings.
+
+Errors about a row start with the table's `where` (the file, sheet and row of the annotation, or
+the clip's path where the class is a folder) and name the sample id, as the readers' errors do.
 """
 
 from __future__ import annotations
@@ -174,28 +177,48 @@ def class_names(scheme: str) -> list[str]:
     return list(get_scheme(scheme).classes)
 
 
+# Datasets whose emotion is the name of the clip's class folder (smic, deception, videos): their
+# errors say "class folder" rather than "emotion", since no sheet cell holds the word.
+FOLDER_CLASSES = frozenset({"smic", "deception", "videos"})
+
+
+def _at(where: str | None, sid: str) -> str:
+    """Message prefix for one row: its `where` when the table has one, else the sample id."""
+    return f"{where}: " if where else f"sample {sid}: "
+
+
+def _of(where: str | None, sid: str) -> str:
+    """The sample id, when the prefix did not already give it."""
+    return f" of sample {sid}" if where else ""
+
+
 def apply_label_scheme(samples: pd.DataFrame, scheme: str) -> tuple[pd.DataFrame, list[str]]:
     """Add int column `label`, drop the clips the scheme leaves out; return (table, classes)."""
     sch = get_scheme(scheme)
     classes = list(sch.classes)
     index = {c: i for i, c in enumerate(classes)}
     official = sch.use_megc_label and "megc_label" in samples.columns
+    none = [None] * len(samples)
     labels: list[int | None] = []
     dropped: Counter[tuple[str, str]] = Counter()
-    unknown: list[tuple[str, str, str]] = []
-    for sid, dataset, emotion, megc in zip(
+    unknown: list[tuple[str | None, str, str, str]] = []
+    for sid, dataset, emotion, megc, where in zip(
         samples["sample_id"],
         samples["dataset"],
         samples["emotion"],
-        samples["megc_label"] if official else [None] * len(samples),
+        samples["megc_label"] if official else none,
+        samples["where"] if "where" in samples.columns else none,  # absent: an older cache
     ):
+        where = where if isinstance(where, str) and where else None
         if official and not pd.isna(megc):
             if int(megc) not in range(len(classes)):
-                raise DataError(f"sample {sid}: megc_label {megc!r} is not 0, 1 or 2")
+                raise DataError(
+                    f"{_at(where, sid)}megc_label {megc!r}{_of(where, sid)} is not 0, 1 or 2"
+                )
             labels.append(int(megc))
             continue
         mapping = sch.mapping(dataset)
-        if mapping is None:
+        if mapping is None:  # a config mismatch (data.labels), not a row to fix: no `where`
             applies = ", ".join(sch.by_dataset) or "any dataset"
             raise DataError(
                 f"label scheme {scheme} does not apply to dataset {dataset} (sample {sid}); "
@@ -203,7 +226,7 @@ def apply_label_scheme(samples: pd.DataFrame, scheme: str) -> tuple[pd.DataFrame
             )
         key = str(emotion).strip().lower() if not pd.isna(emotion) else ""
         if key not in mapping:
-            unknown.append((sid, dataset, key))
+            unknown.append((where, sid, dataset, key))
             labels.append(None)
             continue
         target = mapping[key]
@@ -213,12 +236,13 @@ def apply_label_scheme(samples: pd.DataFrame, scheme: str) -> tuple[pd.DataFrame
         else:
             labels.append(index[target])
     if unknown:
-        sid, dataset, emotion = unknown[0]
+        where, sid, dataset, emotion = unknown[0]
         known = ", ".join(sorted(sch.mapping(dataset) or {}))
         more = f" ({len(unknown) - 1} more samples too)" if len(unknown) > 1 else ""
+        what = "class folder" if dataset in FOLDER_CLASSES else "emotion"
         raise DataError(
-            f"sample {sid}: emotion {emotion!r} is not known to label scheme {scheme} for "
-            f"{dataset} (known: {known}){more}"
+            f"{_at(where, sid)}{what} {emotion!r}{_of(where, sid)} is not known to label scheme "
+            f"{scheme} for {dataset} (known: {known}){more}"
         )
     keep = [lab is not None for lab in labels]
     out = samples.loc[keep].copy()

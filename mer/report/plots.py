@@ -115,6 +115,11 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
             hatch=hatch,
         )
     labels = [f"{v}\n[oracle]" if o else v for v, o in zip(table["variant"], table["oracle"])]
+    if "state" in table:  # a search: pruned / failed / running configurations say so
+        labels = [
+            f"{label}\n[{state}]" if state != "complete" else label
+            for label, state in zip(labels, table["state"])
+        ]
     ax.set_xticks(x + width * (len(metrics) - 1) / 2, labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("pooled score (mean ± std over seeds)" if spread else "pooled score (one seed)")

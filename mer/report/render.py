@@ -27,8 +27,23 @@ def _num(value: Any, fmt: str) -> str:
     return format(value, fmt)
 
 
+def params_text(value: Any) -> str:
+    """A parameter count at a precision that tells variants apart: 812, 54.8k, 3.82M."""
+    if value is None or pd.isna(value):
+        return "–"
+    n = float(value)
+    if abs(n) < 1e3:
+        return f"{n:.0f}"
+    if abs(round(n / 1e3, 1)) < 1e3:
+        return f"{n / 1e3:.1f}k"
+    return f"{n / 1e6:.2f}M"
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable columns (strings), in the order readers scan them."""
+    """Human-readable columns (strings), in the order readers scan them. A search table gets a
+    `state` column (complete / PRUNED / failed / running, as the search summary has it); the
+    `paper†` column only appears when some row has a paper number."""
+    search = "state" in table
     parts = sorted({c[: -len("/uf1_mean")] for c in table.columns if c.endswith("/uf1_mean")})
     rows = []
     for _, r in table.iterrows():
@@ -42,10 +57,14 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             row[f"ΔUF1 vs {table.attrs.get('delta_reference', 'reference')}"] = (
                 "–" if pd.isna(d) else f"{d:+.3f}"
             )
-        p = r.get("params")
-        row["params"] = "–" if p is None or pd.isna(p) else f"{p / 1e6:.2f}M"
+        row["params"] = params_text(r.get("params"))
         row["GFLOPs"] = _num(r.get("gflops"), ".3g")
-        row["folds"] = r["folds"] + ("" if r["complete"] else " INCOMPLETE")
+        if search:  # the state says why folds are missing
+            row["state"] = str(r["state"])
+            lost = r["state"] == "complete" and not r["complete"]  # logs missing on disk
+            row["folds"] = r["folds"] + (" INCOMPLETE" if lost else "")
+        else:
+            row["folds"] = r["folds"] + ("" if r["complete"] else " INCOMPLETE")
         row["seeds"] = str(r["seeds"])
         paper = [
             f"{m.upper()} {r[f'paper_{m}']:.3f}"
@@ -54,7 +73,10 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         ]
         row["paper†"] = ", ".join(paper) if paper else ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    disp = pd.DataFrame(rows)
+    if "paper†" in disp and not disp["paper†"].astype(bool).any():
+        disp = disp.drop(columns="paper†")
+    return disp
 
 
 def notes(
@@ -76,7 +98,11 @@ def notes(
             "the test subject (AU-chosen crop regions or test-set epoch selection); not a valid "
             "estimate of generalisation."
         )
-    if not table["complete"].all():
+    if "state" in table:
+        out += _state_notes(table)
+    if not table["complete"].all() and (
+        "state" not in table or (table["state"] == "complete").gt(table["complete"]).any()
+    ):
         out.append(
             "INCOMPLETE: some folds are missing or failed; pooled numbers cover only the "
             "folds done."
@@ -90,6 +116,33 @@ def notes(
         )
     if search:
         out.append(search_note(search))
+    return out
+
+
+def _state_notes(table: pd.DataFrame) -> list[str]:
+    """What a search table's non-complete states mean, and which fold results it left out."""
+    out = []
+    states = set(table["state"].astype(str))
+    if "PRUNED" in states:
+        out.append(
+            "PRUNED: the search stopped the configuration after the folds shown (its pruner); "
+            "its scores pool only those folds, and Optuna holds no objective value for it, so "
+            "it is not comparable with complete rows."
+        )
+    if "failed" in states:
+        out.append(
+            "failed: a fold of the configuration failed (or it was invalid); scores, if any, "
+            "pool only the folds done."
+        )
+    if states & {"running", "waiting"}:
+        out.append("running: the search had not finished the configuration; partial numbers.")
+    dropped = table.attrs.get("uncounted") or []
+    if dropped:
+        listed = "; ".join(f"{d['variant']} fold {d['fold']} ({d['why']})" for d in dropped)
+        out.append(
+            f"Not counted, as in the search summary: {listed}. These fold results came after "
+            "the search closed the configuration and are left out of every number and figure."
+        )
     return out
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mer.metrics import POOLED_METRICS, always_class_baseline, pooled_scores
-from mer.report.data import RunData
+from mer.report.data import STATES, RunData
 
 METRICS = POOLED_METRICS
 _NOT_TABLED = ("n_test", "confusion")  # `n` is counted above; confusions come from confusion_for
@@ -90,12 +90,40 @@ def _mean_std(values: pd.Series) -> tuple[float, float]:
     return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
 
 
+def paper_dataset(run: RunData, variant: str) -> str | None:
+    """The real dataset a variant's numbers are on, for PAPER_ROWS; None for generated data.
+
+    A synthetic run (`data.dataset: synthetic`, even with `data.synthetic.layout: casme2` and
+    `casme2/...` subjects) is no evidence about the paper's numbers, so it gets none."""
+    data = run.config.get("data") or {}
+    dataset = data.get("dataset")
+    overrides = run.variant_info(variant).get("overrides") or {}
+    if isinstance(overrides, dict) and "data.dataset" in overrides:
+        dataset = overrides["data.dataset"]
+    dataset = str(dataset or "")
+    return dataset if dataset and dataset != "synthetic" else None
+
+
+def _state(run: RunData, variant: str, complete_folds: bool) -> tuple[str, str | None]:
+    """A search configuration's state as the search summary records it (data.STATES), and why."""
+    rec = run.configs.get(variant) or {}
+    state = rec.get("state")
+    if state is None:  # not in the summary (yet): a search still running or interrupted
+        return ("complete" if complete_folds else "running"), None
+    return STATES.get(state, str(state).lower()), rec.get("reason")
+
+
 def ablation_table(run: RunData) -> pd.DataFrame:
     """Per variant: UF1/UAR/acc mean ± std over seeds (sample std; NaN for one seed), per-dataset
     parts, params, GFLOPs, UF1 difference to the reference variant (`delta_reference`), folds
-    finished/failed, oracle tag, paper number."""
+    finished/failed, oracle tag, paper number (real-dataset runs only).
+
+    For a search each row is one configuration, with its own params/GFLOPs (search summary or
+    its fold results) and its `state` as the search summary has it (complete / PRUNED / failed /
+    running, with `reason`): only a configuration the search completed is `complete`; a pruned
+    one's scores cover the folds the search counted before pruning it."""
     per_seed = seed_scores(run)
-    dataset = str(run.config.get("data", {}).get("dataset", ""))
+    search = run.mode == "search"
     rows = []
     for variant in run.variants:
         sub = per_seed[per_seed["variant"] == variant]
@@ -104,6 +132,9 @@ def ablation_table(run: RunData) -> pd.DataFrame:
         complete = bool(len(sub)) and bool(
             (sub["folds_done"] == sub["folds_expected"]).all() and (sub["folds_failed"] == 0).all()
         )
+        if search:
+            state, reason = _state(run, variant, complete)
+            complete = complete and state == "complete"
         row: dict[str, Any] = {
             "variant": variant,
             "oracle": bool(info.get("oracle", False))
@@ -115,14 +146,18 @@ def ablation_table(run: RunData) -> pd.DataFrame:
             "params": stats.get("params"),
             "gflops": stats.get("gflops"),
         }
+        if search:
+            row["state"], row["reason"] = state, reason
         for col in [c for c in per_seed.columns if c in METRICS or "/" in c]:
             if col in sub:
                 row[f"{col}_mean"], row[f"{col}_std"] = _mean_std(sub[col])
-        paper = PAPER_ROWS.get((dataset, variant), {})
+        paper = PAPER_ROWS.get((paper_dataset(run, variant), variant), {})
         for m in METRICS:
             row[f"paper_{m}"] = paper.get(m, math.nan)
         rows.append(row)
     table = pd.DataFrame(rows)
+    if search:
+        table.attrs["uncounted"] = list(run.uncounted)
     # a search's rows are configurations ranked by their objective: no ablation reference
     ref = None if run.mode == "search" else delta_reference(table)
     if ref is not None:

@@ -131,7 +131,13 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     from mer.config import config_hash
     from mer.data.cache import load_samples_only
     from mer.data.checks import check_table
-    from mer.sweep.plan import build_plan, describe, model_stats_or_none, variant_configs
+    from mer.sweep.plan import (
+        build_plan,
+        describe,
+        estimate_search_gpu_hours,
+        model_stats_or_none,
+        variant_configs,
+    )
 
     memo: dict[str, tuple] = {}
 
@@ -167,11 +173,17 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
         after = (
             f"; then the hold-out evaluation: {n} LOSO fold(s) per variant and seed" if n else ""
         )
+        hours = estimate_search_gpu_hours(plan)
         print(
             f"Search mode: {cfg.search.trials} configuration(s) per variant ({cfg.search.sampler}"
             f" sampler), each one Tune trial per fold of seed {cfg.seeds[0]}; the trial count "
-            f"above is the ablation grid, for scale{after}"
+            f"and GPU-hours above are the ablation grid, for scale{after}"
         )
+        if hours is not None:
+            print(
+                f"Estimated GPU-hours of the search: at most {hours:.3g} (every configuration "
+                "on every fold, no pruning, plus the hold-out evaluation; same assumptions)"
+            )
     return 0
 
 

@@ -104,13 +104,40 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"--address {address!r}: expected auto or HOST:PORT (e.g. 10.0.0.1:6379)")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
+            speaks_grpc = os.environ.get("RAY_USE_TLS", "0") != "0" or _speaks_grpc(conn)
     except OSError as exc:
         raise ConfigError(
             f"--address {address}: no Ray cluster answers there ({exc}); check the host and port "
             "(`ray status` on the head node) or start one with `ray start --head`"
         ) from None
+    if not speaks_grpc:
+        hint = " (8265 is Ray's dashboard, used by `ray job submit`)" if port == "8265" else ""
+        raise ConfigError(
+            f"--address {address}: something answers there, but not Ray{hint}; give the head "
+            "node's GCS address (HOST:6379 by default, `ray status` shows it) or a Ray Client "
+            "address (ray://HOST:10001)"
+        )
+
+
+# HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server (Ray's GCS and Ray
+# Client both are) answers with a SETTINGS frame of its own; an HTTP/1 server does not.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(conn: Any) -> bool:
+    """Whether the server on `conn` answers the HTTP/2 preface with a SETTINGS frame."""
+    try:
+        conn.sendall(_H2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                return False
+            head += chunk
+    except OSError:  # timeout or reset: not a gRPC server
+        return False
+    return head[3] == 0x04  # frame type SETTINGS
 
 
 def _checkout_on_pythonpath() -> None:
@@ -150,6 +177,25 @@ def trial_resources(cfg: ExperimentConfig, cluster: dict[str, float]) -> dict[st
             f"{cluster.get('CPU', 0):g}"
         )
     return {"CPU": cpu, "GPU": gpu}
+
+
+def check_devices(plan: SweepPlan, resources: dict[str, float]) -> None:
+    """`train.device: cuda` in a variant whose trials get no GPU share would fail inside every
+    trial (after retries); refused before any trial starts."""
+    if resources.get("GPU", 0) > 0:
+        return
+    cuda = [name for name, v in plan.variants.items() if v.cfg.train.device == "cuda"]
+    if cuda:
+        why = (
+            "the Ray cluster has no GPUs"
+            if plan.cfg.resources.gpu_per_trial > 0
+            else "resources.gpu_per_trial is 0"
+        )
+        raise ConfigError(
+            f"train.device: cuda (variant{'s' if len(cuda) > 1 else ''} {', '.join(cuda)}), "
+            f"but {why}, so no trial would see a GPU; use train.device auto or cpu, or "
+            "connect to a cluster with GPUs (--address)"
+        )
 
 
 def max_concurrent(
@@ -258,6 +304,7 @@ class Session:
         self.started_ray = started_ray
         self.cluster = dict(ray.cluster_resources())
         self.resources = trial_resources(cfg, self.cluster)
+        check_devices(plan, self.resources)
         self.data_refs = {key: ray.put(value) for key, value in data.items()}
         mode = opts.wandb or cfg.tracking.wandb.mode
         self.tracker: Tracker = make_tracker(mode, self.out, cfg)
@@ -289,6 +336,11 @@ class Session:
             )
         return str(self.out / "ray"), EXPERIMENT
 
+    def missing_trials(self) -> list[str]:
+        """Planned trials with no result on disk that did not fail in this run, in plan order."""
+        done = self.store.done_ids()
+        return [t.id for t in self.plan.trials if t.id not in done and t.id not in self.failed]
+
     def run(
         self,
         *,
@@ -299,8 +351,12 @@ class Session:
         metric: str | None = None,
         mode: str | None = None,
         concurrency: int | None = None,
+        fresh_experiment: str | None = None,
     ) -> Any:
-        """Run (or, with --resume, restore) the Tune experiment; returns the ResultGrid."""
+        """Run (or, with --resume, restore) the Tune experiment; returns the ResultGrid.
+
+        `fresh_experiment`: run a new Tune experiment of that name next to the sweep's own
+        (never restored), for trials the restored experiment will not run again."""
         from ray.tune.logger import JsonLoggerCallback
 
         # Tune's CSV/TensorBoard loggers would flatten the final prediction payload into
@@ -310,6 +366,8 @@ class Session:
         # about it on every checkpoint of short trials.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         storage_path, name = self.storage
+        if fresh_experiment:
+            name = f"{name}-{fresh_experiment}"
         exp_path = f"{storage_path.rstrip('/')}/{name}"
         n_conc = concurrency or max_concurrent(
             self.cfg, self.resources, self.cluster, self.opts.max_concurrent, len(self.plan.trials)
@@ -338,7 +396,7 @@ class Session:
             )
         _ACTIVE["session"] = self
         try:
-            if self.opts.resume and tune.Tuner.can_restore(exp_path):
+            if not fresh_experiment and self.opts.resume and tune.Tuner.can_restore(exp_path):
                 log.info("restoring the Tune experiment at %s", exp_path)
                 tuner = tune.Tuner.restore(
                     exp_path,
@@ -584,7 +642,9 @@ def _foreign_entries(out: Path) -> list[str]:
     )
 
 
-def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> None:
+def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
+    """Refuse an output folder this run may not use; True when --overwrite is to clear it
+    (done by the caller only once the data and plan are ready, so a failing run keeps it)."""
     out = opts.out
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; the results folder must be a folder")
@@ -599,14 +659,12 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> None:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create the results folder ({exc})") from None
     previous = out / "config.yaml"
-    if opts.overwrite and out.exists() and not opts.resume:
-        log.warning("--overwrite: removing the previous results in %s", out)
-        shutil.rmtree(out)
-        return
+    if opts.overwrite and not opts.resume:
+        return any(out.iterdir())
     if not previous.exists():
         if opts.resume:
             log.info("--resume: no sweep in %s yet; starting it", out)
-        return
+        return False
     if not opts.resume:
         raise ConfigError(
             f"{out} already holds a sweep's results; continue it with --resume, write elsewhere "
@@ -628,6 +686,17 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> None:
             f"{' ...' if len(diff) > 8 else ''}; resume with the same config and --set "
             "options, or use --out for a new sweep"
         )
+    return False
+
+
+def _clear_out_dir(out: Path) -> None:
+    """--overwrite: remove the previous sweep's entries (only names a sweep writes are there)."""
+    log.warning("--overwrite: removing the previous results in %s", out)
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
@@ -656,7 +725,7 @@ def open_session(
     """Check the output folder, prepare data, plan, write config/plan/environment, start Ray."""
     if opts.address:
         check_reachable(opts.address)  # before data preparation, which can take minutes
-    _check_out_dir(cfg, opts)
+    clear = _check_out_dir(cfg, opts)
     vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
     data = prepare_datasets(vcfgs)
 
@@ -667,6 +736,8 @@ def open_session(
     plan = plan_mod.build_plan(
         cfg, samples_for, stats_for=plan_mod.model_stats_or_none, variants=vcfgs
     )
+    if clear:  # the new run's data and plan are ready: now the old results may go
+        _clear_out_dir(opts.out)
     started = connect(opts.address, num_cpus=opts.num_cpus)
     try:
         write_run_files(opts.out, plan, argv=opts.argv)
@@ -686,6 +757,19 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
     try:
         ids = [t.id for t in session.plan.trials]
         session.run(param_space={"spec": _grid(ids)})
+        lost = session.missing_trials() if opts.resume else []
+        if lost:
+            # Tune restores a trial it saw finish as finished, even when its results folder was
+            # deleted since: those run again in an experiment of their own.
+            log.warning(
+                "--resume: %d trial(s) the restored Tune experiment counts as finished have no "
+                "results in %s (first: %s); running them again",
+                len(lost), opts.out, lost[0],
+            )  # fmt: skip
+            session.run(
+                param_space={"spec": _grid(lost)},
+                fresh_experiment=f"rerun-{time.strftime('%Y%m%d-%H%M%S')}",
+            )
     finally:
         summary = session.finish()
     print(f"\n{cfg.name}: pooled test metrics per variant (mean ± std over seeds)\n")
@@ -694,9 +778,10 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
     failed = int(summary.table["folds_failed"].sum())
     missing = int((summary.table["folds_total"] - summary.table["folds_done"]).sum()) - failed
     if failed or missing:
+        see = f"see {opts.out}/trials/*/*/*/error.txt; " if failed else ""
         print(
-            f"INCOMPLETE: {failed} trial(s) failed, {missing} not run; see "
-            f"{opts.out}/trials/*/*/*/error.txt; rerun with --resume to retry them"
+            f"INCOMPLETE: {failed} trial(s) failed, {missing} not run; {see}rerun with --resume "
+            "to retry them"
         )
         return 1
     return 0

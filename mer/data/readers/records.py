@@ -28,6 +28,7 @@ COLUMNS = [
     "aus_raw",
     "emotion",
     "path",
+    "where",  # where the user finds the clip (Record.where), for messages after the table is built
 ]
 _DIGITS = re.compile(r"\d+")
 
@@ -232,11 +233,12 @@ def to_frame(records: list[Record], paths: list[str | None]) -> pd.DataFrame:
         "aus_raw": [r.aus_raw for r in records],
         "emotion": [r.emotion for r in records],
         "path": pd.Series(paths, dtype=object),
+        "where": [r.where for r in records],
     }
     extra_keys = sorted({k for r in records for k in r.extra})
     for key in extra_keys:
         data[key] = [r.extra.get(key) for r in records]
     frame = pd.DataFrame(data)
-    for col in ("sample_id", "dataset", "subject", "clip", "aus_raw", "emotion"):
+    for col in ("sample_id", "dataset", "subject", "clip", "aus_raw", "emotion", "where"):
         frame[col] = frame[col].astype(str)
     return frame.reset_index(drop=True)
