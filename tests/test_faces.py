@@ -103,6 +103,11 @@ def test_annotated_reads_selected_positions(tmp_path: Path) -> None:
     np.save(synthetic.landmark_path(clip), points[:, :5])
     with pytest.raises(DataError, match=r"expected landmarks \(frames, 68, 2\)"):
         provider(np.zeros((1, 4, 4, 3), np.uint8), path=clip, positions=np.array([0]))
+    Path(synthetic.landmark_path(clip)).write_bytes(b"damaged" * 20)
+    with pytest.raises(DataError) as err:
+        provider(np.zeros((1, 4, 4, 3), np.uint8), path=clip, positions=np.array([0]))
+    assert "cannot read landmarks (not a numeric .npy file)" in str(err.value)
+    assert "allow_pickle" not in str(err.value)
 
 
 def test_missing_models_package_tells_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

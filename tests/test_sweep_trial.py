@@ -33,6 +33,7 @@ def test_trial_runs_in_process_without_ray(tmp_path, capsys):
     folder = out / "debug" / "trials" / "full" / "0" / "casme2__sub02"
     info = json.loads((folder / "result.json").read_text())
     assert info["status"] == "done" and info["fold"] == "casme2/sub02" and info["oracle"] is True
+    assert info["class_names"] == ["negative", "positive", "surprise"]  # megc3's classes 0, 1, 2
     pred = pd.read_csv(folder / "predictions.csv")
     assert set(pred["subject"]) == {"casme2/sub02"} and set(pred["split"]) == {"test"}
     assert list(pd.read_csv(folder / "history.csv")["epoch"]) == [1, 2, 3]

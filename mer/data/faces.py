@@ -131,7 +131,13 @@ class AnnotatedLandmarks:
         try:
             points = np.load(file)
         except (OSError, ValueError) as exc:
-            raise DataError(f"{file}: cannot read landmarks ({exc})") from None
+            # numpy's message for a damaged file suggests allow_pickle, which is no remedy here
+            why = "not a numeric .npy file" if "allow_pickle" in str(exc) else str(exc)
+            raise DataError(
+                f"{file}: cannot read landmarks ({why}); expected a .npy array of shape "
+                "(frames, 68, 2): regenerate the dataset (mer synth) or use data.regions.landmarks "
+                "dlib"
+            ) from None
         if points.ndim != 3 or points.shape[1:] != (N_POINTS, 2):
             raise DataError(f"{file}: expected landmarks (frames, 68, 2), got {points.shape}")
         positions = np.asarray(positions, dtype=np.int64)

@@ -292,6 +292,7 @@ def _train(
         "fold_index": spec.fold_index,
         "seed": spec.seed,
         "oracle": bool(result.oracle) or plan_oracle,
+        "class_names": list(data.class_names),  # what the integer classes of the logs mean
         "predictions": result.predictions.to_dict(orient="list"),
         "history": [dict(r) for r in result.history],
         "selected_epoch": int(result.selected_epoch),
