@@ -671,6 +671,7 @@ def _check_semantics(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
     _check_train(cfg, raw)
     _check_au_codes(cfg.data.regions.au_codes)
     _check_data_sources(cfg.data)
+    _check_frames(cfg.data)
     if not cfg.seeds:
         raise ConfigError("seeds: expected at least one seed")
     repeated = sorted({s for s in cfg.seeds if cfg.seeds.count(s) > 1})
@@ -685,6 +686,14 @@ def _check_semantics(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
 
 COMPOSITE_PARTS = ("casme2", "samm", "smic")
 NO_AU_DATASETS = ("smic", "deception")  # annotated by class folder / verdict only
+
+
+def _check_frames(data: DataConfig) -> None:
+    if data.frames.window == "clip" and data.frames.select == "onset_apex_offset":
+        raise ConfigError(
+            "data.frames.window: clip, but select onset_apex_offset always selects inside the "
+            "annotated onset..offset; use window auto or annotated, or another select"
+        )
 
 
 def _check_data_sources(data: DataConfig) -> None:

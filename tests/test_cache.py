@@ -673,15 +673,26 @@ def test_stale_temporary_folder_is_removed(tmp_path: Path, shared: Path) -> None
     assert not stale.exists()
 
 
-def test_selection_span_of_an_inverted_window_is_an_error() -> None:
+def test_selection_span_window_skip_and_apex(caplog: pytest.LogCaptureFixture) -> None:
     settings = clips.ClipSettings(
-        count=4, select="uniform", size=32, policy="none", landmarks="none", upsample=0,
-        margin=0.0, keep_aspect=False, no_face="error", au_codes=(), window="annotated",
+        count=4, select="onset_apex_offset", size=32, policy="none", landmarks="none",
+        upsample=0, margin=0.0, keep_aspect=False, no_face="error", au_codes=(),
+        window="annotated",
     )  # fmt: skip
     numbers = list(range(1, 21))
-    job = clips.ClipJob("casme3/spNO.1/a/9", "/d", onset=9, apex=None, offset=4)
-    with pytest.raises(DataError, match="onset frame 9 is after offset frame 4"):
-        clips.selection_span(job, numbers, settings)
     ok = clips.ClipJob("casme3/spNO.1/a/4", "/d", onset=4, apex=6, offset=9)
-    assert clips.selection_span(ok, numbers, settings) == (3, 8, 2)
+    assert clips.selection_span(ok, numbers, settings) == (3, 8, 2)  # apex relative to lo
     assert clips.selection_span(ok, numbers, replace(settings, skip=1)) == (4, 8, 1)
+    with caplog.at_level(logging.WARNING, logger="mer.data.clips"):
+        assert clips.selection_span(ok, numbers, replace(settings, skip=3)) == (6, 8, None)
+    assert caplog.messages == [
+        "casme3/spNO.1/a/4: apex frame 6 is among the data.frames.skip frames dropped before "
+        "the frames 7..9 selected from: not forced"
+    ]
+    # another method does not use the apex
+    assert clips.selection_span(ok, numbers, replace(settings, select="uniform")) == (3, 8, None)
+    gapped = [1, 2, 5, 6]
+    job = clips.ClipJob("casme3/spNO.1/a/3", "/d", onset=3, apex=None, offset=4)
+    with pytest.raises(DataError, match=r"no frame numbered between onset 3 and offset 4 \(the "
+                       r"clip has 4 frames, 1..6, with gaps\)"):  # fmt: skip
+        clips.selection_span(job, gapped, settings)

@@ -77,6 +77,10 @@ def test_nested_unknown_key(sweep_file):
         ("train.epochs=ten", "train.epochs: expected an integer, got 'ten'"),
         ("train.lr=-1", r"train.lr: expected a value in [0.0, inf], got -1.0"),
         ("train.lr=0", "train.lr: expected a learning rate > 0, got 0.0"),
+        (
+            "data.frames={count: 8, select: onset_apex_offset, window: clip}",
+            "data.frames.window: clip, but select onset_apex_offset always selects inside",
+        ),
         ("model.dropout=1.5", "model.dropout: expected a value in [0.0, 0.99], got 1.5"),
         ("model.attention=ecbam", "did you mean 'cbam'"),
         ("train.augment.flip=maybe", "train.augment.flip: expected true/false, got 'maybe'"),

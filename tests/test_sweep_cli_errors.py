@@ -182,3 +182,29 @@ def test_an_address_that_answers_but_is_not_ray_is_refused():
     # a gRPC server (Ray's GCS, Ray Client) answers the HTTP/2 preface with a SETTINGS frame
     grpc = _serve_once(bytes([0, 0, 6, 4, 0, 0, 0, 0, 0]) + bytes(6))
     check_reachable(f"ray://127.0.0.1:{grpc}")
+
+
+def test_a_refused_cluster_leaves_the_previous_results_and_cleared_folders_keep_others(
+    tmp_path, capsys
+):
+    """--overwrite with train.device: cuda on a CPU-only Ray: refused before anything is
+    removed or written; a clear removes only what a sweep writes."""
+    from mer.sweep.runner import _clear_out_dir
+
+    out = tmp_path / "run"
+    (out / "trials").mkdir(parents=True)
+    (out / "config.yaml").write_text("name: previous\n")
+    (out / "summary.md").write_text("last week's table")
+    status = main(
+        [DEMO, *_sets(tmp_path), "--out", str(out), "--overwrite", "--num-cpus", "1",
+         "--set", "train.device=cuda", "--set", "ablations={full: {}}"]
+    )  # fmt: skip
+    assert status == 2
+    assert "train.device: cuda (variant full), but the Ray cluster has no GPUs" in (
+        capsys.readouterr().err
+    )
+    assert (out / "summary.md").read_text() == "last week's table"
+    assert (out / "config.yaml").read_text() == "name: previous\n"
+    (out / "cache").mkdir()  # e.g. a data.cache_dir inside --out, built after the check
+    _clear_out_dir(out)
+    assert sorted(p.name for p in out.iterdir()) == ["cache"]

@@ -9,6 +9,7 @@ Kept apart from the cache (and free of pandas) so that decoding worker processes
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ import numpy as np
 
 from mer.data import faces, frames, media, regions
 from mer.errors import DataError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mer.config import DataConfig
@@ -125,11 +128,23 @@ def selection_span(
         on, ap, off = window_positions(numbers, job.onset, job.apex, job.offset)
         lo = lo if on is None else on
         hi = hi if off is None else off
-        if lo > hi:
+        if lo > hi:  # onset..offset falls in a gap of the frame numbers
             raise DataError(
-                f"onset frame {job.onset} is after offset frame {job.offset}: no frames between"
+                f"no frame numbered between onset {job.onset} and offset {job.offset} (the clip "
+                f"has {len(numbers)} frames, {numbers[0]}..{numbers[-1]}, with gaps)"
             )
-        apex = None if ap is None else ap - (lo + s.skip)
+        if ap is not None and s.select in frames.NEEDS_WINDOW:
+            if lo + s.skip <= ap <= hi:
+                apex = ap - (lo + s.skip)
+            else:
+                skipped = ap >= lo and s.skip > 0
+                log.warning(
+                    "%s: apex frame %s is %s frames %s..%s selected from: not forced",
+                    job.sample_id, numbers[ap],
+                    "among the data.frames.skip frames dropped before the"
+                    if skipped else "outside the onset..offset",
+                    numbers[min(lo + s.skip, hi)], numbers[hi],
+                )  # fmt: skip
     if lo + s.skip > hi:
         raise DataError(
             f"data.frames.skip {s.skip} drops all {hi - lo + 1} frames of the "

@@ -182,7 +182,8 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
         if hours is not None:
             print(
                 f"Estimated GPU-hours of the search: at most {hours:.3g} (every configuration "
-                "on every fold, no pruning, plus the hold-out evaluation; same assumptions)"
+                "on every fold, no pruning, plus the hold-out evaluation when it runs; at the "
+                "base model's cost, same assumptions)"
             )
     return 0
 

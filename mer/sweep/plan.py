@@ -317,10 +317,10 @@ def estimate_gpu_hours(plan: SweepPlan) -> dict[str, Any]:
 
 
 def estimate_search_gpu_hours(plan: SweepPlan) -> float | None:
-    """Upper bound for a search (no pruning): search.trials configurations per variant, each
-    trained on every fold of the first seed, plus the hold-out evaluation (one fold per held-out
-    subject and seed, each about a search fold's training set). Scaled by each variant's own
-    FLOPs: searched model widths change it. None without model statistics."""
+    """Upper bound for a search (no pruning) at each variant's base model cost: search.trials
+    configurations per variant, each trained on every fold of the first seed, plus the hold-out
+    evaluation when it runs (one fold per held-out subject and seed, each about a search fold's
+    training set). Searched widths or epochs are not reflected. None without model statistics."""
     search = plan.cfg.search
     if search is None:
         return None
@@ -332,7 +332,8 @@ def estimate_search_gpu_hours(plan: SweepPlan) -> float | None:
         folds = v.folds.get(seed, [])
         clips = sum(int(f.train.size) for f in folds)
         per_clip = 3.0 * float(v.stats["gflops"]) * v.cfg.train.epochs
-        holdout_clips = len(v.holdout) * len(plan.cfg.seeds) * clips / max(len(folds), 1)
+        held = len(v.holdout) if search.evaluate_holdout else 0
+        holdout_clips = held * len(plan.cfg.seeds) * clips / max(len(folds), 1)
         total += per_clip * (search.trials * clips + holdout_clips)
     return total / (ASSUMED_TFLOPS * 1000.0) / 3600.0
 

@@ -293,6 +293,7 @@ class Session:
         plan: SweepPlan,
         data: dict[str, Any],
         started_ray: bool,
+        resources: dict[str, float] | None = None,
     ):
         import ray
 
@@ -303,8 +304,7 @@ class Session:
         self.store = ResultsStore(self.out)
         self.started_ray = started_ray
         self.cluster = dict(ray.cluster_resources())
-        self.resources = trial_resources(cfg, self.cluster)
-        check_devices(plan, self.resources)
+        self.resources = resources or trial_resources(cfg, self.cluster)
         self.data_refs = {key: ray.put(value) for key, value in data.items()}
         mode = opts.wandb or cfg.tracking.wandb.mode
         self.tracker: Tracker = make_tracker(mode, self.out, cfg)
@@ -690,9 +690,12 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
 
 
 def _clear_out_dir(out: Path) -> None:
-    """--overwrite: remove the previous sweep's entries (only names a sweep writes are there)."""
+    """--overwrite: remove the previous sweep's entries, and nothing else (a data cache built
+    inside --out since the folder was checked stays)."""
     log.warning("--overwrite: removing the previous results in %s", out)
     for entry in out.iterdir():
+        if entry.name not in SWEEP_ENTRIES and not entry.name.endswith("-holdout"):
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:
@@ -736,12 +739,16 @@ def open_session(
     plan = plan_mod.build_plan(
         cfg, samples_for, stats_for=plan_mod.model_stats_or_none, variants=vcfgs
     )
-    if clear:  # the new run's data and plan are ready: now the old results may go
-        _clear_out_dir(opts.out)
     started = connect(opts.address, num_cpus=opts.num_cpus)
     try:
+        import ray
+
+        resources = trial_resources(cfg, dict(ray.cluster_resources()))
+        check_devices(plan, resources)
+        if clear:  # data, plan and cluster are ready: now the old results may go
+            _clear_out_dir(opts.out)
         write_run_files(opts.out, plan, argv=opts.argv)
-        return Session(cfg, opts, plan, data, started)
+        return Session(cfg, opts, plan, data, started, resources)
     except BaseException:
         if started:
             import ray
@@ -756,8 +763,11 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
     session = open_session(cfg, opts)
     try:
         ids = [t.id for t in session.plan.trials]
-        session.run(param_space={"spec": _grid(ids)})
-        lost = session.missing_trials() if opts.resume else []
+        grid = session.run(param_space={"spec": _grid(ids)})
+        # Tune returns normally after Ctrl-C (or SIGUSR1) too: only an experiment whose every
+        # trial ended may have lost results to rerun; an interrupted one stops here
+        ended = grid.num_terminated + grid.num_errors == len(grid)
+        lost = session.missing_trials() if opts.resume and ended else []
         if lost:
             # Tune restores a trial it saw finish as finished, even when its results folder was
             # deleted since: those run again in an experiment of their own.
