@@ -135,3 +135,37 @@ def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     rerun = {e["trial"] for e in _events(events)[n_events:] if e["event"] == "end"}
     assert len(rerun) == 1 and (lost / "result.json").exists()
     assert pd.read_csv(out / "summary.csv").loc[0, "folds_done"] == 5
+
+
+def test_ctrl_c_stops_a_resumed_sweep_and_says_how_to_continue(tmp_path):
+    """Tune returns normally after SIGINT: the driver must stop there (not rerun the trials the
+    interruption left unfinished as if their results had been deleted)."""
+    out, cache, events = tmp_path / "out", tmp_path / "cache", tmp_path / "events.jsonl"
+    events.touch()
+    proc = subprocess.Popen(
+        _command(out, cache, "--resume"),  # a job script that always passes --resume
+        cwd=tmp_path,
+        env=_env(events),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(out.glob("trials/*/*/*/result.json")):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, stdout[-2000:] + stderr[-3000:]
+    assert "sweep interrupted" in stderr and "--resume" in stderr
+    assert "running them again" not in stderr
+    done = len(list(out.glob("trials/*/*/*/result.json")))
+    assert 1 <= done < 5 and "INCOMPLETE" in stdout

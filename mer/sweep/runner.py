@@ -766,7 +766,14 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
         grid = session.run(param_space={"spec": _grid(ids)})
         # Tune returns normally after Ctrl-C (or SIGUSR1) too: only an experiment whose every
         # trial ended may have lost results to rerun; an interrupted one stops here
-        ended = grid.num_terminated + grid.num_errors == len(grid)
+        unended = len(ids) - ended_trials(grid)
+        ended = unended == 0
+        if not ended:
+            log.warning(
+                "sweep interrupted: %d of %d trial(s) did not end; continue with the same "
+                "command plus --resume (not Tuner.restore)",
+                unended, len(ids),
+            )  # fmt: skip
         lost = session.missing_trials() if opts.resume and ended else []
         if lost:
             # Tune restores a trial it saw finish as finished, even when its results folder was
@@ -795,6 +802,18 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
         )
         return 1
     return 0
+
+
+def ended_trials(grid: Any) -> int:
+    """Trials of a ResultGrid that ended: failed, or whose last report is the final (or the
+    already-done) one. An interrupted trial shows as TERMINATED in Tune, so status says nothing;
+    trials the interruption kept from starting are not in the grid at all."""
+    n = 0
+    for result in grid:
+        metrics = result.metrics or {}
+        if result.error is not None or metrics.get(FINAL_KEY) or metrics.get(SKIPPED_KEY):
+            n += 1
+    return n
 
 
 def _grid(values: list[str]) -> Any:
