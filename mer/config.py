@@ -375,7 +375,9 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp))
     if origin is list:
-        return f"a list of {_type_name(get_args(tp)[0])}"
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
+        item = get_args(tp)[0]
+        return f"a list of {plural.get(item) or _type_name(item)}"
     if origin is dict:
         value = get_args(tp)[1]
         return "a mapping" if value is Any else f"a mapping of {_type_name(value)}"
@@ -672,6 +674,7 @@ def _check_semantics(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
     _check_au_codes(cfg.data.regions.au_codes)
     _check_data_sources(cfg.data)
     _check_frames(cfg.data)
+    _check_labels(cfg.data)
     if not cfg.seeds:
         raise ConfigError("seeds: expected at least one seed")
     repeated = sorted({s for s in cfg.seeds if cfg.seeds.count(s) > 1})
@@ -686,6 +689,12 @@ def _check_semantics(cfg: ExperimentConfig, raw: dict[str, Any]) -> None:
 
 COMPOSITE_PARTS = ("casme2", "samm", "smic")
 NO_AU_DATASETS = ("smic", "deception")  # annotated by class folder / verdict only
+
+
+def _check_labels(data: DataConfig) -> None:
+    from mer.data.labels import get_scheme  # imports only mer.errors: no cycle
+
+    get_scheme(data.labels)
 
 
 def _check_frames(data: DataConfig) -> None:

@@ -77,6 +77,8 @@ def test_nested_unknown_key(sweep_file):
         ("train.epochs=ten", "train.epochs: expected an integer, got 'ten'"),
         ("train.lr=-1", r"train.lr: expected a value in [0.0, inf], got -1.0"),
         ("train.lr=0", "train.lr: expected a learning rate > 0, got 0.0"),
+        ("data.labels=megc5", "data.labels: unknown label scheme 'megc5' (did you mean 'megc3'?"),
+        ("data.regions.au_codes=x", "data.regions.au_codes: expected a list of integers, got 'x'"),
         (
             "data.frames={count: 8, select: onset_apex_offset, window: clip}",
             "data.frames.window: clip, but select onset_apex_offset always selects inside",

@@ -166,8 +166,13 @@ SCHEMES: dict[str, LabelScheme] = {
 
 def get_scheme(name: str) -> LabelScheme:
     if name not in SCHEMES:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(SCHEMES), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(
-            f"data.labels: unknown label scheme {name!r} (expected one of {', '.join(SCHEMES)})"
+            f"data.labels: unknown label scheme {name!r} ({hint}expected one of "
+            f"{', '.join(SCHEMES)})"
         )
     return SCHEMES[name]
 
