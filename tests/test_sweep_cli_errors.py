@@ -52,7 +52,6 @@ def test_an_address_nobody_answers_fails_in_seconds():
     assert time.monotonic() - t0 < 10
     with pytest.raises(ConfigError, match="expected auto or HOST:PORT"):
         check_reachable("nohost")
-    check_reachable("auto")  # Ray's own resolution, not checked here
 
 
 def test_unreachable_address_stops_before_data_is_prepared(tmp_path, capsys):
@@ -181,7 +180,25 @@ def test_an_address_that_answers_but_is_not_ray_is_refused():
     assert time.monotonic() - t0 < 5
     # a gRPC server (Ray's GCS, Ray Client) answers the HTTP/2 preface with a SETTINGS frame
     grpc = _serve_once(bytes([0, 0, 6, 4, 0, 0, 0, 0, 0]) + bytes(6))
-    check_reachable(f"ray://127.0.0.1:{grpc}")
+    check_reachable(f"127.0.0.1:{grpc}")
+
+
+def test_urls_ray_client_and_auto_addresses(monkeypatch):
+    with pytest.raises(ConfigError, match="not a URL; http://HOST:8265 is the dashboard"):
+        check_reachable("http://10.0.0.1:8265")
+    with pytest.raises(ConfigError, match="Ray Client is not supported"):
+        check_reachable("ray://10.0.0.1:10001")
+    # auto: the address Ray would pick (RAY_ADDRESS first) is checked like any other
+    port = _closed_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(ConfigError) as err:
+        check_reachable("auto", timeout_s=2)
+    assert str(err.value).startswith(f"--address auto (resolved to 127.0.0.1:{port} from ")
+    assert "no Ray cluster answers there" in str(err.value)
+    grpc = _serve_once(bytes([0, 0, 6, 4, 0, 0, 0, 0, 0]) + bytes(6))
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{grpc}")
+    check_reachable("auto")
+    check_reachable("local")  # a new local Ray: nothing to check
 
 
 def test_a_refused_cluster_leaves_the_previous_results_and_cleared_folders_keep_others(
@@ -208,3 +225,31 @@ def test_a_refused_cluster_leaves_the_previous_results_and_cleared_folders_keep_
     (out / "cache").mkdir()  # e.g. a data.cache_dir inside --out, built after the check
     _clear_out_dir(out)
     assert sorted(p.name for p in out.iterdir()) == ["cache"]
+
+
+def test_shared_storage_experiments_are_per_results_folder_and_resume_checks_storage(tmp_path):
+    """Two sweeps of one config on one --storage must not restore each other's checkpoints, and
+    --resume must look where the sweep put its Tune state."""
+    from mer.config import load_config
+    from mer.sweep.runner import _record_storage, shared_experiment_name
+
+    a = shared_experiment_name("demo", tmp_path / "out6")
+    assert a == shared_experiment_name("demo", tmp_path / "x" / ".." / "out6")
+    assert a.startswith("demo-") and a != shared_experiment_name("demo", tmp_path / "out7")
+    assert shared_experiment_name("my sweep/1", tmp_path).startswith("my_sweep_1-")
+
+    cfg = load_config(DEMO)
+    out = tmp_path / "run"
+    out.mkdir()
+    from mer.config import dump_yaml
+
+    (out / "config.yaml").write_text(dump_yaml(cfg))
+    _record_storage(RunOptions(out=out, storage=str(tmp_path / "shared")))
+    _check_out_dir(cfg, RunOptions(out=out, resume=True, storage=str(tmp_path / "shared")))
+    with pytest.raises(ConfigError) as err:
+        _check_out_dir(cfg, RunOptions(out=out, resume=True))
+    assert f"keeps its Tune state under --storage {tmp_path / 'shared'}" in str(err.value)
+    assert "but this run has no --storage" in str(err.value)
+    _record_storage(RunOptions(out=out))
+    with pytest.raises(ConfigError, match="under no --storage .* this run has --storage"):
+        _check_out_dir(cfg, RunOptions(out=out, resume=True, storage="s3://bucket/mer"))

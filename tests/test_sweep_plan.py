@@ -214,6 +214,24 @@ def test_resources_without_gpus_and_concurrency_default():
         trial_resources(from_dict({"resources": {"gpu_per_trial": 2}}), {"CPU": 8, "GPU": 1.0})
 
 
+def test_gpu_workers_still_to_come_keep_the_gpu_share(caplog):
+    """cluster.yaml starts GPU workers on demand (min_workers 0): at launch the cluster has no
+    GPU, but trials must still ask for one, or the autoscaler never starts any."""
+    from mer.sweep.runner import capacity
+
+    cfg = _cfg()  # gpu_per_trial 0.25, cpu_per_trial 1
+    head = {"CPU": 8.0}
+    ceiling = {"CPU": 8.0 + 8 * 4, "GPU": 8.0}  # 8 x g5.xlarge (1 GPU, 4 vCPU) at most
+    with caplog.at_level("WARNING", logger="mer.sweep.runner"):
+        res = trial_resources(cfg, head, ceiling)
+    assert res == {"CPU": 1.0, "GPU": 0.25}
+    assert "no GPU node is up yet" in caplog.text and "up to 8 GPUs" in caplog.text
+    # concurrency sized for the scaled-up cluster: 8 GPUs / 0.25, not the head alone
+    assert max_concurrent(cfg, res, capacity(head, ceiling), None, 100) == 32
+    # no autoscaler and no GPU: CPU trials, as on a laptop
+    assert trial_resources(cfg, head, {}) == {"CPU": 1.0, "GPU": 0.0}
+
+
 def test_cuda_variants_without_a_gpu_share_are_refused_before_any_trial():
     from types import SimpleNamespace
 

@@ -164,8 +164,13 @@ def test_ctrl_c_stops_a_resumed_sweep_and_says_how_to_continue(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 1, stdout[-2000:] + stderr[-3000:]
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-3000:]
     assert "sweep interrupted" in stderr and "--resume" in stderr
     assert "running them again" not in stderr
     done = len(list(out.glob("trials/*/*/*/result.json")))
-    assert 1 <= done < 5 and "INCOMPLETE" in stdout
+    assert 1 <= done < 5 and "INTERRUPTED" in stdout
+    # W&B: the finished trials' runs, and no summary run of a variant that is only paused
+    from mer.sweep.tracking import offline_runs
+
+    runs = offline_runs(out)
+    assert runs and all("trial" in r["tags"] for r in runs), [r["name"] for r in runs]

@@ -15,6 +15,7 @@ configs understood by `mer.sweep.trial.spec_from_config`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -78,7 +79,16 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         return False
     if address:
         check_reachable(address)
-        ray.init(address=address, log_to_driver=True)
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except ConnectionError as exc:
+            hint = (
+                ""
+                if os.environ.get("RAY_AUTH_MODE") == "token"
+                else "; a cluster with token authentication also needs RAY_AUTH_MODE=token (and "
+                "its token, e.g. ~/.ray/auth_token) in this shell. Do not `ray stop` a shared head"
+            )
+            raise ConfigError(f"--address {address}: {exc}{hint}") from None
     else:
         _checkout_on_pythonpath()
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
@@ -90,17 +100,42 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """A HOST:PORT (or ray://HOST:PORT) address answers on TCP; ConfigError otherwise.
+    """A HOST:PORT address answers, and speaks gRPC as Ray's GCS does; ConfigError otherwise.
 
-    ray.init keeps retrying an address that does not answer, without a deadline and deaf to
-    Ctrl-C; a typo in --address must fail in seconds instead. `auto` and `local` are Ray's own.
+    ray.init keeps retrying an address that does not answer (or answers something else),
+    without a deadline and deaf to Ctrl-C; a typo in --address must fail in seconds instead.
+    `auto` is resolved as Ray does (RAY_ADDRESS, else the cluster this machine last started)
+    and that address is checked. Ray Client (ray://) is refused: Tune would run the experiment
+    in a remote actor, out of reach of the callbacks that file each trial's results here.
     """
     import socket
 
-    text = address.removeprefix("ray://")
-    if text in ("auto", "local"):
+    if address.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--address {address}: expected auto or HOST:PORT of the head node's GCS (6379 by "
+            "default), not a URL; http://HOST:8265 is the dashboard, used by `ray job submit`"
+        )
+    if address.startswith("ray://"):
+        raise ConfigError(
+            f"--address {address}: Ray Client is not supported (the sweep files each trial's "
+            "results from the driver's own process); run run_sweep.py on the head node "
+            "(`ray attach cluster.yaml --tmux`, or `ray job submit`) with --address auto"
+        )
+    if address == "local":
         return
-    host, sep, port = text.rpartition(":")
+    if address == "auto":
+        resolved = _resolve_auto()
+        if resolved is None:
+            return
+        try:
+            check_reachable(resolved, timeout_s)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"--address auto (resolved to {resolved} from RAY_ADDRESS or the cluster "
+                f"this machine last started): {str(exc).split(': ', 1)[1]}"
+            ) from None
+        return
+    host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"--address {address!r}: expected auto or HOST:PORT (e.g. 10.0.0.1:6379)")
     try:
@@ -115,9 +150,21 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         hint = " (8265 is Ray's dashboard, used by `ray job submit`)" if port == "8265" else ""
         raise ConfigError(
             f"--address {address}: something answers there, but not Ray{hint}; give the head "
-            "node's GCS address (HOST:6379 by default, `ray status` shows it) or a Ray Client "
-            "address (ray://HOST:10001)"
+            "node's GCS address (HOST:6379 by default; `ray status` shows it)"
         )
+
+
+def _resolve_auto() -> str | None:
+    """The address `ray.init(address="auto")` would use; None when Ray leaves it open."""
+    try:
+        from ray._private.services import get_ray_address_from_environment
+    except ImportError:  # another Ray layout: leave it to ray.init
+        return None
+    try:
+        resolved = get_ray_address_from_environment("auto", None)
+    except ConnectionError as exc:
+        raise ConfigError(f"--address auto: {exc}") from None
+    return None if not resolved or resolved in ("auto", "local") else resolved
 
 
 # HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server (Ray's GCS and Ray
@@ -157,14 +204,44 @@ def _alive_nodes() -> int:
     return sum(1 for n in ray.nodes() if n.get("Alive"))
 
 
-def trial_resources(cfg: ExperimentConfig, cluster: dict[str, float]) -> dict[str, float]:
-    """Resources of one trial; no GPU share on a cluster without GPUs (logged)."""
+def autoscaler_ceiling() -> dict[str, float]:
+    """The most CPUs/GPUs the cluster's autoscaler may bring up (its node types x max_workers);
+    empty without an autoscaler (a local Ray, `ray start` by hand). Ray Train and Data read the
+    same (private) state."""
+    try:
+        from ray._private.state import state
+
+        found = state.get_max_resources_from_cluster_config() or {}
+        return {k: float(v) for k, v in found.items()}
+    except Exception:  # noqa: BLE001 - no autoscaler state, or another Ray layout
+        return {}
+
+
+def capacity(cluster: dict[str, float], ceiling: dict[str, float]) -> dict[str, float]:
+    """CPUs and GPUs the cluster has now or may have once its autoscaler has scaled up."""
+    return {k: max(cluster.get(k, 0.0), ceiling.get(k, 0.0)) for k in ("CPU", "GPU")}
+
+
+def trial_resources(
+    cfg: ExperimentConfig, cluster: dict[str, float], ceiling: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Resources of one trial. Without any GPU, now or from the autoscaler (`ceiling`), trials
+    run on CPU (logged). With GPU nodes still to come (cluster.yaml: min_workers 0) they keep
+    their GPU share and wait: asking is what makes the autoscaler start GPU workers."""
     gpu = float(cfg.resources.gpu_per_trial)
-    if cluster.get("GPU", 0) == 0 and gpu > 0:
+    cap = capacity(cluster, ceiling or {})
+    if cap["GPU"] == 0 and gpu > 0:
         log.info(
             "the Ray cluster has no GPUs: trials run on CPU (resources.gpu_per_trial %g -> 0)", gpu
         )
         gpu = 0.0
+    elif cluster.get("GPU", 0) == 0 and gpu > 0:
+        log.warning(
+            "no GPU node is up yet: trials ask for %g GPU each and wait for the autoscaler to "
+            "start GPU workers (up to %g GPUs)",
+            gpu, cap["GPU"],
+        )  # fmt: skip
+    cluster = cap
     if gpu > cluster.get("GPU", 0):
         raise ConfigError(
             f"resources.gpu_per_trial: {gpu:g} GPUs per trial but the cluster has "
@@ -304,7 +381,9 @@ class Session:
         self.store = ResultsStore(self.out)
         self.started_ray = started_ray
         self.cluster = dict(ray.cluster_resources())
-        self.resources = resources or trial_resources(cfg, self.cluster)
+        # concurrency is sized for the cluster as its autoscaler may grow it
+        self.capacity = capacity(self.cluster, autoscaler_ceiling())
+        self.resources = resources or trial_resources(cfg, self.cluster, self.capacity)
         self.data_refs = {key: ray.put(value) for key, value in data.items()}
         mode = opts.wandb or cfg.tracking.wandb.mode
         self.tracker: Tracker = make_tracker(mode, self.out, cfg)
@@ -314,6 +393,7 @@ class Session:
         self.failed: set[str] = set()
         self._variant_logged: set[str] = set()
         self._variant_queued = False  # a variant summary run was queued during the run
+        self.interrupted = False  # Ctrl-C / SIGUSR1 ended the Tune run early
         self._catch_up_tracking()
 
     # ------------------------------------------------------------------------ tune plumbing
@@ -331,9 +411,7 @@ class Session:
     @property
     def storage(self) -> tuple[str, str]:
         if self.opts.storage:
-            return self.opts.storage, "".join(
-                c if c.isalnum() or c in "-_." else "_" for c in self.cfg.name
-            )
+            return self.opts.storage, shared_experiment_name(self.cfg.name, self.out)
         return str(self.out / "ray"), EXPERIMENT
 
     def missing_trials(self) -> list[str]:
@@ -370,7 +448,7 @@ class Session:
             name = f"{name}-{fresh_experiment}"
         exp_path = f"{storage_path.rstrip('/')}/{name}"
         n_conc = concurrency or max_concurrent(
-            self.cfg, self.resources, self.cluster, self.opts.max_concurrent, len(self.plan.trials)
+            self.cfg, self.resources, self.capacity, self.opts.max_concurrent, len(self.plan.trials)
         )
         log.info(
             "trials: %d, %g CPU + %g GPU each, up to %d at a time; storage %s",
@@ -610,9 +688,12 @@ class Session:
     def finish(self) -> Summary:
         summary = write_summary(self.out, self.plan)
         report = self._write_report()
-        queued = [self._log_variant(summary, variant) for variant in self.plan.variants]
-        if any(queued) or self._variant_queued:
-            self.tracker.sweep(self.plan, summary.table, report=report)
+        # an interrupted run logs no W&B summary runs: its variants are only paused, and the
+        # --resume that finishes them logs the real ones
+        if not self.interrupted:
+            queued = [self._log_variant(summary, variant) for variant in self.plan.variants]
+            if any(queued) or self._variant_queued:
+                self.tracker.sweep(self.plan, summary.table, report=report)
         self.tracker.close()
         if self.started_ray:
             import ray
@@ -621,12 +702,51 @@ class Session:
         return summary
 
 
+def shared_experiment_name(name: str, out: Path) -> str:
+    """The Tune experiment of a sweep under a shared --storage: its name plus a digest of its
+    results folder, so two sweeps of one config (other --out, other --set values) never restore
+    each other's checkpoints."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return f"{safe}-{hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:8]}"
+
+
+STORAGE_FILE = "storage.json"  # where the sweep's Tune state lives (--storage), for --resume
+
+
+def _storage_key(storage: str | None) -> str | None:
+    """--storage as compared across runs: local paths absolute, URIs (s3://...) as given."""
+    if not storage or "://" in storage:
+        return storage or None
+    return str(Path(storage).expanduser().resolve())
+
+
+def _check_storage(opts: RunOptions) -> None:
+    """--resume must find the Tune state where the sweep put it: refuse another --storage."""
+    path = opts.out / STORAGE_FILE
+    if not path.exists():
+        return
+    recorded = json.loads(path.read_text()).get("storage")
+    if _storage_key(recorded) != _storage_key(opts.storage):
+        where = f"--storage {recorded}" if recorded else "no --storage (OUT/ray)"
+        now = f"--storage {opts.storage}" if opts.storage else "no --storage"
+        raise ConfigError(
+            f"--resume: {opts.out} keeps its Tune state under {where}, but this run has {now}; "
+            "resume with the same --storage (its checkpoints are there)"
+        )
+
+
+def _record_storage(opts: RunOptions) -> None:
+    record = {"storage": _storage_key(opts.storage)}
+    (opts.out / STORAGE_FILE).write_text(json.dumps(record) + "\n")
+
+
 # ------------------------------------------------------------------------------ opening a run
 # What a sweep (or `mer train`, under debug/) writes in its output folder.
 SWEEP_ENTRIES = frozenset(
     {
         "config.yaml", "plan.json", "environment.json", "trials", "ray", "wandb", "search",
         "debug", "report", "summary.md", "summary.csv", "summary_seeds.csv", "predictions.csv",
+        STORAGE_FILE,
     }
 )  # fmt: skip
 
@@ -686,6 +806,7 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
             f"{' ...' if len(diff) > 8 else ''}; resume with the same config and --set "
             "options, or use --out for a new sweep"
         )
+    _check_storage(opts)
     return False
 
 
@@ -743,11 +864,12 @@ def open_session(
     try:
         import ray
 
-        resources = trial_resources(cfg, dict(ray.cluster_resources()))
+        resources = trial_resources(cfg, dict(ray.cluster_resources()), autoscaler_ceiling())
         check_devices(plan, resources)
         if clear:  # data, plan and cluster are ready: now the old results may go
             _clear_out_dir(opts.out)
         write_run_files(opts.out, plan, argv=opts.argv)
+        _record_storage(opts)
         return Session(cfg, opts, plan, data, started, resources)
     except BaseException:
         if started:
@@ -768,6 +890,7 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
         # trial ended may have lost results to rerun; an interrupted one stops here
         unended = len(ids) - ended_trials(grid)
         ended = unended == 0
+        session.interrupted = not ended
         if not ended:
             log.warning(
                 "sweep interrupted: %d of %d trial(s) did not end; continue with the same "
@@ -794,6 +917,9 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
     print(f"\nresults: {opts.out} (summary.md, summary.csv, predictions.csv, trials/)")
     failed = int(summary.table["folds_failed"].sum())
     missing = int((summary.table["folds_total"] - summary.table["folds_done"]).sum()) - failed
+    if session.interrupted:
+        print(f"INTERRUPTED: {missing} trial(s) not finished; continue with --resume")
+        return 130
     if failed or missing:
         see = f"see {opts.out}/trials/*/*/*/error.txt; " if failed else ""
         print(
