@@ -221,10 +221,15 @@ class SearchConfig:
 # ------------------------------------------------------------------------------- run management
 @dataclass
 class ResourcesConfig:
+    """Per-trial Ray resources. `wait_for_gpus`: with no GPU node up when the sweep starts, keep
+    each trial's GPU share and wait for an autoscaler to start GPU workers (true), or run the
+    trials on CPU (false); null: wait when the autoscaler's node types offer GPUs."""
+
     gpu_per_trial: float = 0.25
     cpu_per_trial: float = 1.0
     max_concurrent: int = 0
     max_failures: int = 2
+    wait_for_gpus: bool | None = None
 
 
 @dataclass

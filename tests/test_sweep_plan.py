@@ -227,9 +227,15 @@ def test_gpu_workers_still_to_come_keep_the_gpu_share(caplog):
     assert res == {"CPU": 1.0, "GPU": 0.25}
     assert "no GPU node is up yet" in caplog.text and "up to 8 GPUs" in caplog.text
     # concurrency sized for the scaled-up cluster: 8 GPUs / 0.25, not the head alone
-    assert max_concurrent(cfg, res, capacity(head, ceiling), None, 100) == 32
+    assert max_concurrent(cfg, res, capacity(cfg, head, ceiling), None, 100) == 32
     # no autoscaler and no GPU: CPU trials, as on a laptop
     assert trial_resources(cfg, head, {}) == {"CPU": 1.0, "GPU": 0.0}
+    # resources.wait_for_gpus overrides the autoscaler state (which Ray may not report)
+    wait = from_dict({"resources": {"wait_for_gpus": True}})
+    assert trial_resources(wait, head, {}) == {"CPU": 1.0, "GPU": 0.25}
+    assert max_concurrent(wait, res, capacity(wait, head, {}), None, 100) == 100
+    never = from_dict({"resources": {"wait_for_gpus": False}})
+    assert trial_resources(never, head, ceiling) == {"CPU": 1.0, "GPU": 0.0}
 
 
 def test_cuda_variants_without_a_gpu_share_are_refused_before_any_trial():

@@ -217,9 +217,19 @@ def autoscaler_ceiling() -> dict[str, float]:
         return {}
 
 
-def capacity(cluster: dict[str, float], ceiling: dict[str, float]) -> dict[str, float]:
-    """CPUs and GPUs the cluster has now or may have once its autoscaler has scaled up."""
-    return {k: max(cluster.get(k, 0.0), ceiling.get(k, 0.0)) for k in ("CPU", "GPU")}
+def capacity(
+    cfg: ExperimentConfig, cluster: dict[str, float], ceiling: dict[str, float]
+) -> dict[str, float]:
+    """CPUs and GPUs the cluster has now or may have once its autoscaler has scaled up
+    (`ceiling`); `resources.wait_for_gpus` overrides what the autoscaler state says (true with
+    no known ceiling: unbounded, the autoscaler's max_workers decides)."""
+    cap = {k: max(cluster.get(k, 0.0), ceiling.get(k, 0.0)) for k in ("CPU", "GPU")}
+    wait = cfg.resources.wait_for_gpus
+    if wait is False:
+        cap["GPU"] = cluster.get("GPU", 0.0)
+    elif wait and cap["GPU"] == 0:
+        cap = {"CPU": math.inf, "GPU": math.inf}
+    return cap
 
 
 def trial_resources(
@@ -229,7 +239,7 @@ def trial_resources(
     run on CPU (logged). With GPU nodes still to come (cluster.yaml: min_workers 0) they keep
     their GPU share and wait: asking is what makes the autoscaler start GPU workers."""
     gpu = float(cfg.resources.gpu_per_trial)
-    cap = capacity(cluster, ceiling or {})
+    cap = capacity(cfg, cluster, ceiling or {})
     if cap["GPU"] == 0 and gpu > 0:
         log.info(
             "the Ray cluster has no GPUs: trials run on CPU (resources.gpu_per_trial %g -> 0)", gpu
@@ -238,8 +248,9 @@ def trial_resources(
     elif cluster.get("GPU", 0) == 0 and gpu > 0:
         log.warning(
             "no GPU node is up yet: trials ask for %g GPU each and wait for the autoscaler to "
-            "start GPU workers (up to %g GPUs)",
-            gpu, cap["GPU"],
+            "start GPU workers (%s); resources.wait_for_gpus false runs them on CPU",
+            gpu,
+            f"up to {cap['GPU']:g} GPUs" if math.isfinite(cap["GPU"]) else "wait_for_gpus",
         )  # fmt: skip
     cluster = cap
     if gpu > cluster.get("GPU", 0):
@@ -288,11 +299,12 @@ def max_concurrent(
     if cfg.resources.max_concurrent:
         return int(cfg.resources.max_concurrent)
     limits = []
-    if resources["CPU"] > 0:
-        limits.append(math.floor(cluster.get("CPU", 0) / resources["CPU"] + 1e-9))
-    if resources["GPU"] > 0:
-        limits.append(math.floor(cluster.get("GPU", 0) / resources["GPU"] + 1e-9))
-    n = min(limits) if limits else int(cluster.get("CPU", 1))
+    for key in ("CPU", "GPU"):
+        have = cluster.get(key, 0)
+        if resources[key] > 0 and math.isfinite(have):  # inf: the autoscaler decides
+            limits.append(math.floor(have / resources[key] + 1e-9))
+    cpus = cluster.get("CPU", 1)
+    n = min(limits) if limits else (int(cpus) if math.isfinite(cpus) else num_trials)
     return max(1, min(n, max(1, num_trials)))
 
 
@@ -382,7 +394,7 @@ class Session:
         self.started_ray = started_ray
         self.cluster = dict(ray.cluster_resources())
         # concurrency is sized for the cluster as its autoscaler may grow it
-        self.capacity = capacity(self.cluster, autoscaler_ceiling())
+        self.capacity = capacity(cfg, self.cluster, autoscaler_ceiling())
         self.resources = resources or trial_resources(cfg, self.cluster, self.capacity)
         self.data_refs = {key: ray.put(value) for key, value in data.items()}
         mode = opts.wandb or cfg.tracking.wandb.mode
