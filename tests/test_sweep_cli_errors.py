@@ -227,29 +227,51 @@ def test_a_refused_cluster_leaves_the_previous_results_and_cleared_folders_keep_
     assert sorted(p.name for p in out.iterdir()) == ["cache"]
 
 
-def test_shared_storage_experiments_are_per_results_folder_and_resume_checks_storage(tmp_path):
+def test_shared_storage_experiments_are_per_run_and_resume_checks_storage(tmp_path, monkeypatch):
     """Two sweeps of one config on one --storage must not restore each other's checkpoints, and
-    --resume must look where the sweep put its Tune state."""
-    from mer.config import load_config
-    from mer.sweep.runner import _record_storage, shared_experiment_name
+    --resume must look where (and under which experiment) the sweep put its Tune state."""
+    from mer.config import dump_yaml, load_config
+    from mer.sweep.runner import (
+        _record_storage,
+        experiment_for,
+        shared_experiment_name,
+        storage_key,
+    )
 
     a = shared_experiment_name("demo", tmp_path / "out6")
-    assert a == shared_experiment_name("demo", tmp_path / "x" / ".." / "out6")
-    assert a.startswith("demo-") and a != shared_experiment_name("demo", tmp_path / "out7")
+    b = shared_experiment_name("demo", tmp_path / "out7")
+    assert a.startswith("demo-") and a.split("-")[1] != b.split("-")[1]  # digest of --out
     assert shared_experiment_name("my sweep/1", tmp_path).startswith("my_sweep_1-")
+    # Tune's storage needs absolute paths; URIs are compared without a trailing slash
+    monkeypatch.chdir(tmp_path)
+    assert storage_key("rel/shared") == str(tmp_path / "rel" / "shared")
+    assert storage_key("s3://bucket/mer/") == "s3://bucket/mer" and storage_key(None) is None
 
     cfg = load_config(DEMO)
     out = tmp_path / "run"
     out.mkdir()
-    from mer.config import dump_yaml
-
     (out / "config.yaml").write_text(dump_yaml(cfg))
-    _record_storage(RunOptions(out=out, storage=str(tmp_path / "shared")))
-    _check_out_dir(cfg, RunOptions(out=out, resume=True, storage=str(tmp_path / "shared")))
+    shared = str(tmp_path / "shared")
+    # a sweep from before OUT/storage.json: its experiment was named after the sweep alone
+    legacy = RunOptions(out=out, resume=True, storage=shared)
+    assert experiment_for(cfg, legacy) == "demo"
+    _record_storage(legacy, "demo-1234abcd-20261127-080000")
+    assert experiment_for(cfg, legacy) == "demo-1234abcd-20261127-080000"  # read back
+    assert (
+        experiment_for(cfg, RunOptions(out=out, storage=shared)) != "demo-1234abcd-20261127-080000"
+    )
+    assert experiment_for(cfg, RunOptions(out=out)) == "tune"  # OUT/ray
+    _check_out_dir(cfg, RunOptions(out=out, resume=True, storage=shared + "/"))
     with pytest.raises(ConfigError) as err:
         _check_out_dir(cfg, RunOptions(out=out, resume=True))
-    assert f"keeps its Tune state under --storage {tmp_path / 'shared'}" in str(err.value)
+    assert f"keeps its Tune state under --storage {shared}" in str(err.value)
     assert "but this run has no --storage" in str(err.value)
-    _record_storage(RunOptions(out=out))
+    _record_storage(RunOptions(out=out), "tune")
     with pytest.raises(ConfigError, match="under no --storage .* this run has --storage"):
         _check_out_dir(cfg, RunOptions(out=out, resume=True, storage="s3://bucket/mer"))
+    # resources.* may change on --resume (where trials run, not what they compute)
+    moved = load_config(DEMO, ["resources.wait_for_gpus=true", "resources.gpu_per_trial=0.5"])
+    _check_out_dir(moved, RunOptions(out=out, resume=True))
+    (out / "storage.json").write_text("{broken")
+    with pytest.raises(ConfigError, match="storage.json: not valid JSON"):
+        _check_out_dir(cfg, RunOptions(out=out, resume=True))

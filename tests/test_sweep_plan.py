@@ -223,7 +223,7 @@ def test_gpu_workers_still_to_come_keep_the_gpu_share(caplog):
     head = {"CPU": 8.0}
     ceiling = {"CPU": 8.0 + 8 * 4, "GPU": 8.0}  # 8 x g5.xlarge (1 GPU, 4 vCPU) at most
     with caplog.at_level("WARNING", logger="mer.sweep.runner"):
-        res = trial_resources(cfg, head, ceiling)
+        res = trial_resources(cfg, head, ceiling, remote=True)
     assert res == {"CPU": 1.0, "GPU": 0.25}
     assert "no GPU node is up yet" in caplog.text and "up to 8 GPUs" in caplog.text
     # concurrency sized for the scaled-up cluster: 8 GPUs / 0.25, not the head alone
@@ -232,10 +232,12 @@ def test_gpu_workers_still_to_come_keep_the_gpu_share(caplog):
     assert trial_resources(cfg, head, {}) == {"CPU": 1.0, "GPU": 0.0}
     # resources.wait_for_gpus overrides the autoscaler state (which Ray may not report)
     wait = from_dict({"resources": {"wait_for_gpus": True}})
-    assert trial_resources(wait, head, {}) == {"CPU": 1.0, "GPU": 0.25}
+    assert trial_resources(wait, head, {}, remote=True) == {"CPU": 1.0, "GPU": 0.25}
     assert max_concurrent(wait, res, capacity(wait, head, {}), None, 100) == 100
+    # ... but a Ray this process started has no autoscaler: waiting would never end
+    assert trial_resources(wait, head, {}, remote=False) == {"CPU": 1.0, "GPU": 0.0}
     never = from_dict({"resources": {"wait_for_gpus": False}})
-    assert trial_resources(never, head, ceiling) == {"CPU": 1.0, "GPU": 0.0}
+    assert trial_resources(never, head, ceiling, remote=True) == {"CPU": 1.0, "GPU": 0.0}
 
 
 def test_cuda_variants_without_a_gpu_share_are_refused_before_any_trial():

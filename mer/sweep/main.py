@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.set)
         if args.dry_run:
             return dry_run(cfg, args)
-        from mer.sweep.runner import RunOptions, output_dir
+        from mer.sweep.runner import RunOptions, output_dir, storage_key
 
         out = output_dir(cfg, args.out)
         if args.trial:
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             max_concurrent=args.max_concurrent,
             wandb=args.wandb,
             address=args.address,
-            storage=args.storage,
+            storage=storage_key(args.storage),
             num_cpus=args.num_cpus,
             argv=list(sys.argv if argv is None else argv),
         )

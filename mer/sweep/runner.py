@@ -81,7 +81,9 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=True)
-        except ConnectionError as exc:
+        except Exception as exc:  # noqa: BLE001 - ConnectionError, Ray's AuthenticationError
+            if not isinstance(exc, ConnectionError) and "auth" not in type(exc).__name__.lower():
+                raise
             hint = (
                 ""
                 if os.environ.get("RAY_AUTH_MODE") == "token"
@@ -218,13 +220,18 @@ def autoscaler_ceiling() -> dict[str, float]:
 
 
 def capacity(
-    cfg: ExperimentConfig, cluster: dict[str, float], ceiling: dict[str, float]
+    cfg: ExperimentConfig,
+    cluster: dict[str, float],
+    ceiling: dict[str, float],
+    *,
+    remote: bool = True,
 ) -> dict[str, float]:
     """CPUs and GPUs the cluster has now or may have once its autoscaler has scaled up
     (`ceiling`); `resources.wait_for_gpus` overrides what the autoscaler state says (true with
-    no known ceiling: unbounded, the autoscaler's max_workers decides)."""
+    no known ceiling: unbounded, the autoscaler's max_workers decides). A Ray started by this
+    process (`remote` False) has no autoscaler: what it has is all there is."""
     cap = {k: max(cluster.get(k, 0.0), ceiling.get(k, 0.0)) for k in ("CPU", "GPU")}
-    wait = cfg.resources.wait_for_gpus
+    wait = cfg.resources.wait_for_gpus if remote else False
     if wait is False:
         cap["GPU"] = cluster.get("GPU", 0.0)
     elif wait and cap["GPU"] == 0:
@@ -233,24 +240,37 @@ def capacity(
 
 
 def trial_resources(
-    cfg: ExperimentConfig, cluster: dict[str, float], ceiling: dict[str, float] | None = None
+    cfg: ExperimentConfig,
+    cluster: dict[str, float],
+    ceiling: dict[str, float] | None = None,
+    *,
+    remote: bool = False,
 ) -> dict[str, float]:
     """Resources of one trial. Without any GPU, now or from the autoscaler (`ceiling`), trials
     run on CPU (logged). With GPU nodes still to come (cluster.yaml: min_workers 0) they keep
     their GPU share and wait: asking is what makes the autoscaler start GPU workers."""
     gpu = float(cfg.resources.gpu_per_trial)
-    cap = capacity(cfg, cluster, ceiling or {})
+    cap = capacity(cfg, cluster, ceiling or {}, remote=remote)
     if cap["GPU"] == 0 and gpu > 0:
-        log.info(
-            "the Ray cluster has no GPUs: trials run on CPU (resources.gpu_per_trial %g -> 0)", gpu
-        )
+        if remote and cfg.resources.wait_for_gpus is None:
+            log.warning(
+                "the Ray cluster has no GPU node now and reports none to come: trials run on "
+                "CPU (resources.gpu_per_trial %g -> 0). If its autoscaler starts GPU workers on "
+                "demand (cluster.yaml), set resources.wait_for_gpus: true",
+                gpu,
+            )
+        else:
+            log.info(
+                "the Ray cluster has no GPUs: trials run on CPU (resources.gpu_per_trial %g -> 0)",
+                gpu,
+            )
         gpu = 0.0
     elif cluster.get("GPU", 0) == 0 and gpu > 0:
         log.warning(
             "no GPU node is up yet: trials ask for %g GPU each and wait for the autoscaler to "
             "start GPU workers (%s); resources.wait_for_gpus false runs them on CPU",
             gpu,
-            f"up to {cap['GPU']:g} GPUs" if math.isfinite(cap["GPU"]) else "wait_for_gpus",
+            f"up to {cap['GPU']:g} GPUs" if cap["GPU"] < 1e6 else "resources.wait_for_gpus",
         )  # fmt: skip
     cluster = cap
     if gpu > cluster.get("GPU", 0):
@@ -383,6 +403,7 @@ class Session:
         data: dict[str, Any],
         started_ray: bool,
         resources: dict[str, float] | None = None,
+        experiment: str = EXPERIMENT,
     ):
         import ray
 
@@ -394,8 +415,13 @@ class Session:
         self.started_ray = started_ray
         self.cluster = dict(ray.cluster_resources())
         # concurrency is sized for the cluster as its autoscaler may grow it
-        self.capacity = capacity(cfg, self.cluster, autoscaler_ceiling())
-        self.resources = resources or trial_resources(cfg, self.cluster, self.capacity)
+        remote = bool(opts.address)
+        self.capacity = capacity(
+            cfg, self.cluster, autoscaler_ceiling() if remote else {}, remote=remote
+        )
+        self.resources = resources or trial_resources(
+            cfg, self.cluster, self.capacity, remote=remote
+        )
         self.data_refs = {key: ray.put(value) for key, value in data.items()}
         mode = opts.wandb or cfg.tracking.wandb.mode
         self.tracker: Tracker = make_tracker(mode, self.out, cfg)
@@ -406,6 +432,7 @@ class Session:
         self._variant_logged: set[str] = set()
         self._variant_queued = False  # a variant summary run was queued during the run
         self.interrupted = False  # Ctrl-C / SIGUSR1 ended the Tune run early
+        self.experiment = experiment  # Tune experiment name under a shared --storage
         self._catch_up_tracking()
 
     # ------------------------------------------------------------------------ tune plumbing
@@ -423,7 +450,7 @@ class Session:
     @property
     def storage(self) -> tuple[str, str]:
         if self.opts.storage:
-            return self.opts.storage, shared_experiment_name(self.cfg.name, self.out)
+            return str(storage_key(self.opts.storage)), self.experiment
         return str(self.out / "ray"), EXPERIMENT
 
     def missing_trials(self) -> list[str]:
@@ -714,31 +741,50 @@ class Session:
         return summary
 
 
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def shared_experiment_name(name: str, out: Path) -> str:
-    """The Tune experiment of a sweep under a shared --storage: its name plus a digest of its
-    results folder, so two sweeps of one config (other --out, other --set values) never restore
-    each other's checkpoints."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return f"{safe}-{hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:8]}"
+    """A new Tune experiment of a sweep under a shared --storage: its name, a digest of its
+    results folder and the start time, so two sweeps of one config (other --out, other --set
+    values, or an --overwrite of the same folder) never restore each other's checkpoints.
+    `--resume` reads the name back from OUT/storage.json."""
+    digest = hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:8]
+    return f"{_safe(name)}-{digest}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 STORAGE_FILE = "storage.json"  # where the sweep's Tune state lives (--storage), for --resume
 
 
-def _storage_key(storage: str | None) -> str | None:
-    """--storage as compared across runs: local paths absolute, URIs (s3://...) as given."""
-    if not storage or "://" in storage:
-        return storage or None
+def storage_key(storage: str | None) -> str | None:
+    """--storage as Tune gets it and runs compare it: local paths absolute (Tune's pyarrow
+    refuses relative ones), URIs (s3://...) as given without a trailing slash."""
+    if not storage:
+        return None
+    if "://" in storage:
+        return storage.rstrip("/")
     return str(Path(storage).expanduser().resolve())
+
+
+def _read_storage_record(out: Path) -> dict[str, Any] | None:
+    path = out / STORAGE_FILE
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); it records --storage") from None
+    return record if isinstance(record, dict) else {}
 
 
 def _check_storage(opts: RunOptions) -> None:
     """--resume must find the Tune state where the sweep put it: refuse another --storage."""
-    path = opts.out / STORAGE_FILE
-    if not path.exists():
+    record = _read_storage_record(opts.out)
+    if record is None:
         return
-    recorded = json.loads(path.read_text()).get("storage")
-    if _storage_key(recorded) != _storage_key(opts.storage):
+    recorded = record.get("storage")
+    if storage_key(recorded) != storage_key(opts.storage):
         where = f"--storage {recorded}" if recorded else "no --storage (OUT/ray)"
         now = f"--storage {opts.storage}" if opts.storage else "no --storage"
         raise ConfigError(
@@ -747,8 +793,22 @@ def _check_storage(opts: RunOptions) -> None:
         )
 
 
-def _record_storage(opts: RunOptions) -> None:
-    record = {"storage": _storage_key(opts.storage)}
+def experiment_for(cfg: ExperimentConfig, opts: RunOptions) -> str:
+    """The Tune experiment this run uses: `tune` under OUT/ray; under a shared --storage the
+    one OUT/storage.json names when resuming, the pre-storage.json name for a sweep older than
+    that file, else a new one."""
+    if not opts.storage:
+        return EXPERIMENT
+    record = _read_storage_record(opts.out) if opts.resume else None
+    if record and record.get("experiment"):
+        return str(record["experiment"])
+    if opts.resume and (opts.out / "config.yaml").exists():
+        return _safe(cfg.name)  # written by a mer without storage.json: its experiment name
+    return shared_experiment_name(cfg.name, opts.out)
+
+
+def _record_storage(opts: RunOptions, experiment: str) -> None:
+    record = {"storage": storage_key(opts.storage), "experiment": experiment}
     (opts.out / STORAGE_FILE).write_text(json.dumps(record) + "\n")
 
 
@@ -807,10 +867,13 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
     # a key a newer mer added (absent from the old file) at its default changes nothing
     defaults = flatten(to_dict(ExperimentConfig()))
     defaults.update({f"search.{k}": v for k, v in flatten(to_dict(SearchConfig())).items()})
+    # resources.* say where and how many trials run, not what they compute: free to change
     diff = sorted(
         k
         for k in set(old) | set(new)
-        if old.get(k) != new.get(k) and not (k not in old and new.get(k) == defaults.get(k))
+        if old.get(k) != new.get(k)
+        and not (k not in old and new.get(k) == defaults.get(k))
+        and not k.startswith("resources.")
     )
     if diff:
         raise ConfigError(
@@ -876,13 +939,16 @@ def open_session(
     try:
         import ray
 
-        resources = trial_resources(cfg, dict(ray.cluster_resources()), autoscaler_ceiling())
+        remote = bool(opts.address)
+        ceiling = autoscaler_ceiling() if remote else {}
+        resources = trial_resources(cfg, dict(ray.cluster_resources()), ceiling, remote=remote)
         check_devices(plan, resources)
+        experiment = experiment_for(cfg, opts)
         if clear:  # data, plan and cluster are ready: now the old results may go
             _clear_out_dir(opts.out)
         write_run_files(opts.out, plan, argv=opts.argv)
-        _record_storage(opts)
-        return Session(cfg, opts, plan, data, started, resources)
+        _record_storage(opts, experiment)
+        return Session(cfg, opts, plan, data, started, resources, experiment)
     except BaseException:
         if started:
             import ray
@@ -893,10 +959,14 @@ def open_session(
 
 def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
     """Every (variant, fold, seed) as one Tune trial; prints the summary table. Exit status:
-    0 when every trial finished, 1 when some failed (their variants are marked INCOMPLETE)."""
+    0 when every trial finished, 1 when some failed (their variants are marked INCOMPLETE),
+    130 when Ctrl-C / SIGUSR1 stopped the run (continue with --resume)."""
     session = open_session(cfg, opts)
     try:
         ids = [t.id for t in session.plan.trials]
+        # until Tune returns with every trial ended, the run counts as interrupted: a second
+        # Ctrl-C raises KeyboardInterrupt out of fit() and must not log summary runs either
+        session.interrupted = True
         grid = session.run(param_space={"spec": _grid(ids)})
         # Tune returns normally after Ctrl-C (or SIGUSR1) too: only an experiment whose every
         # trial ended may have lost results to rerun; an interrupted one stops here
@@ -918,10 +988,12 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
                 "results in %s (first: %s); running them again",
                 len(lost), opts.out, lost[0],
             )  # fmt: skip
-            session.run(
+            session.interrupted = True
+            rerun = session.run(
                 param_space={"spec": _grid(lost)},
                 fresh_experiment=f"rerun-{time.strftime('%Y%m%d-%H%M%S')}",
             )
+            session.interrupted = ended_trials(rerun) < len(lost)
     finally:
         summary = session.finish()
     print(f"\n{cfg.name}: pooled test metrics per variant (mean ± std over seeds)\n")
