@@ -603,6 +603,8 @@ class Session:
 
     def on_recover(self, config: dict[str, Any], trial: Any) -> None:
         spec, _ = spec_from_config(self.plan, config)
+        if self._filed_before(spec, f"attempt {trial.num_failures}"):
+            return
         log.warning(
             "%s failed (failure %d of at most %d); retrying from its last checkpoint",
             spec.id,
@@ -610,8 +612,23 @@ class Session:
             self.cfg.resources.max_failures,
         )
 
+    def _filed_before(self, spec: TrialSpec, what: str) -> bool:
+        """A trial whose results were filed before a driver was killed can come back from
+        Tune's restored state pointing at the checkpoint deleted when it finished: its errors
+        then lose nothing."""
+        if spec.id not in self.done_at_start:
+            return False
+        log.info(
+            "%s: finished and filed before the restart; Tune's restored state points at its "
+            "deleted checkpoint (%s; nothing is lost, Tune's errors about it can be ignored)",
+            spec.id, what,
+        )  # fmt: skip
+        return True
+
     def on_error(self, config: dict[str, Any], trial: Any) -> None:
         spec, _ = spec_from_config(self.plan, config)
+        if self._filed_before(spec, "given up"):
+            return
         err = _trial_error(trial)
         self.store.write_failure(spec, str(err), attempts=trial.num_failures)
         self.failed.add(spec.id)
