@@ -55,6 +55,18 @@ def _env(events: Path) -> dict[str, str]:
     return env
 
 
+def _resume(out: Path, cache: Path, events: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """The same sweep with --resume, to its end."""
+    return subprocess.run(
+        _command(out, cache, "--resume"),
+        cwd=cwd,
+        env=_env(events),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def _events(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
@@ -88,14 +100,7 @@ def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     assert 2 <= len(before) < 5
     first_run = _events(events)
 
-    second = subprocess.run(
-        _command(out, cache, "--resume"),
-        cwd=tmp_path,
-        env=_env(events),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    second = _resume(out, cache, events, tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "restoring the Tune experiment" in second.stderr  # Tuner.restore, not a fresh run
     assert "5/5" in second.stdout and "complete" in second.stdout
@@ -119,14 +124,7 @@ def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     lost = sorted(out.glob("trials/*/*/*/result.json"))[0].parent
     shutil.rmtree(lost)
     n_events = len(_events(events))
-    third = subprocess.run(
-        _command(out, cache, "--resume"),
-        cwd=tmp_path,
-        env=_env(events),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    third = _resume(out, cache, events, tmp_path)
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     assert "1 trial(s) the restored Tune experiment counts as finished have no results" in (
         third.stderr

@@ -12,6 +12,7 @@ import pandas as pd
 
 from mer.config import read_yaml
 from mer.errors import DataError
+from mer.sweep.plan import search_label
 
 
 @dataclass
@@ -178,11 +179,6 @@ STATES = {
 }
 
 
-def config_label(variant: str, config_id: int) -> str:
-    """= mer.sweep.search.search_label (not imported: that package loads Ray Tune)."""
-    return f"{variant}.c{int(config_id):04d}"
-
-
 def _number(value: Any, kind: type) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
         return None
@@ -226,7 +222,7 @@ def search_configs(run_dir: Path, trials: list[dict[str, Any]]) -> dict[str, dic
         for r in table.to_dict(orient="records"):
             if pd.isna(r.get("config_id")) or pd.isna(r.get("variant")):
                 continue
-            label = config_label(str(r["variant"]), int(r["config_id"]))
+            label = search_label(str(r["variant"]), int(r["config_id"]))
             rec = configs.setdefault(label, blank())
             rec.update(
                 state=None if pd.isna(r.get("state")) else str(r["state"]),
@@ -242,7 +238,7 @@ def search_configs(run_dir: Path, trials: list[dict[str, Any]]) -> dict[str, dic
         variant, sep, number = marker.name.rpartition("__c")
         if not sep or not number.isdigit():
             continue
-        rec = configs.setdefault(config_label(variant, int(number)), blank())
+        rec = configs.setdefault(search_label(variant, int(number)), blank())
         if rec["state"] is None:
             state, _, reason = marker.read_text().strip().partition(":")
             rec.update(state=state.strip() or None, reason=reason.strip() or None, source="marker")

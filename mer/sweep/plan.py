@@ -42,6 +42,12 @@ ASSUMED_NOTE = (
 SamplesFn = Callable[[Any], tuple[pd.DataFrame, list[str]]]
 
 
+def search_label(variant: str, config_id: int) -> str:
+    """The name a search configuration's results are filed under (trial folders, prediction
+    log, reports). Here, free of Ray, so that `mer report` can use it too."""
+    return f"{variant}.c{int(config_id):04d}"
+
+
 @dataclass(frozen=True)
 class TrialSpec:
     """One Tune trial: a variant's fold for one seed. `id` is also its readable trial name."""

@@ -402,7 +402,8 @@ class Session:
         plan: SweepPlan,
         data: dict[str, Any],
         started_ray: bool,
-        resources: dict[str, float] | None = None,
+        resources: dict[str, float],
+        cluster_capacity: dict[str, float],
         experiment: str = EXPERIMENT,
     ):
         import ray
@@ -415,13 +416,8 @@ class Session:
         self.started_ray = started_ray
         self.cluster = dict(ray.cluster_resources())
         # concurrency is sized for the cluster as its autoscaler may grow it
-        remote = bool(opts.address)
-        self.capacity = capacity(
-            cfg, self.cluster, autoscaler_ceiling() if remote else {}, remote=remote
-        )
-        self.resources = resources or trial_resources(
-            cfg, self.cluster, self.capacity, remote=remote
-        )
+        self.resources = resources  # per trial (trial_resources)
+        self.capacity = cluster_capacity  # as the autoscaler may grow it: sizes concurrency
         self.data_refs = {key: ray.put(value) for key, value in data.items()}
         mode = opts.wandb or cfg.tracking.wandb.mode
         self.tracker: Tracker = make_tracker(mode, self.out, cfg)
@@ -957,15 +953,16 @@ def open_session(
         import ray
 
         remote = bool(opts.address)
-        ceiling = autoscaler_ceiling() if remote else {}
-        resources = trial_resources(cfg, dict(ray.cluster_resources()), ceiling, remote=remote)
+        cluster, ceiling = dict(ray.cluster_resources()), autoscaler_ceiling() if remote else {}
+        resources = trial_resources(cfg, cluster, ceiling, remote=remote)
+        cluster_capacity = capacity(cfg, cluster, ceiling, remote=remote)
         check_devices(plan, resources)
         experiment = experiment_for(cfg, opts)
         if clear:  # data, plan and cluster are ready: now the old results may go
             _clear_out_dir(opts.out)
         write_run_files(opts.out, plan, argv=opts.argv)
         _record_storage(opts, experiment)
-        return Session(cfg, opts, plan, data, started, resources, experiment)
+        return Session(cfg, opts, plan, data, started, resources, cluster_capacity, experiment)
     except BaseException:
         if started:
             import ray

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from mer.config import ExperimentConfig, variant_config, with_overrides
+from mer.sweep.plan import search_label  # noqa: F401 - re-exported by mer.sweep.search
 
 RESULT_KEYS = ("val_true", "val_pred")
 SKIPPED_KEY = "mer_skipped"  # = mer.sweep.trial.SKIPPED_KEY: a resumed trial already on disk
@@ -50,11 +51,6 @@ def search_trial_config(cfg: ExperimentConfig, trial_config: Mapping[str, Any]) 
     vcfg = variant_config(cfg, trial_config["variant"])
     overrides = trial_config.get("overrides") or {}
     return with_overrides(vcfg, dict(overrides)) if overrides else vcfg
-
-
-def search_label(variant: str, config_id: int) -> str:
-    """The name a configuration's results are filed under (trial folders, prediction log)."""
-    return f"{variant}.c{int(config_id):04d}"
 
 
 def cancel_requested(trial_config: Mapping[str, Any]) -> bool:
