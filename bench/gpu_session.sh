@@ -44,7 +44,7 @@ stage() {
     fi
     log "$name: up to ${budget}s"
     # shellcheck disable=SC2086 # BENCH_ARGS: extra harness arguments, e.g. "--tiny" for a dry run
-    timeout -k 5 "$budget" "$PY" bench/throughput.py "$@" ${BENCH_ARGS:-} --out "$PARTS" \
+    timeout -k 5 "$budget" "$PY" -m bench.throughput "$@" ${BENCH_ARGS:-} --out "$PARTS" \
         --tag "$name" --time-budget $((budget - 20)) 2>&1 | tee "$PARTS/$name.log"
     log "$name: exit ${PIPESTATUS[0]} (124 = cut by its timeout; the rows it printed stand)"
     tar -czf "$OUT/parts.tgz" -C "$OUT" parts # after every stage: a later cut keeps this one
@@ -79,7 +79,7 @@ for name in main stack e2e packed compile; do
     [ -f "$PARTS/$name.json" ] && parts+=("$PARTS/$name.json")
 done
 if ((${#parts[@]})); then
-    "$PY" bench/throughput.py --merge "${parts[@]}" --out "$OUT" --tag results >/dev/null
+    "$PY" -m bench.throughput --merge "${parts[@]}" --out "$OUT" --tag results >/dev/null
 fi
 tar -czf "$OUT/parts.tgz" -C "$OUT" parts && rm -rf "$PARTS" # ≤ 8 files come back from $OUT
 log "done: $OUT/results.md, $OUT/results.json, $OUT/parts.tgz"

@@ -5,8 +5,8 @@ the annotated synthetic landmarks), shrunk in width so that the whole protocol t
 cores in well under two minutes, with the paper's training recipe (weighted CE, L2 on the four
 kernels, Adam) and a fixed epoch budget. Target: pooled LOSO UF1 >= 0.6.
 
-    python bench/learn_demo.py                 # prints data/prepare/train seconds and scores
-    python bench/learn_demo.py --epochs 30 --set data.synthetic.intensity=1.5
+    python -m bench.learn_demo                 # prints data/prepare/train seconds and scores
+    python -m bench.learn_demo --epochs 30 --set data.synthetic.intensity=1.5
 
 The results are oracle (regions chosen from ground-truth AUs): that is what the demo checks, the
 whole data → model → metrics path, not a benchmark number.
@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # The demo configuration (the values reported to the sweep owner for sweeps/demo.yaml).
 DEMO_CONFIG: dict[str, Any] = {

@@ -184,7 +184,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: Literal["auto", "on", "off"] = "auto"
     # conv3d: cuDNN's 3D kernels; t2d: each stride-1 Conv3d as one Conv2d over time-stacked frames
-    # (same function and state dict; mer/training/fastpath.py, measured by bench/throughput.py)
+    # (same function and state dict; mer/training/fastpath.py, measured by bench.throughput)
     conv_impl: Literal["conv3d", "t2d"] = "conv3d"
     compile: bool = False
     eval_every: int = 1

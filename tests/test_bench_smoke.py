@@ -1,4 +1,4 @@
-"""Smoke tests of bench/throughput.py (tiny config, CPU) and of the fast paths it measures.
+"""Smoke tests of bench.throughput (tiny config, CPU) and of the fast paths it measures.
 
 No timing assertions: CPU numbers say nothing about a GPU. What is asserted: the table has the
 rows asked for, with finite positive numbers, and every fast path trains the same function as the
@@ -16,7 +16,16 @@ import pytest
 import torch
 from torch import nn
 
-from bench import throughput as tp
+from bench.throughput.cli import run
+from bench.throughput.settings import (
+    GROUPS,
+    TOL_BF16,
+    TOL_FP32,
+    Setting,
+    SettingError,
+    expand_settings,
+)
+from bench.throughput.spec import TINY_MODEL, TINY_SHAPE
 from mer.models import PRESETS, build_model
 from mer.training import fastpath as fp
 
@@ -26,19 +35,19 @@ FAST += ["--repeats", "1", "--check-steps", "2"]
 
 def tiny_model(seed: int = 0, dropout: float = 0.0) -> nn.Module:
     torch.manual_seed(seed)
-    cfg = replace(PRESETS["casme2"], **tp.TINY_MODEL, dropout=dropout)
-    return build_model(cfg, input_shape=tp.TINY_SHAPE)
+    cfg = replace(PRESETS["casme2"], **TINY_MODEL, dropout=dropout)
+    return build_model(cfg, input_shape=TINY_SHAPE)
 
 
 def clips(batch: int = 2, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    t, h, w = tp.TINY_SHAPE
+    t, h, w = TINY_SHAPE
     return torch.rand(batch, 3, t, h, w, generator=g), torch.rand(batch, 3, t, h, w, generator=g)
 
 
 # ------------------------------------------------------------------------------- settings
 def test_setting_names_are_canonical_and_validated():
-    s = tp.Setting.parse("res+bf16+m4+cl+bench")
+    s = Setting.parse("res+bf16+m4+cl+bench")
     assert (s.precision, s.channels_last, s.resident, s.benchmark, s.models) == (
         "bf16",
         True,
@@ -47,9 +56,9 @@ def test_setting_names_are_canonical_and_validated():
         4,
     )
     assert s.name == "bf16+cl+res+bench+m4"
-    assert s.clips_per_step == 32 and s.tolerance == tp.TOL_BF16
-    assert tp.Setting.parse("baseline") == tp.Setting()
-    assert tp.Setting.parse("cl+res+b32").same_optimisation == "no (batch 32)"
+    assert s.clips_per_step == 32 and s.tolerance == TOL_BF16
+    assert Setting.parse("baseline") == Setting()
+    assert Setting.parse("cl+res+b32").same_optimisation == "no (batch 32)"
     for bad, msg in (
         ("cl+fast", "unknown token 'fast'"),
         ("pad8+t2d+res", "alternatives"),
@@ -58,25 +67,25 @@ def test_setting_names_are_canonical_and_validated():
         ("res+m2+compile", "compile with stacked"),
         ("res+graph+compile", "two execution modes"),
     ):
-        with pytest.raises(tp.SettingError, match=msg):
-            tp.Setting.parse(bad)
+        with pytest.raises(SettingError, match=msg):
+            Setting.parse(bad)
 
 
 def test_groups_expand_with_the_baseline_first():
-    settings = tp.expand_settings(["cl", "@cpu", "cl"])
+    settings = expand_settings(["cl", "@cpu", "cl"])
     names = [s.name for s in settings]
     assert names[0] == "baseline" and names.count("cl") == 1 and names.count("baseline") == 1
-    for group in tp.GROUPS.values():
-        tp.expand_settings(group)  # every group entry parses
-    with pytest.raises(tp.SettingError, match="unknown group"):
-        tp.expand_settings(["@nope"])
+    for group in GROUPS.values():
+        expand_settings(group)  # every group entry parses
+    with pytest.raises(SettingError, match="unknown group"):
+        expand_settings(["@nope"])
 
 
 # ------------------------------------------------------------------------------ the harness
 def test_tiny_matrix_rows_numbers_and_checks(tmp_path, capsys):
     settings = "baseline,res,cl+res,t2d+cl+res,m2+cl+res,cl+res+p2,res+graph"
     args = [*FAST, "--settings", settings, "--no-ray", "--out", str(tmp_path), "--tag", "smoke"]
-    result = tp.run(args)
+    result = run(args)
     rows = {r["setting"]: r for r in result["rows"]}
     assert list(rows) == [
         "baseline",
@@ -94,7 +103,7 @@ def test_tiny_matrix_rows_numbers_and_checks(tmp_path, capsys):
         for key in ("clips_s", "tflops", "frac_ceiling", "speedup", "mem_mb", "setup_s"):
             assert math.isfinite(row[key]) and row[key] > 0, (name, key, row[key])
         assert row["check"] == "ok", (name, row)
-        assert row["max_rel_diff"] <= row["tol"] == tp.TOL_FP32
+        assert row["max_rel_diff"] <= row["tol"] == TOL_FP32
         assert row["optim"] == "yes"
     assert rows["baseline"]["speedup"] == pytest.approx(1.0)
     assert rows["cl+res+m2"]["clips_per_step"] == 16
@@ -111,20 +120,20 @@ def test_tiny_matrix_rows_numbers_and_checks(tmp_path, capsys):
 
 def test_time_budget_skips_remaining_rows(tmp_path):
     args = [*FAST, "--check-steps", "0", "--steps", "1"]
-    result = tp.run([*args, "--settings", "res,cl", "--time-budget", "1e-9"])
+    result = run([*args, "--settings", "res,cl", "--time-budget", "1e-9"])
     assert [r["setting"] for r in result["rows"]] == ["baseline"]
     assert result["skipped"] == ["res", "cl"]
 
 
 def test_e2e_one_fold_and_merge(tmp_path):
     args = [*FAST, "--e2e", "--e2e-epochs", "2", "--e2e-clips", "12", "--e2e-subjects", "3"]
-    result = tp.run([*args, "--out", str(tmp_path), "--tag", "e2e"])
+    result = run([*args, "--out", str(tmp_path), "--tag", "e2e"])
     e2e = result["e2e"]
     assert (e2e["epochs"], e2e["train_clips"], e2e["test_clips"]) == (2, 8, 4)
     assert e2e["precision"] == "fp32" and e2e["batch"] == 8
     assert e2e["phases_s"]["train"] > 0 and 0 < e2e["non_training_share"] < 1
     assert e2e["extrapolated_200_epochs"]["train_s"] > e2e["phases_s"]["train"]
-    merged = tp.run(["--merge", str(tmp_path / "e2e.json"), "--out", str(tmp_path), "--tag", "all"])
+    merged = run(["--merge", str(tmp_path / "e2e.json"), "--out", str(tmp_path), "--tag", "all"])
     assert list(merged["parts"]) == ["e2e"]
     assert "One trial end to end" in (tmp_path / "all.md").read_text()
 

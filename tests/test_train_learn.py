@@ -4,25 +4,20 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from bench.learn_demo import DEMO_CONFIG
 from mer.cli import main as mer_main
 from mer.metrics import megc_scores
 from mer.predlog import read_megc, read_predictions
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _demo_config() -> dict:
-    spec = importlib.util.spec_from_file_location("learn_demo", ROOT / "bench" / "learn_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return copy.deepcopy(module.DEMO_CONFIG)
+    return copy.deepcopy(DEMO_CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Faster ways to run the same training step, measured by `bench/throughput.py`.
+"""Faster ways to run the same training step, measured by `python -m bench.throughput`.
 
 Each piece computes the same function as the plain model (checked on CPU by
 tests/test_bench_smoke.py and on the GPU by the benchmark's `check` column); none changes the

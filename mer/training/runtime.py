@@ -42,7 +42,7 @@ def resolve_runtime(train: TrainConfig) -> Runtime:
     trains 417 clips/s, bf16 autocast 261 and bf16 + channels_last_3d 306 — both slower; cuDNN
     already computes fp32 convolutions with TF32. bf16/channels_last only pay off at batch >= 32,
     which changes the optimisation, so they stay opt-in (`precision: bf16`, `channels_last: on`).
-    Until bench/throughput.py has an H100 table (bench/RESULTS.md) this is the evidence there is.
+    Until bench.throughput has an H100 table (bench/RESULTS.md) this is the evidence there is.
     """
     if train.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda requested but torch sees no CUDA device")
