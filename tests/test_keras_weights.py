@@ -445,8 +445,9 @@ def test_weights_out_of_order_in_a_layer(small_file):
             {"branches": "single"},
             r"model\.branches: single \(the Keras model has two input convolutions\)",
         ),
-        ({"attention": "cbam"}, r"model\.attention: CBAM \(the Keras CBAMModule is ec_cbam"),
+        ({"attention": "cbam"}, r"model\.attention: cbam \(the Keras CBAMModule is ec_cbam"),
         ({"attention": "ec_cbam_sequential"}, r"model\.attention: ec_cbam_sequential"),
+        ({"attention": "none"}, r"model\.attention: none"),
         ({"leaky_slope": 0.1}, r"model\.leaky_slope: \[0\.1\] \(the Keras model uses 0\.2\)"),
     ],
 )

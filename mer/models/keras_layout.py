@@ -25,7 +25,7 @@ import numpy as np
 from torch import nn
 
 from mer.errors import ConfigError
-from mer.models.blocks import ECCBAM, MSMH, Recurrent
+from mer.models.blocks import CBAM, ECCBAM, MSMH, Recurrent
 
 KERAS_SLOPE = 0.2  # every LeakyReLU of the original: LeakyReLU(alpha=0.2)
 KERAS_ATTENTION = ("ec_cbam", "ec_cbam_sum")  # CBAMModule: CASME II/SAMM/CAS(ME)^3, SMIC scripts
@@ -114,7 +114,11 @@ def check_keras_counterpart(model: nn.Module) -> None:
         problems.append("model.branches: single (the Keras model has two input convolutions)")
     attention = getattr(model, "attention", None)
     if not isinstance(attention, ECCBAM) or attention.variant not in KERAS_ATTENTION:
-        name = attention.variant if isinstance(attention, ECCBAM) else type(attention).__name__
+        name = (
+            attention.variant
+            if isinstance(attention, ECCBAM)
+            else ("cbam" if isinstance(attention, CBAM) else "none")
+        )
         problems.append(
             f"model.attention: {name} (the Keras CBAMModule is ec_cbam, or ec_cbam_sum in the "
             "SMIC script)"
