@@ -1,4 +1,5 @@
-"""Models: the dual-branch 3D-CNN and its blocks. `build_model` imports torch lazily."""
+"""Models: the dual-branch 3D-CNN and its blocks. `build_model` imports torch lazily, and the
+Keras checkpoint functions (`load_keras_weights`, `save_keras_weights`) import h5py lazily."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from mer.models.presets import PRESETS
 
-__all__ = ["PRESETS", "build_model"]
+__all__ = ["PRESETS", "build_model", "load_keras_weights", "save_keras_weights"]
 
 
 def __getattr__(name: str) -> Any:
@@ -14,4 +15,8 @@ def __getattr__(name: str) -> Any:
         from mer.models.network import build_model
 
         return build_model
+    if name in ("load_keras_weights", "save_keras_weights"):
+        from mer.models import keras_weights
+
+        return getattr(keras_weights, name)
     raise AttributeError(name)

@@ -205,9 +205,10 @@ class MSMH(nn.Module):
 
     Per scale s (head width d_s = d // s): q, k, v = Linear(d → d_s)(h); scores = q kᵀ / √d_s;
     max over the query axis; softmax over keys; weights @ v; Linear(d_s → d_s). The original
-    max-pools the scores with `MaxPooling1D(pool_size=10, padding="same")` over queries, which is
-    the max over all queries for T ≤ 10 (every preset: T' = 2, 4 or 8); here it is always the
-    max over all queries.
+    max-pools the scores with `MaxPooling1D(pool_size=10, padding="same")` over queries: for
+    T ≤ 10 one window, the max over all queries (every preset: T' = 2, 4 or 8), which is what
+    this computes; longer sequences would give one output per window of 10 queries, so the
+    network refuses them at build (`mer.models.network.ATTENTION_WINDOW`).
 
     Fused for speed, same parameters and math as eight separate heads: one Linear(d → 3·Σd_s)
     gives q | k | v of all scales (scale blocks in `scales` order inside each), per-scale scores
@@ -263,7 +264,8 @@ class MHAPool(nn.Module):
     Projections d → heads·key_dim for q, k, v (fused in one Linear) and heads·key_dim → d; with
     key_dim = d // heads this is `nn.MultiheadAttention(d, heads)` (same parameters and math).
     The max over time is the original's `MaxPooling1D(pool_size=10, padding="same")` after the
-    attention (deception script), exact for T ≤ 10.
+    attention (deception script), exact for T ≤ 10; the network refuses longer sequences
+    (`mer.models.network.ATTENTION_WINDOW`).
     """
 
     def __init__(self, d_model: int, heads: int, key_dim: int, causal: bool = False) -> None:

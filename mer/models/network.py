@@ -13,7 +13,8 @@ Input size: the per-step Linear's in_features depends on H and W, which a ModelC
 hold, so `build_model` takes `input_shape=(T, H, W)` (default (30, 128, 128), or the data section
 of an ExperimentConfig) and sizes every layer at build time; parameter counts are then known
 without a forward pass. The built model accepts any T (all later layers work per step or over
-the sequence) but only the H, W it was built for.
+the sequence) but only the H, W it was built for, and, with an attention pool, at most
+`ATTENTION_WINDOW` steps after pooling (see there).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ from mer.models.init import apply_init
 log = logging.getLogger(__name__)
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (30, 128, 128)
+
+# The original max-pools MSMH's attention scores over the query axis, and MHA's output over time,
+# with `MaxPooling1D(pool_size=10, padding="same")`. For T' ≤ 10 steps that is one window: the max
+# over all steps, which is what MSMH and MHAPool compute. For T' > 10 the original gives
+# ceil(T' / 10) windows and so ceil(T' / 10) predictions per clip (its output is (B, windows,
+# classes)), which has no one-label-per-clip reading to reproduce: those sizes are refused.
+ATTENTION_WINDOW = 10
+WINDOWED_POOLS = frozenset({"msmh", "mha", "msmh_mha"})
 
 
 class DualBranch3DCNN(nn.Module):
@@ -76,6 +85,10 @@ class DualBranch3DCNN(nn.Module):
         self.attention = make_attention(cfg)
         # F: per-step dense stack on the flattened (H', W', C) map of each of the T' steps.
         self.feature_shape = tuple(tf_same_out(tf_same_out(n, pool), pool) for n in (t, h, w))
+        self.pooling = cfg.pooling
+        self.max_steps = ATTENTION_WINDOW if cfg.pooling in WINDOWED_POOLS else None
+        if (problem := self._steps_problem(t)) is not None:
+            raise ConfigError(problem)
         _, fh, fw = self.feature_shape
         n = len(cfg.dense)
         self.steps = MLP(
@@ -120,10 +133,31 @@ class DualBranch3DCNN(nn.Module):
         x = self.pool(x)  # S
         return self.head(x)  # H
 
+    def _steps_problem(self, t: int) -> str | None:
+        """Why T frames are too many for the attention pool's window (None when they are not)."""
+        if self.max_steps is None:
+            return None
+        p = self.branch_a.pool.kernel
+        t1 = tf_same_out(t, p)
+        steps = tf_same_out(t1, p)
+        if steps <= self.max_steps:
+            return None
+        return (
+            f"data.frames.count: {t} frames give T' = {steps} steps after the two "
+            f"model.pool = {p} poolings ({t} → {t1} → {steps}), but model.pooling: "
+            f"{self.pooling} follows the original, which max-pools the attention over windows of "
+            f"{self.max_steps} steps (MaxPooling1D(pool_size={self.max_steps}, padding='same')) "
+            f"and so would give ceil({steps} / {self.max_steps}) = {-(-steps // self.max_steps)} "
+            f"predictions per clip; use data.frames.count ≤ {self.max_steps * p * p} at "
+            f"model.pool = {p}, a larger model.pool, or model.pooling: last or mean"
+        )
+
     def _check_input(self, x_a: torch.Tensor, x_b: torch.Tensor | None) -> None:
         """Shape checks on Python ints only (no host sync): a clear message instead of a matmul
         shape error deep inside."""
         _, h, w = self.input_shape
+        if x_a.dim() == 5 and (problem := self._steps_problem(x_a.shape[2])) is not None:
+            raise ValueError(f"model input x_a {tuple(x_a.shape)}: {problem}")
         if x_a.dim() != 5 or tuple(x_a.shape[-2:]) != (h, w):
             raise ValueError(
                 f"model input x_a: expected (B, C, T, {h}, {w}) (the model was built for "
