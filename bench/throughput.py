@@ -66,6 +66,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mer.config import ModelConfig, TrainConfig  # noqa: E402
+from mer.config import replace as replace_config  # noqa: E402
 from mer.models import PRESETS, build_model  # noqa: E402
 from mer.training import fastpath as fp  # noqa: E402
 from mer.training.fold_data import FoldTensors  # noqa: E402
@@ -301,7 +302,7 @@ class Spec:
 def make_spec(args: argparse.Namespace) -> Spec:
     cfg = PRESETS["casme2"]
     if args.tiny:
-        cfg = replace(cfg, **TINY_MODEL)
+        cfg = replace_config(cfg, **TINY_MODEL)
     pool = args.pool or (16 if args.tiny else 64)
     return Spec(
         model_cfg=cfg,
@@ -317,7 +318,9 @@ def make_spec(args: argparse.Namespace) -> Spec:
 
 
 def no_dropout(cfg: ModelConfig) -> ModelConfig:
-    return replace(cfg, dropout=0.0, dense_out_dropout=0.0, head_in_dropout=0.0, head_dropout=0.0)
+    return replace_config(
+        cfg, dropout=0.0, dense_out_dropout=0.0, head_in_dropout=0.0, head_dropout=0.0
+    )
 
 
 # ------------------------------------------------------------------------------ backend flags

@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import replace
 
 import pytest
 import torch
 from torch import nn
 
 from bench import throughput as tp
+from mer.config import replace
 from mer.models import PRESETS, build_model
 from mer.training import fastpath as fp
 

@@ -33,7 +33,10 @@ by applying it to the base config, so a value the config would reject fails at l
 space key, not hours into a sweep. A float distribution on an integer config field is an error
 (use `int`).
 
-Every failure is a ConfigError naming `search.space.KEY`.
+Every failure is a ConfigError naming `search.space.KEY`. `check_search_config` runs all of this
+on a loaded config (the base and each ablation variant), as the search will, so that whatever
+runs a config with `search:` (run_sweep.py, `mer train`) refuses a bad space before preparing data
+or starting Ray; `load_search_config` is `load_config` followed by it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mer.config import ExperimentConfig, get_dotted, with_overrides
+from mer.config import ExperimentConfig, get_dotted, load_config, variant_config, with_overrides
 from mer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -427,3 +430,39 @@ def parse_space(
                 ) from None
             _check_against(param, base, params)
     return SearchSpace(tuple(ordered))
+
+
+def check_search_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Parse `search.space` as the search will (mer/sweep/search/): the keys no search may change,
+    the keys a variant may not search, the space against the base config, then each variant's
+    share of it (`SearchSpace.for_variant`) against that variant's config. Returns `cfg`.
+
+    A variant's error starts with `ablations.NAME: `. Without a `search` section: nothing to do.
+    """
+    if cfg.search is None:
+        return cfg
+    space = cfg.search.space
+    check_space_keys(space)  # data.*, protocol.*, ...: never searchable
+    variants = {name: variant_config(cfg, name) for name in cfg.ablations}
+    for name, fixed in cfg.ablations.items():
+        try:
+            check_variant_space(space, variants[name], fixed)
+        except ConfigError as exc:
+            raise ConfigError(f"ablations.{name}: {exc}") from None
+    parsed = parse_space(space, cfg)
+    for name, fixed in cfg.ablations.items():
+        kept = parsed.for_variant(fixed).keys
+        try:
+            parse_space({k: space[k] for k in kept}, variants[name])
+        except ConfigError as exc:
+            raise ConfigError(f"ablations.{name}: {exc}") from None
+    return cfg
+
+
+def load_search_config(path: Any, overrides: list[str] | None = None) -> ExperimentConfig:
+    """`load_config` for running: a search space is checked too (errors name the file)."""
+    cfg = load_config(path, overrides)
+    try:
+        return check_search_config(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
