@@ -208,3 +208,20 @@ def test_space_is_checked_against_each_variant():
     # a variant that fixes the key does not search it, so its value is not checked
     raw["ablations"]["two"]["train.class_weights"] = "balanced"
     assert check_search_config(from_dict(raw)).variants == ["full", "two"]
+
+
+def test_a_rule_across_two_searched_keys_is_left_to_the_draw():
+    """merge_channels 4 breaks the base's attention_reduction 8, but with reduction 2 (also
+    searched) it is valid: the space loads and the searcher fails the bad draws when asked. With
+    reduction not searched, 4 can never work: refused at load."""
+    both = {
+        "model.merge_channels": {"choice": [4, 64]},
+        "model.attention_reduction": {"choice": [8, 2]},
+    }
+    assert _cfg(both).search.space == both
+    with pytest.raises(ConfigError) as err:
+        _cfg({"model.merge_channels": {"choice": [4, 64]}})
+    assert str(err.value).startswith(
+        "search.space.model.merge_channels: value 4 is not valid here (model.attention_reduction: "
+        "8 leaves 4 // 8 = 0 hidden units"
+    )

@@ -30,8 +30,10 @@ whose AU regions come from ground truth (`data.regions.policy: au_oracle`), `mod
 be searched: it switches between oracle input (dual) and label-free input (single) inside one
 study (PROTOCOL.md §4.3); fix it per variant instead. Each bound and each choice is checked
 by applying it to the base config, so a value the config would reject fails at load time with the
-space key, not hours into a sweep. A float distribution on an integer config field is an error
-(use `int`).
+space key, not hours into a sweep; a value that only a rule across two searched keys rejects
+(merge_channels 4 with attention_reduction 8, when both are searched) passes if one value of the
+other key makes it valid, and a configuration drawing the bad pair fails when asked. A float
+distribution on an integer config field is an error (use `int`).
 
 Every failure is a ConfigError naming `search.space.KEY`. `check_search_config` runs all of this
 on a loaded config (the base and each ablation variant), as the search will, so that whatever
@@ -355,6 +357,29 @@ def _order(params: dict[str, Param]) -> list[Param]:
     return [params[k] for k in done]
 
 
+def _check_value(base: ExperimentConfig, key: str, value: Any, params: dict[str, Param]) -> None:
+    """The config's ConfigError for `key: value` on `base`, unless one value of another searched
+    parameter makes it valid: a rule across two searched keys (model.merge_channels against
+    model.attention_reduction) is a combination the search may or may not draw, and a draw that
+    breaks it fails when asked (counted toward the trial budget, before any fold runs)."""
+    try:
+        with_overrides(base, {key: value})
+        return
+    except ConfigError as exc:
+        error = exc
+    for other in params.values():
+        if other.key == key:
+            continue
+        partners = list(other.choices) if other.kind == "choice" else [other.low, other.high]
+        for partner in partners:
+            try:
+                with_overrides(base, {key: value, other.key: partner})
+                return
+            except ConfigError:
+                continue
+    raise error
+
+
 def _check_against(param: Param, base: ExperimentConfig, params: dict[str, Param]) -> None:
     """Apply bounds / each choice to the base config so the config's own rules reject bad values."""
     what = f"search.space.{param.key}"
@@ -371,7 +396,7 @@ def _check_against(param: Param, base: ExperimentConfig, params: dict[str, Param
     values = list(param.choices) if param.kind == "choice" else [param.low, param.high]
     for value in values:
         try:
-            with_overrides(base, {param.key: value})
+            _check_value(base, param.key, value, params)
         except ConfigError as exc:
             raise ConfigError(f"{what}: value {value!r} is not valid here ({exc})") from None
     for cond_key, allowed in param.when:
@@ -398,7 +423,7 @@ def _check_against(param: Param, base: ExperimentConfig, params: dict[str, Param
                 ) from None
             for value in allowed:  # a value the key can never take is a typo
                 try:
-                    with_overrides(base, {cond_key: value})
+                    _check_value(base, cond_key, value, params)
                 except ConfigError as exc:
                     raise ConfigError(
                         f"{where}: {value!r} is not one of {cond_key}'s possible values ({exc})"
