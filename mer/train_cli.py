@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from mer.config import ExperimentConfig, dump_yaml, load_config, variant_config
+from mer.config import ExperimentConfig, dump_yaml, variant_config
 from mer.errors import ConfigError
+from mer.sweep.space import load_search_config
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     from mer.sweep.plan import search_holdout
     from mer.train import run_fold
 
-    cfg = load_config(args.config, args.set)
+    cfg = load_search_config(args.config, args.set)  # a search config's space too, before data
     variant = args.variant or cfg.variants[0]
     vcfg = variant_config(cfg, variant)
     seed = cfg.seeds[0] if args.seed is None else int(args.seed)

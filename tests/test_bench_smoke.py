@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import replace
 
 import pytest
 import torch
@@ -26,6 +25,7 @@ from bench.throughput.settings import (
     expand_settings,
 )
 from bench.throughput.spec import TINY_MODEL, TINY_SHAPE
+from mer.config import replace
 from mer.models import PRESETS, build_model
 from mer.training import fastpath as fp
 

@@ -152,11 +152,16 @@ def test_hash_same_meaning_same_hash_across_key_order_and_processes(sweep_file):
 
 
 def test_search_space_keys_must_be_config_paths():
+    from mer.sweep.space import check_search_config  # the sweep layer checks search spaces
+
     base = {"protocol": {"val_subjects": 1}}
-    ok = from_dict({**base, "search": {"space": {"train.lr": {"loguniform": [1e-4, 1e-2]}}}})
+    raw = {**base, "search": {"space": {"train.lr": {"loguniform": [1e-4, 1e-2]}}}}
+    ok = check_search_config(from_dict(raw))
     assert "train.lr" in ok.search.space
     with pytest.raises(ConfigError, match=r"search\.space\.train\.lrate: not a config key"):
-        from_dict({**base, "search": {"space": {"train.lrate": {"uniform": [0, 1]}}}})
+        check_search_config(
+            from_dict({**base, "search": {"space": {"train.lrate": {"uniform": [0, 1]}}}})
+        )
     with pytest.raises(ConfigError, match="inner-validation"):
         from_dict({"search": {"space": {}}})
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import pytest
 import torch
 from torch import nn
 
-from mer.config import ModelConfig, from_dict, variant_config
+from mer.config import ModelConfig, from_dict, replace, variant_config
 from mer.errors import ConfigError
 from mer.models import PRESETS, build_model
 from mer.models.blocks import CBAM, ECCBAM, MSMH, ConcatPool, LastPool, MeanPool, MHAPool

@@ -125,5 +125,12 @@ def test_summary_command(tmp_path, capsys):
 def test_summary_command_reports_config_errors(tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text(SWEEP)
-    with pytest.raises(ConfigError, match=r"ablations\.full: model\.attention_reduction"):
+    # the config refuses the combination when it loads, before any model is built
+    with pytest.raises(ConfigError) as err:
         _cli(["summary", str(path), "--set", "model.attention_reduction=128"])
+    assert str(err.value).startswith(f"{path}: model.attention_reduction: 128 leaves 64 // 128")
+    with pytest.raises(ConfigError, match=r"ablations\.cbam: model\.attention_reduction"):
+        _cli(["summary", str(path), "--set", "ablations.cbam.model.attention_reduction=128"])
+    # what only the build finds (the sequence width) is named with its variant too
+    with pytest.raises(ConfigError, match=r"ablations\.cbam: model\.msmh_scales: scale 128"):
+        _cli(["summary", str(path), "--set", "ablations.cbam.model.recurrent=none"])

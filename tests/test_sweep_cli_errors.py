@@ -107,6 +107,20 @@ def test_dry_run_checks_each_variants_policy_even_on_shared_annotations(tmp_path
     assert "au_oracle" in err and "AU annotations" in err
 
 
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_bad_search_space_fails_first(tmp_path, capsys, dry_run):
+    """The search space is the sweep layer's to check: run_sweep.py refuses a bad one before it
+    reads annotations, prepares data or starts Ray, dry run or not."""
+    search = str(REPO / "sweeps" / "demo_search.yaml")
+    out = tmp_path / "run"
+    sets = _sets(tmp_path) + ["--set", "search.space.data.size={choice: [16, 32]}"]
+    argv = [search, *sets, "--out", str(out)] + (["--dry-run"] if dry_run else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: {search}: search.space.data.size: data cannot be searched" in err
+    assert not (tmp_path / "cache").exists() and not out.exists()
+
+
 def test_resume_accepts_keys_a_newer_mer_added_at_their_defaults(tmp_path):
     """A sweep written before a config key existed resumes; a real change is still refused."""
     import yaml

@@ -26,7 +26,7 @@ from mer.sweep.search import (
     holdout_raw,
     write_search_summary,
 )
-from mer.sweep.space import parse_space
+from mer.sweep.space import check_search_config, parse_space
 from mer.sweep.trial import FINAL_KEY
 from tests import test_sweep_search as unit
 
@@ -69,7 +69,7 @@ def test_data_keys_cannot_be_searched(key, spec):
     """Trials train on the variant's data prepared before the search: a searched data key would
     be recorded and change nothing."""
     with pytest.raises(ConfigError) as err:
-        from_dict(_raw(search={"space": {key: spec}}))
+        check_search_config(from_dict(_raw(search={"space": {key: spec}})))
     msg = str(err.value)
     assert f"search.space.{key}: data cannot be searched" in msg
     assert "prepared once per variant" in msg and "ablation variants instead" in msg
@@ -83,13 +83,20 @@ def test_branches_cannot_be_searched_on_au_oracle_regions():
     with pytest.raises(
         ConfigError, match=r"ablations.full: search.space.model.branches: .*au_oracle"
     ):
-        from_dict(_raw(data={"regions": {"policy": "au_oracle"}}, search={"space": space}))
+        check_search_config(
+            from_dict(_raw(data={"regions": {"policy": "au_oracle"}}, search={"space": space}))
+        )
     # a variant that fixes branches is not searched on it; label-free regions may search it
-    ok = from_dict(
-        _raw(
-            data={"regions": {"policy": "au_oracle"}},
-            search={"space": {**space, **SPACE}},
-            ablations={"dual": {"model.branches": "dual"}, "free": {"data.regions.policy": "all"}},
+    ok = check_search_config(
+        from_dict(
+            _raw(
+                data={"regions": {"policy": "au_oracle"}},
+                search={"space": {**space, **SPACE}},
+                ablations={
+                    "dual": {"model.branches": "dual"},
+                    "free": {"data.regions.policy": "all"},
+                },
+            )
         )
     )
     assert ok.variants == ["dual", "free"]
@@ -98,10 +105,12 @@ def test_branches_cannot_be_searched_on_au_oracle_regions():
     for branches in ("single", "dual"):
         assert oracle_reasons(with_overrides(free, {"model.branches": branches})) == []
     with pytest.raises(ConfigError, match="ablations.oracle: search.space.model.branches"):
-        from_dict(
-            _raw(
-                search={"space": space},
-                ablations={"full": {}, "oracle": {"data.regions.policy": "au_oracle"}},
+        check_search_config(
+            from_dict(
+                _raw(
+                    search={"space": space},
+                    ablations={"full": {}, "oracle": {"data.regions.policy": "au_oracle"}},
+                )
             )
         )
 

@@ -7,7 +7,7 @@ import pytest
 
 from mer.config import from_dict, variant_config
 from mer.errors import ConfigError
-from mer.sweep.space import parse_space
+from mer.sweep.space import check_search_config, load_search_config, parse_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -21,7 +21,7 @@ def _cfg(space=None, ablations=None):
     }
     if ablations is not None:
         raw["ablations"] = ablations
-    return from_dict(raw)
+    return check_search_config(from_dict(raw))  # as run_sweep.py loads a search
 
 
 BASE = _cfg()
@@ -151,7 +151,7 @@ def test_space_errors_name_the_key(space, message):
     assert message in str(err.value)
 
 
-def test_config_itself_rejects_unknown_space_key_and_bad_pruner_p():
+def test_search_config_rejects_unknown_space_key_and_bad_pruner_p():
     with pytest.raises(ConfigError, match="search.space.train.lrr: not a config key"):
         _cfg({"train.lrr": {"uniform": [0.1, 0.2]}})
     raw = {
@@ -171,23 +171,21 @@ def test_config_itself_rejects_unknown_space_key_and_bad_pruner_p():
         ({"uniform": [0.1, 2.0e3], "when": {"model.recurrent": ["gur"]}}, "'gur' is not one of"),
     ],
 )
-def test_config_parses_the_whole_space_at_load(spec, message):
+def test_search_config_parses_the_whole_space_at_load(spec, message):
     with pytest.raises(ConfigError) as err:
         _cfg({"train.lr": spec})
     assert message in str(err.value)
 
 
-def test_bad_space_from_set_fails_in_load_config(tmp_path):
-    from mer.config import load_config
-
+def test_bad_space_from_set_fails_in_load_search_config(tmp_path):
     path = tmp_path / "search.yaml"
     path.write_text(
         "name: s\ndata: {dataset: synthetic}\nprotocol: {split: group_kfold:3, val_subjects: 1}\n"
         "search: {space: {train.lr: {loguniform: [1.0e-4, 1.0e-2]}}}\n"
     )
-    assert load_config(path).search.space["train.lr"] == {"loguniform": [1e-4, 1e-2]}
+    assert load_search_config(path).search.space["train.lr"] == {"loguniform": [1e-4, 1e-2]}
     with pytest.raises(ConfigError) as err:
-        load_config(path, ["search.space.train.lr={loguniform: [1.0e-2, 1.0e-4]}"])
+        load_search_config(path, ["search.space.train.lr={loguniform: [1.0e-2, 1.0e-4]}"])
     assert str(err.value).startswith(f"{path}: search.space.train.lr.loguniform: expected low")
 
 
@@ -199,14 +197,31 @@ def test_space_is_checked_against_each_variant():
         "train": {"class_weights": "balanced"},
         "search": {"space": space},
     }
-    assert from_dict(raw).search.space == space  # valid for the base (3 classes)
+    assert check_search_config(from_dict(raw)).search.space == space  # valid for the base
     raw["ablations"] = {"full": {}, "two": {"model.num_classes": 2}}
     with pytest.raises(ConfigError) as err:
-        from_dict(raw)
+        check_search_config(from_dict(raw))
     assert str(err.value).startswith(
         "search.space.train.class_weights: value [1, 1, 1] is not valid here (ablations.two: "
         "train.class_weights: expected 2 weights"
     )
     # a variant that fixes the key does not search it, so its value is not checked
     raw["ablations"]["two"]["train.class_weights"] = "balanced"
-    assert from_dict(raw).variants == ["full", "two"]
+    assert check_search_config(from_dict(raw)).variants == ["full", "two"]
+
+
+def test_a_rule_across_two_searched_keys_is_left_to_the_draw():
+    """merge_channels 4 breaks the base's attention_reduction 8, but with reduction 2 (also
+    searched) it is valid: the space loads and the searcher fails the bad draws when asked. With
+    reduction not searched, 4 can never work: refused at load."""
+    both = {
+        "model.merge_channels": {"choice": [4, 64]},
+        "model.attention_reduction": {"choice": [8, 2]},
+    }
+    assert _cfg(both).search.space == both
+    with pytest.raises(ConfigError) as err:
+        _cfg({"model.merge_channels": {"choice": [4, 64]}})
+    assert str(err.value).startswith(
+        "search.space.model.merge_channels: value 4 is not valid here (model.attention_reduction: "
+        "8 leaves 4 // 8 = 0 hidden units"
+    )

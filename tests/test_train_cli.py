@@ -134,6 +134,18 @@ def test_unknown_fold_and_variant_are_config_errors(tiny_sweep):
         _main(["train", str(path), "--fold", "s1", "--variant", "ful", "--no-progress"])
 
 
+def test_search_config_with_a_bad_space_fails_before_data(tiny_sweep):
+    path, calls = tiny_sweep
+    sets = [
+        "--set", "protocol.split=group_kfold:3",
+        "--set", "search={trials: 1, space: {train.lr: {loguniform: [1.0e-2, 1.0e-3]}}}",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        _main(["train", str(path), "--fold", "kfold0", "--no-progress", *sets])
+    assert str(err.value).startswith(f"{path}: search.space.train.lr.loguniform: expected low")
+    assert calls == []  # prepare_data never ran
+
+
 def test_fold_or_all_folds_required(tiny_sweep, capsys):
     path, _ = tiny_sweep
     with pytest.raises(SystemExit) as exc:

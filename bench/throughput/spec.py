@@ -4,13 +4,14 @@ the uint8 clip pool, the baseline's host float32 copy and each member's batch se
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from bench.throughput.settings import BASE_BATCH, Setting, SettingError
 from mer.config import ModelConfig
+from mer.config import replace as replace_config
 from mer.models import PRESETS
 
 PAPER_SHAPE = (30, 128, 128)
@@ -49,7 +50,7 @@ class Spec:
 def make_spec(args: argparse.Namespace) -> Spec:
     cfg = PRESETS["casme2"]
     if args.tiny:
-        cfg = replace(cfg, **TINY_MODEL)
+        cfg = replace_config(cfg, **TINY_MODEL)
     pool = args.pool or (16 if args.tiny else 64)
     return Spec(
         model_cfg=cfg,
@@ -65,7 +66,9 @@ def make_spec(args: argparse.Namespace) -> Spec:
 
 
 def no_dropout(cfg: ModelConfig) -> ModelConfig:
-    return replace(cfg, dropout=0.0, dense_out_dropout=0.0, head_in_dropout=0.0, head_dropout=0.0)
+    return replace_config(
+        cfg, dropout=0.0, dense_out_dropout=0.0, head_in_dropout=0.0, head_dropout=0.0
+    )
 
 
 # --------------------------------------------------------------------------------------- data

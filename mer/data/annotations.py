@@ -107,7 +107,9 @@ def load_samples(
 
 def _check_composite_keys(dataset: str, root: Path | None, sources: dict[str, Any] | None) -> None:
     """`data.sources` belongs to the composite and `data.root` to the others: refused rather than
-    ignored, so a sweep never runs on files other than the ones its YAML names."""
+    ignored, so a sweep never runs on files other than the ones its YAML names. A loaded config
+    never gets here with them (mer.config.checks refuses it at load); this is the argument check
+    for callers of `load_samples` with plain arguments."""
     if sources and dataset != "megc2019":
         raise ConfigError(
             f"data.sources: only megc2019 reads sources, not {dataset} (which reads data.root "

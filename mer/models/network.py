@@ -62,8 +62,7 @@ class DualBranch3DCNN(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, input_shape: Sequence[int] = DEFAULT_INPUT_SHAPE):
-        super().__init__()
-        check_model_config(cfg)
+        super().__init__()  # cfg is valid: a ModelConfig checks its own values when built
         t, h, w = (int(n) for n in input_shape)
         self.input_shape = (t, h, w)
         self.dual = cfg.branches == "dual"
@@ -222,29 +221,6 @@ def make_pool(cfg: ModelConfig, d: int) -> nn.Module:
     if cfg.pooling == "mean":
         return MeanPool(d)
     return LastPool(d)
-
-
-def check_model_config(cfg: ModelConfig) -> None:
-    """Checks that need more than one field (single-field ranges are in mer.config)."""
-    for key in ("conv_a_channels", "conv_b_channels", "merge_channels"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"model.{key}: expected a positive integer, got {getattr(cfg, key)}")
-    for key in ("conv_a_kernel", "conv_b_kernel", "merge_kernel"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"model.{key}: expected a positive integer, got {getattr(cfg, key)}")
-    for key in ("dense", "head"):
-        if any(w < 1 for w in getattr(cfg, key)):
-            raise ConfigError(f"model.{key}: widths must be positive, got {getattr(cfg, key)}")
-    if cfg.attention != "none" and cfg.merge_channels // cfg.attention_reduction < 1:
-        raise ConfigError(
-            f"model.attention_reduction: {cfg.attention_reduction} leaves "
-            f"{cfg.merge_channels} // {cfg.attention_reduction} = 0 hidden units in the channel "
-            f"attention MLP (model.merge_channels = {cfg.merge_channels})"
-        )
-    if not cfg.dense and cfg.dense_out_dropout > 0:
-        raise ConfigError(
-            "model.dense_out_dropout: there is no per-step Linear to follow (model.dense is empty)"
-        )
 
 
 # ------------------------------------------------------------------------------ public API

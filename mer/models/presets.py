@@ -1,4 +1,5 @@
-"""The original code's per-dataset model configurations (MODEL.md §4), as ModelConfig values.
+"""The original code's per-dataset model configurations (MODEL.md §4), as ModelConfig values
+(the values themselves are plain data in mer.config.presets, which the config expands).
 
 Dataset-side settings of those scripts (T, branch-B input, epochs, LR step) live in the sweep
 YAMLs (`data.frames.count`, `data.regions.policy`, `train.*`), since they are not the model's.
@@ -17,36 +18,11 @@ Parameter counts (tests/test_model_network.py asserts them), input (T, 128, 128)
 
 from __future__ import annotations
 
-from dataclasses import replace
+from mer.config import MODEL_PRESETS, ModelConfig
 
-from mer.config import ModelConfig
-
-_CASME2 = ModelConfig(preset="casme2")
-
+# Built from the config's plain preset data (mer/config/presets.py), which `model.preset` expands.
 PRESETS: dict[str, ModelConfig] = {
-    "casme2": _CASME2,
-    "samm": replace(_CASME2, preset="samm", dropout=0.3),
-    "smic": replace(
-        _CASME2, preset="smic", merge_channels=32, attention="ec_cbam_sum", dropout=0.3
-    ),
-    "casme3": replace(_CASME2, preset="casme3", pool=2, head_dropout=0.3),
-    # Lie-detection script: besides MSMH, a causal Keras MultiHeadAttention(num_heads=4,
-    # key_dim=512) max-pooled over time, concatenated (510 + 512 → head); extra Dropout(0.3)
-    # after the per-step stack, before the head and after head layers 1, 2. ≈7.1 M at T=16.
-    "deception": replace(
-        _CASME2,
-        preset="deception",
-        merge_channels=32,
-        dropout=0.3,
-        dense_out_dropout=0.3,
-        pooling="msmh_mha",
-        mha_heads=4,
-        mha_key_dim=512,
-        mha_causal=True,
-        head_in_dropout=0.3,
-        head_dropout=0.3,
-        num_classes=2,
-    ),
+    name: ModelConfig(preset=name, **values) for name, values in MODEL_PRESETS.items()
 }
 
 

@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mer.config import ExperimentConfig, load_config
+from mer.config import ExperimentConfig
 from mer.errors import MerError
+from mer.sweep.space import load_search_config
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     t0 = time.monotonic()
     try:
-        cfg = load_config(args.config, args.set)
+        cfg = load_search_config(args.config, args.set)  # a bad space fails here, first
         if args.dry_run:
             return dry_run(cfg, args)
         from mer.sweep.runner import RunOptions, output_dir, storage_key

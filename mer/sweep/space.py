@@ -30,10 +30,15 @@ whose AU regions come from ground truth (`data.regions.policy: au_oracle`), `mod
 be searched: it switches between oracle input (dual) and label-free input (single) inside one
 study (PROTOCOL.md §4.3); fix it per variant instead. Each bound and each choice is checked
 by applying it to the base config, so a value the config would reject fails at load time with the
-space key, not hours into a sweep. A float distribution on an integer config field is an error
-(use `int`).
+space key, not hours into a sweep; a value that only a rule across two searched keys rejects
+(merge_channels 4 with attention_reduction 8, when both are searched) passes if one value of the
+other key makes it valid, and a configuration drawing the bad pair fails when asked. A float
+distribution on an integer config field is an error (use `int`).
 
-Every failure is a ConfigError naming `search.space.KEY`.
+Every failure is a ConfigError naming `search.space.KEY`. `check_search_config` runs all of this
+on a loaded config (the base and each ablation variant), as the search will, so that whatever
+runs a config with `search:` (run_sweep.py, `mer train`) refuses a bad space before preparing data
+or starting Ray; `load_search_config` is `load_config` followed by it.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mer.config import ExperimentConfig, get_dotted, with_overrides
+from mer.config import ExperimentConfig, get_dotted, load_config, variant_config, with_overrides
 from mer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -352,6 +357,29 @@ def _order(params: dict[str, Param]) -> list[Param]:
     return [params[k] for k in done]
 
 
+def _check_value(base: ExperimentConfig, key: str, value: Any, params: dict[str, Param]) -> None:
+    """The config's ConfigError for `key: value` on `base`, unless one value of another searched
+    parameter makes it valid: a rule across two searched keys (model.merge_channels against
+    model.attention_reduction) is a combination the search may or may not draw, and a draw that
+    breaks it fails when asked (counted toward the trial budget, before any fold runs)."""
+    try:
+        with_overrides(base, {key: value})
+        return
+    except ConfigError as exc:
+        error = exc
+    for other in params.values():
+        if other.key == key:
+            continue
+        partners = list(other.choices) if other.kind == "choice" else [other.low, other.high]
+        for partner in partners:
+            try:
+                with_overrides(base, {key: value, other.key: partner})
+                return
+            except ConfigError:
+                continue
+    raise error
+
+
 def _check_against(param: Param, base: ExperimentConfig, params: dict[str, Param]) -> None:
     """Apply bounds / each choice to the base config so the config's own rules reject bad values."""
     what = f"search.space.{param.key}"
@@ -368,7 +396,7 @@ def _check_against(param: Param, base: ExperimentConfig, params: dict[str, Param
     values = list(param.choices) if param.kind == "choice" else [param.low, param.high]
     for value in values:
         try:
-            with_overrides(base, {param.key: value})
+            _check_value(base, param.key, value, params)
         except ConfigError as exc:
             raise ConfigError(f"{what}: value {value!r} is not valid here ({exc})") from None
     for cond_key, allowed in param.when:
@@ -395,7 +423,7 @@ def _check_against(param: Param, base: ExperimentConfig, params: dict[str, Param
                 ) from None
             for value in allowed:  # a value the key can never take is a typo
                 try:
-                    with_overrides(base, {cond_key: value})
+                    _check_value(base, cond_key, value, params)
                 except ConfigError as exc:
                     raise ConfigError(
                         f"{where}: {value!r} is not one of {cond_key}'s possible values ({exc})"
@@ -427,3 +455,39 @@ def parse_space(
                 ) from None
             _check_against(param, base, params)
     return SearchSpace(tuple(ordered))
+
+
+def check_search_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Parse `search.space` as the search will (mer/sweep/search/): the keys no search may change,
+    the keys a variant may not search, the space against the base config, then each variant's
+    share of it (`SearchSpace.for_variant`) against that variant's config. Returns `cfg`.
+
+    A variant's error starts with `ablations.NAME: `. Without a `search` section: nothing to do.
+    """
+    if cfg.search is None:
+        return cfg
+    space = cfg.search.space
+    check_space_keys(space)  # data.*, protocol.*, ...: never searchable
+    variants = {name: variant_config(cfg, name) for name in cfg.ablations}
+    for name, fixed in cfg.ablations.items():
+        try:
+            check_variant_space(space, variants[name], fixed)
+        except ConfigError as exc:
+            raise ConfigError(f"ablations.{name}: {exc}") from None
+    parsed = parse_space(space, cfg)
+    for name, fixed in cfg.ablations.items():
+        kept = parsed.for_variant(fixed).keys
+        try:
+            parse_space({k: space[k] for k in kept}, variants[name])
+        except ConfigError as exc:
+            raise ConfigError(f"ablations.{name}: {exc}") from None
+    return cfg
+
+
+def load_search_config(path: Any, overrides: list[str] | None = None) -> ExperimentConfig:
+    """`load_config` for running: a search space is checked too (errors name the file)."""
+    cfg = load_config(path, overrides)
+    try:
+        return check_search_config(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

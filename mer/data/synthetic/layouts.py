@@ -89,7 +89,11 @@ def dataset_params(
     mapping: bool = True,
     framing: str = "scene",
 ) -> dict:
-    """Validated, complete parameters of one dataset (what the marker records and hashes)."""
+    """Validated, complete parameters of one dataset (what the marker records and hashes).
+
+    The argument checks of the writers, which `mer synth` and scripts call with plain values;
+    `data.synthetic` of a sweep is range-checked by the config when it loads.
+    """
     if layout not in LAYOUTS:
         raise ConfigError(f"synthetic layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
 

@@ -142,7 +142,7 @@ def _write_holdout_config(
     """OUT/search/holdout.yaml (checked by loading it back); returns its path and raw mapping."""
     import yaml
 
-    from mer.config import load_config
+    from mer.sweep.space import load_search_config
 
     best = {v: e["best"]["overrides"] for v, e in entries.items() if e.get("best")}
     raw = holdout_raw(cfg, best, held, out)
@@ -151,7 +151,7 @@ def _write_holdout_config(
     skipped = [v for v in entries if v not in best]
     text = _holdout_header(cfg, path, skipped) + yaml.safe_dump(raw, sort_keys=False)
     path.write_text(text)
-    load_config(path)  # what the evaluation (or the user) will run must load
+    load_search_config(path)  # what the evaluation (or the user) will run must load
     return path, raw
 
 
@@ -262,10 +262,10 @@ def evaluate_holdout(cfg: ExperimentConfig, opts: Any, path: Path) -> int:
     """
     import dataclasses
 
-    from mer.config import load_config
     from mer.sweep.runner import output_dir, run_ablation
+    from mer.sweep.space import load_search_config
 
-    hcfg = load_config(path)
+    hcfg = load_search_config(path)
     hout = output_dir(hcfg, None)
     resume = bool(opts.resume) and (hout / "config.yaml").exists()
     argv = ["run_sweep.py", str(path)] + (["--resume"] if resume else [])

@@ -83,8 +83,10 @@ def _fold_attr(index: int) -> str:
 def _model_stats(cfg: ExperimentConfig) -> dict[str, Any]:
     """params / gflops of the configuration's model, built on the meta device (~0.1 s).
 
-    Building it also runs the model's cross-field checks (attention_reduction vs merge_channels,
-    msmh_scales vs recurrent_units, ...), so an impossible combination fails before any fold runs.
+    Building it also runs the checks that need the sequence width (msmh_scales vs
+    recurrent_units, mha_heads, ...), so an impossible combination fails before any fold runs
+    (the config's own cross-field rules, e.g. attention_reduction vs merge_channels, already
+    failed in `with_overrides`).
     """
     from mer.models.summary import model_stats
 

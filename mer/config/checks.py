@@ -1,0 +1,259 @@
+"""Rules a field type cannot express: values checked against other values, and the rules across
+sections (run when an ExperimentConfig is built).
+
+Rules inside one section run when that section is built, so code that receives a ModelConfig or
+a TrainConfig never re-checks it. Rules across sections (or across the keys of the data section,
+which the data layer's tests build on purpose in combinations a sweep may not use) run on the
+whole ExperimentConfig. Every message names its keys.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from mer.config.presets import MODEL_PRESETS
+from mer.config.types import close_hint, fail
+
+if TYPE_CHECKING:
+    from mer.config.schema import DataConfig, ExperimentConfig, ModelConfig, ProtocolConfig
+
+AU_CODE = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 43]
+DATASETS = ("casme2", "samm", "smic", "casme3", "megc2019", "deception", "videos", "synthetic")
+COMPOSITE_PARTS = ("casme2", "samm", "smic")
+NO_AU_DATASETS = ("smic", "deception")  # annotated by class folder / verdict only
+DEFAULT_CLASS_WEIGHTS = [0.3, 0.35, 0.35]
+_SPLIT = re.compile(r"^(loso|megc2019|group_kfold:[1-9][0-9]*)$")
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+# ------------------------------------------------------------------------------- field rules
+def split_syntax(split: str) -> None:
+    if not _SPLIT.match(split):
+        fail(f"expected loso, megc2019 or group_kfold:K, got {split!r}")
+
+
+def learning_rate(lr: float) -> None:
+    if lr <= 0:
+        fail(f"expected a learning rate > 0, got {lr!r} (the weights would never change)")
+
+
+def adam_betas(betas: list[float]) -> None:
+    if len(betas) != 2:
+        fail(f"expected two numbers (Adam's beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            fail(f"expected a value in [0, 1), got {beta!r}", sub=f"[{i}]")
+
+
+def class_weight_values(weights: Any) -> None:
+    if not isinstance(weights, list):
+        return
+    for i, weight in enumerate(weights):
+        if not (math.isfinite(weight) and weight >= 0.0):
+            fail(f"expected a weight >= 0, got {weight!r}", sub=f"[{i}]")
+    if not any(w > 0 for w in weights):
+        fail(
+            f"expected at least one weight > 0, got {weights!r} (all zero weights make the "
+            "loss zero)"
+        )
+
+
+def layer_widths(widths: list[int]) -> None:
+    if any(w < 1 for w in widths):
+        fail(f"widths must be positive, got {widths}")
+
+
+def preset_name(preset: str | None) -> None:
+    if preset is not None and preset not in MODEL_PRESETS:
+        hint = close_hint(preset, list(MODEL_PRESETS))
+        fail(f"unknown preset {preset!r}{hint}; expected one of {', '.join(MODEL_PRESETS)}")
+
+
+def au_codes_known(codes: list[int]) -> None:
+    """An AU code no region uses can never pick a region: a clip with only such AUs silently
+    gets the whole face (mer/data/regions.py AU_REGIONS)."""
+    # TODO(registry): the AU table moves below config (dataset registry); import it from there.
+    from mer.data.regions import AU_REGIONS
+
+    valid = sorted(set().union(*(c for _, c in AU_REGIONS)))
+    unknown = [c for c in codes if c not in valid]
+    if unknown:
+        fail(
+            f"unknown AU code(s) {', '.join(map(str, unknown))}: no region uses them (a clip "
+            f"with only those AUs would get the whole face); valid codes: "
+            f"{', '.join(map(str, valid))}"
+        )
+
+
+def label_scheme(name: str) -> None:
+    # TODO(registry): label schemes move below config (dataset registry); import from there.
+    from mer.data.labels import get_scheme  # imports only mer.errors: no cycle
+    from mer.errors import ConfigError
+
+    try:
+        get_scheme(name)
+    except ConfigError as exc:
+        fail(str(exc), kind="rule")
+
+
+def seed_list(seeds: list[int]) -> None:
+    if not seeds:
+        fail("expected at least one seed")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        fail(
+            f"{', '.join(map(str, repeated))} listed more than once in {seeds}; each seed runs "
+            "every trial, so a repeated seed repeats them: list each seed once"
+        )
+
+
+def ablations_shape(ablations: Any) -> Any:
+    """Each variant must be a mapping of dotted overrides; say so in those words (a generic
+    type message would read "a mapping of a mapping"). null: the one default variant."""
+    if ablations is None:
+        return {"full": {}}
+    example = "(e.g. {full: {}, no_rnn: {model.recurrent: none}})"
+    if not isinstance(ablations, dict):
+        fail(
+            f"ablations: expected a mapping of variant name to dotted overrides {example}, "
+            f"got {ablations!r}",
+            kind="rule",
+        )
+    for name, overrides in ablations.items():
+        if overrides is not None and not isinstance(overrides, dict):
+            fail(
+                f"ablations.{name}: expected a mapping of dotted overrides (e.g. "
+                f"{{model.recurrent: lstm}}), got {overrides!r}",
+                kind="rule",
+            )
+    return ablations
+
+
+def ablation_rules(ablations: dict[str, dict[str, Any]]) -> None:
+    if not ablations:
+        fail("ablations: expected at least one variant (e.g. `full: {}`)", kind="rule")
+    for name, overrides in ablations.items():
+        if not _VARIANT_NAME.fullmatch(name):
+            fail(f"ablations.{name}: variant names may use letters, digits, _ . + -", kind="rule")
+        if any(k.split(".")[0] in ("ablations", "seeds") for k in overrides):
+            fail(f"ablations.{name}: a variant cannot change ablations or seeds", kind="rule")
+        if any(k.split(".")[0] == "search" for k in overrides):
+            fail(
+                f"ablations.{name}: a variant cannot change search settings; they hold for the "
+                "whole sweep (one held-out set and one study setup keep variants comparable)",
+                kind="rule",
+            )
+
+
+# ----------------------------------------------------------------------------- section rules
+def protocol_rules(protocol: ProtocolConfig) -> None:
+    if protocol.selection == "inner_val" and protocol.val_subjects < 1:
+        fail(
+            "protocol.selection: inner_val needs protocol.val_subjects >= 1 (subjects held out "
+            "of each fold's training set to choose the epoch)",
+            kind="rule",
+        )
+
+
+def model_rules(model: ModelConfig) -> None:
+    """Values that only fail together (what build_model would otherwise find)."""
+    if model.attention != "none" and model.merge_channels // model.attention_reduction < 1:
+        fail(
+            f"model.attention_reduction: {model.attention_reduction} leaves "
+            f"{model.merge_channels} // {model.attention_reduction} = 0 hidden units in the "
+            f"channel attention MLP (model.merge_channels = {model.merge_channels})",
+            kind="rule",
+        )
+    if not model.dense and model.dense_out_dropout > 0:
+        fail(
+            "model.dense_out_dropout: there is no per-step Linear to follow (model.dense is empty)",
+            kind="rule",
+        )
+
+
+# -------------------------------------------------------------------------- experiment rules
+def check_experiment(cfg: ExperimentConfig) -> None:
+    """Rules across sections."""
+    _check_search_protocol(cfg)
+    _check_class_weight_count(cfg)
+    _check_data_sources(cfg.data)
+    _check_frames(cfg.data)
+
+
+def _check_search_protocol(cfg: ExperimentConfig) -> None:
+    """The protocol rules a search depends on (its space is checked by mer.sweep.space)."""
+    if cfg.search is not None and cfg.protocol.val_subjects < 1:
+        fail(
+            "search: the search objective is computed on inner-validation subjects; set "
+            "protocol.val_subjects >= 1",
+            kind="rule",
+        )
+    if cfg.search is not None and cfg.protocol.selection == "oracle_test":
+        fail(
+            "protocol.selection: oracle_test picks epochs on the test subject, so a search "
+            "objective would depend on test labels (PROTOCOL.md §4.1); use fixed_epochs or "
+            "inner_val with a search",
+            kind="rule",
+        )
+
+
+def _check_class_weight_count(cfg: ExperimentConfig) -> None:
+    cw = cfg.train.class_weights
+    n = cfg.model.num_classes
+    if not isinstance(cw, list) or len(cw) == n:
+        return
+    if "class_weights" not in cfg.train.model_fields_set:  # the default, not the user's
+        fail(
+            f"train.class_weights: expected {n} weights (model.num_classes is {n}), but the "
+            f"default {DEFAULT_CLASS_WEIGHTS} has {len(cw)}; set train.class_weights to {n} "
+            "weights or balanced",
+            kind="rule",
+        )
+    fail(
+        f"train.class_weights: expected {n} weights (model.num_classes), got {len(cw)}",
+        kind="rule",
+    )
+
+
+def _check_frames(data: DataConfig) -> None:
+    if data.frames.window == "clip" and data.frames.select == "onset_apex_offset":
+        fail(
+            "data.frames.window: clip, but select onset_apex_offset always selects inside the "
+            "annotated onset..offset; use window auto or annotated, or another select",
+            kind="rule",
+        )
+
+
+def _check_data_sources(data: DataConfig) -> None:
+    """Keys one dataset reads and another ignores: set on the wrong one, they would be silently
+    ignored (the data layer checks the files themselves)."""
+    if data.dataset != "megc2019" and data.sources:
+        fail(
+            f"data.sources: only read for dataset megc2019 (this is {data.dataset}); remove it, "
+            "or set data.dataset: megc2019",
+            kind="rule",
+        )
+    if data.dataset == "megc2019":
+        unknown = sorted(set(data.sources) - set(COMPOSITE_PARTS))
+        if unknown:
+            fail(
+                f"data.sources: unknown part(s) {', '.join(unknown)}; the MEGC2019 composite is "
+                f"made of {', '.join(COMPOSITE_PARTS)}",
+                kind="rule",
+            )
+        if data.root:
+            fail(
+                "data.root: not read for megc2019; each part's media root is "
+                "data.sources.<casme2|samm|smic>.root",
+                kind="rule",
+            )
+    name = data.synthetic.layout if data.dataset == "synthetic" else data.dataset
+    if data.regions.policy == "au_oracle" and name in NO_AU_DATASETS:
+        layout = f" (layout {name})" if name != data.dataset else ""
+        fail(
+            f"data.regions.policy: au_oracle chooses regions from AU annotations, which "
+            f"{data.dataset}{layout} does not have; use all or fixed",
+            kind="rule",
+        )

@@ -1,0 +1,324 @@
+"""Typed, validated experiment configuration: one pydantic model per sweep YAML section.
+
+Validation is strict because a typo in a sweep that runs for a day on a cluster must fail in the
+first second: an unknown key names its full path and the closest valid key; a wrong type or
+range names the key and what was expected (types: mer.config.types; rules across keys:
+mer.config.checks). Every section validates when it is built, whoever builds it.
+
+The raw (user-written) mapping is kept beside the typed config (`ExperimentConfig.raw`, not a
+field, never serialised) so that ablation variants, which are dotted overrides, are applied to what
+the user wrote (a variant that switches `model.preset` gets that preset's defaults, not the base
+preset's values re-expanded).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
+
+from mer.config import checks
+from mer.config.base import ConfigModel
+from mer.config.checks import AU_CODE, DEFAULT_CLASS_WEIGHTS
+from mer.config.types import (
+    Bool,
+    BoundedLater,
+    ClassWeights,
+    Float,
+    Int,
+    Str,
+    checked,
+    in_range,
+    list_of,
+    mapping_of,
+    one_of,
+)
+
+# Integers and numbers with bounds, as they read in messages ("[1, inf]", "[0.0, 0.99]").
+Count = Annotated[Int, in_range(1)]
+NonNegative = Annotated[Int, in_range(0)]
+NonNegativeFloat = Annotated[Float, in_range(0.0)]
+Fraction = Annotated[Float, in_range(0.0, 1.0)]
+Dropout = Annotated[Float, in_range(0.0, 0.99)]
+IntList = list_of(Int, "integers")
+StrList = list_of(Str, "strings")
+Widths = Annotated[IntList, checked(checks.layer_widths)]
+
+
+# ----------------------------------------------------------------------------------------- data
+class FramesConfig(ConfigModel):
+    """Which T frames a clip contributes (mer.data.frames).
+
+    `window`: the frames the selection looks at. `annotated`: only onset..offset, which a
+    recording holding several expressions needs (CAS(ME)^3: one folder per task, several
+    micro-expressions in it); `clip`: the whole media (the original's per-clip folders and
+    videos); `auto`: annotated for CAS(ME)^3 (and the synthetic casme3 layout), clip otherwise.
+    `onset_apex_offset` always selects inside the annotated window. `skip`: frames dropped at
+    the start of the window before selecting (the original's deception input is frames 5-20:
+    skip 5, count 16, select first).
+    """
+
+    SECTION: ClassVar[str] = "data.frames"
+    count: Count = 30
+    select: one_of("motion_topk", "uniform", "first", "onset_apex_offset") = "motion_topk"
+    window: one_of("auto", "annotated", "clip") = "auto"
+    skip: NonNegative = 0
+
+
+class RegionsConfig(ConfigModel):
+    """Where branch B's input comes from. `au_oracle` reads ground-truth AUs (oracle input)."""
+
+    SECTION: ClassVar[str] = "data.regions"
+    landmarks: one_of("dlib", "annotated", "none") = "dlib"
+    policy: one_of("au_oracle", "all", "fixed", "none") = "au_oracle"
+    au_codes: Annotated[IntList, checked(checks.au_codes_known)] = Field(
+        default_factory=lambda: list(AU_CODE)
+    )
+    margin: Fraction = 0.0
+    keep_aspect: Bool = False
+    no_face: one_of("error", "whole_frame") = "error"
+    upsample: Annotated[Int, in_range(0, 4)] = 1
+
+
+class SourceConfig(ConfigModel):
+    """One dataset's files inside a composite (megc2019): media root and its annotation file."""
+
+    SECTION: ClassVar[str] = "data.sources.<part>"
+    root: Str | None = None
+    annotations: Str | None = None
+
+
+class SyntheticConfig(ConfigModel):
+    """Parameters of the generated dataset when `data.dataset: synthetic`."""
+
+    SECTION: ClassVar[str] = "data.synthetic"
+    layout: one_of("casme2", "samm", "smic", "casme3", "deception", "videos") = "casme2"
+    subjects: Count = 6
+    clips: Count = 9
+    frames: Annotated[Int, in_range(2)] = 24
+    size: Annotated[Int, in_range(32)] = 96
+    seed: Int = 0
+    intensity: NonNegativeFloat = 1.0
+    # Clips per subject coded "others" (dropped by 3-class schemes); null = the generator's
+    # default (one per subject when clips >= 4), 0 = every clip in the three classes.
+    others: NonNegative | None = None
+    # scene: head in its surroundings, face ~60 % of the frame height (CASME II RAW); face: square
+    # frames filled by the face, AU motion zoomed with it (CASME II Cropped).
+    framing: one_of("scene", "face") = "scene"
+
+
+class DataConfig(ConfigModel):
+    SECTION: ClassVar[str] = "data"
+    dataset: one_of(*checks.DATASETS) = "casme2"
+    root: Str | None = None
+    annotations: Str | None = None
+    sources: mapping_of(SourceConfig, "a mapping") = Field(default_factory=dict)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    labels: Annotated[Str, checked(checks.label_scheme)] = "megc3"
+    frames: FramesConfig = Field(default_factory=FramesConfig)
+    size: Annotated[Int, in_range(8)] = 128
+    regions: RegionsConfig = Field(default_factory=RegionsConfig)
+    video_backend: one_of("decord", "av") = "decord"
+    cache_dir: Str = "~/.cache/mer"
+
+
+# ------------------------------------------------------------------------------------- protocol
+class ProtocolConfig(ConfigModel):
+    SECTION: ClassVar[str] = "protocol"
+    split: Annotated[Str, checked(checks.split_syntax)] = "loso"
+    selection: one_of("fixed_epochs", "inner_val", "oracle_test") = "fixed_epochs"
+    val_subjects: NonNegative = 0
+    folds: StrList = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rules(self) -> ProtocolConfig:
+        checks.protocol_rules(self)
+        return self
+
+
+# ---------------------------------------------------------------------------------------- model
+class ModelConfig(ConfigModel):
+    """Every architectural switch. Defaults are the paper's CASME II configuration."""
+
+    SECTION: ClassVar[str] = "model"
+    preset: Annotated[Str, checked(checks.preset_name)] | None = "casme2"
+    in_channels: Count = 3
+    num_classes: Annotated[Int, in_range(2)] = 3
+    branches: one_of("single", "dual") = "dual"
+    conv_a_channels: Count = 32
+    conv_a_kernel: Count = 5
+    conv_b_channels: Count = 32
+    conv_b_kernel: Count = 3
+    merge_channels: Count = 64
+    merge_kernel: Count = 3
+    pool: Count = 3
+    attention: one_of("none", "cbam", "ec_cbam", "ec_cbam_sum", "ec_cbam_sequential") = "ec_cbam"
+    attention_reduction: Count = 8
+    dense: Widths = Field(default_factory=lambda: [128, 64])
+    dropout: Dropout = 0.5
+    dense_out_dropout: Dropout = 0.0  # after the last per-step Linear (deception script: 0.3)
+    recurrent: one_of("none", "gru", "lstm") = "gru"
+    recurrent_units: Count = 512
+    pooling: one_of("msmh", "mha", "msmh_mha", "mean", "last") = "msmh"
+    msmh_scales: IntList = Field(default_factory=lambda: [2, 4, 8, 16, 32, 64, 128, 256])
+    mha_heads: Count = 8
+    mha_key_dim: NonNegative = 0  # per-head width; 0 = d // mha_heads (Keras scripts: 512)
+    mha_causal: Bool = False
+    head: Widths = Field(default_factory=lambda: [128, 64])
+    head_in_dropout: Dropout = 0.0  # before the first head Linear (deception script: 0.3)
+    head_dropout: Dropout = 0.0
+    leaky_slope: Fraction = 0.2
+    init: one_of("keras", "torch") = "keras"
+
+    @model_validator(mode="after")
+    def _rules(self) -> ModelConfig:
+        checks.model_rules(self)
+        return self
+
+
+# ---------------------------------------------------------------------------------------- train
+class AugmentConfig(ConfigModel):
+    SECTION: ClassVar[str] = "train.augment"
+    flip: Bool = False
+    rotate: Annotated[Float, in_range(0.0, 45.0)] = 0.0
+    brightness: Fraction = 0.0
+
+
+class TrainConfig(ConfigModel):
+    SECTION: ClassVar[str] = "train"
+    epochs: Count = 200
+    batch_size: Count = 8
+    lr: Annotated[NonNegativeFloat, checked(checks.learning_rate)] = 1.0e-3
+    betas: Annotated[list_of(BoundedLater, "numbers"), checked(checks.adam_betas)] = Field(
+        default_factory=lambda: [0.9, 0.999]
+    )
+    eps: NonNegativeFloat = 1.0e-7
+    lr_step: NonNegative = 40
+    lr_gamma: Fraction = 0.9
+    loss: one_of("wce", "ce") = "wce"
+    class_weights: Annotated[ClassWeights, checked(checks.class_weight_values)] = Field(
+        default_factory=lambda: list(DEFAULT_CLASS_WEIGHTS)
+    )
+    l2: NonNegativeFloat = 0.01
+    scaling: one_of("fixed", "train_stats") = "fixed"
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    device: one_of("auto", "cpu", "cuda") = "auto"
+    precision: one_of("auto", "fp32", "bf16") = "auto"
+    channels_last: one_of("auto", "on", "off") = "auto"
+    # conv3d: cuDNN's 3D kernels; t2d: each stride-1 Conv3d as one Conv2d over time-stacked frames
+    # (same function and state dict; mer/training/fastpath.py, measured by bench/throughput.py)
+    conv_impl: one_of("conv3d", "t2d") = "conv3d"
+    compile: Bool = False
+    eval_every: Count = 1
+    checkpoint_every: NonNegative = 10
+    threads: NonNegative = 0
+
+
+# --------------------------------------------------------------------------------------- search
+class ObjectiveConfig(ConfigModel):
+    SECTION: ClassVar[str] = "search.objective"
+    metric: one_of("uf1", "uar", "acc") = "uf1"
+    on: one_of("inner_val") = "inner_val"
+
+
+class SearchConfig(ConfigModel):
+    """The search section. `space` is kept as written: mer.sweep.space parses and checks it."""
+
+    SECTION: ClassVar[str] = "search"
+    sampler: one_of("tpe", "random", "nsga2") = "tpe"
+    trials: Count = 20
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    extra_objectives: list_of(one_of("params", "gflops"), "one of 'params', 'gflops'") = Field(
+        default_factory=list
+    )
+    space: mapping_of(mapping_of(Any), "a mapping") = Field(default_factory=dict)
+    pruner: one_of("wilcoxon", "none") = "wilcoxon"
+    pruner_p: Fraction = 0.1  # WilcoxonPruner p-value threshold (larger prunes sooner)
+    concurrent_configs: Count = 2
+    storage: Str | None = None
+    seed: Int = 0
+    # Subjects set aside before the search (label-free draw from `seed`): in no search fold, then
+    # each variant's best configuration is tested LOSO on them (PROTOCOL.md §4.1). 0: none, and
+    # then no clean test estimate of the chosen configuration exists.
+    holdout_subjects: NonNegative = 0
+    evaluate_holdout: Bool = True  # run that evaluation at the end of the search
+
+
+# ------------------------------------------------------------------------------- run management
+class ResourcesConfig(ConfigModel):
+    """Per-trial Ray resources. `wait_for_gpus`: with no GPU node up when the sweep starts, keep
+    each trial's GPU share and wait for an autoscaler to start GPU workers (true), or run the
+    trials on CPU (false); null: wait when the autoscaler's node types offer GPUs."""
+
+    SECTION: ClassVar[str] = "resources"
+    gpu_per_trial: NonNegativeFloat = 0.25
+    cpu_per_trial: NonNegativeFloat = 1.0
+    max_concurrent: NonNegative = 0
+    max_failures: NonNegative = 2
+    wait_for_gpus: Bool | None = None
+
+
+class WandbConfig(ConfigModel):
+    SECTION: ClassVar[str] = "tracking.wandb"
+    project: Str = "mer"
+    entity: Str | None = None
+    mode: one_of("offline", "online", "disabled") = "offline"
+    tags: StrList = Field(default_factory=list)  # added to every run of the sweep
+
+
+class TrackingConfig(ConfigModel):
+    SECTION: ClassVar[str] = "tracking"
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+
+
+Ablations = Annotated[
+    mapping_of(mapping_of(Any), "a mapping"),
+    BeforeValidator(checks.ablations_shape),
+    checked(checks.ablation_rules),
+]
+
+
+class ExperimentConfig(ConfigModel):
+    SECTION: ClassVar[str] = ""
+    name: Str = "experiment"
+    data: DataConfig = Field(default_factory=DataConfig)
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    ablations: Ablations = Field(default_factory=lambda: {"full": {}})
+    search: SearchConfig | None = None
+    seeds: Annotated[IntList, checked(checks.seed_list)] = Field(default_factory=lambda: [0])
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    output: Str = "results"
+    # What the user wrote (after --set overrides): variants are applied to this. Not a field:
+    # not validated, serialised, hashed or compared.
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _rules(self) -> ExperimentConfig:
+        checks.check_experiment(self)
+        return self
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self._raw
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.ablations)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal values (the raw mapping a config was loaded from does not count)."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable contents, as before
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """See ConfigModel.__setstate__; the dataclass version kept `raw` as a field."""
+        legacy = "__pydantic_fields_set__" not in state
+        super().__setstate__(state)
+        if legacy:
+            self.__pydantic_private__["_raw"] = state.get("raw") or {}  # type: ignore[index]
