@@ -10,9 +10,20 @@ Cache folder `{data.cache_dir}/{key}/`:
     regions.npy         (N, T, S, S, 3) uint8   branch B (absent for policy `none`)
     frame_numbers.npy   (N, T) int64            chosen frame numbers (file numbers; video: 0-based)
     landmarks.npy       (N, T, 68, 2) float32   landmarks used for crops, NaN without a face
-                                                (only when the policy uses landmarks)
-    samples.json        the sample table (+ label, region, oracle_input, face_frames) with dtypes
-    manifest.json       written last: key, data config, source identity, counts, versions, timing
+                                                (only when the policy uses landmarks; per_clip
+                                                boxes: the clip's reference landmarks each frame)
+    samples.json        the sample table (+ label, region, oracle_input, and the face coverage
+                        columns of mer.data.faces.table) with dtypes
+    manifest.json       written last: key, data config, source identity, counts (face coverage
+                        included), clips excluded for low face coverage, versions, timing
+
+Face detections come from the landmark cache (mer.data.faces.store) when another data config
+selected the same frames with the same detector settings; the manifest counts clips detected and
+reused. Clips below `data.faces.min_coverage` are excluded at build time (`on_low_coverage:
+exclude`: not in the arrays, listed in the manifest), or, for `error` and `keep`, checked every
+time the cache is used (they do not change the arrays, so the same cache serves both).
+`{data.cache_dir}/.coverage/{data key}.json` keeps the last coverage summary of each data config,
+which a dry run shows where it exists.
 
 key = sha256 of (CACHE_VERSION, mer.config.config_hash of the data section without cache_dir and
 without settings the chosen policy ignores, identity of the source files). The identity covers
@@ -39,7 +50,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +61,8 @@ import pandas as pd
 from mer.config import DataConfig, config_hash, to_dict
 from mer.data import checks, frames, media, regions
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
+from mer.data.faces import resolve_boxes
+from mer.data.faces import table as face_table
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -68,6 +81,8 @@ class PreparedData:
     key: str
     path: Path | None
     oracle_input: bool  # branch-B regions chosen from ground-truth AUs (au_oracle)
+    excluded: list[dict[str, Any]] = field(default_factory=list)  # low face coverage (manifest)
+    faces: dict[str, Any] = field(default_factory=dict)  # coverage summary (mer.data.faces.table)
 
     @property
     def branch_b(self) -> np.ndarray:
@@ -212,14 +227,44 @@ def key_config(data_cfg: DataConfig) -> dict[str, Any]:
         fr.pop("skip", None)
     reg = d["regions"]
     if data_cfg.regions.policy not in regions.NEEDS_LANDMARKS:
-        for k in ("landmarks", "au_codes", "margin", "keep_aspect", "no_face", "upsample"):
+        crops_face = data_cfg.faces.global_ == "face"  # still detects faces: keep their settings
+        for k in ("au_codes", "margin", "keep_aspect") + (
+            () if crops_face else ("landmarks", "no_face", "upsample")
+        ):
             reg.pop(k, None)
-    else:
-        if data_cfg.regions.policy != "au_oracle":
-            reg.pop("au_codes", None)
-        if data_cfg.regions.landmarks != "dlib":
-            reg.pop("upsample", None)
+    elif data_cfg.regions.policy != "au_oracle":
+        reg.pop("au_codes", None)
+    if data_cfg.regions.landmarks != "dlib":
+        reg.pop("upsample", None)
+    d.pop("faces", None)
+    faces = face_key(data_cfg)
+    if faces:
+        d["faces"] = faces
     return d
+
+
+def face_key(data_cfg: DataConfig) -> dict[str, Any]:
+    """The `data.faces` settings that change this config's arrays, each only where it differs
+    from what mer did before the setting existed (so those caches keep their keys): dlib's
+    min_score above 0 and tracking, per-clip boxes, the face crop, and exclusion (which changes
+    the clips). `error` and `keep` change no array (mer.data.faces.table.check_policy)."""
+    fc, r = data_cfg.faces, data_cfg.regions
+    if not face_table.uses_faces(data_cfg):
+        return {}
+    out: dict[str, Any] = {}
+    if r.landmarks == "dlib":
+        if fc.min_score != 0.0:
+            out["min_score"] = fc.min_score
+        if fc.track:
+            out["track"] = True
+    if resolve_boxes(fc.boxes, r.landmarks) != "per_frame":
+        out["boxes"] = "per_clip"
+    if fc.global_ == "face":
+        out["global"] = "face"
+        out["margin"] = fc.margin
+    if fc.on_low_coverage == "exclude" and fc.min_coverage > 0:
+        out["exclude_below"] = fc.min_coverage
+    return out
 
 
 def _stat_line(path: Path) -> tuple[str, int]:
@@ -313,7 +358,12 @@ def _check_config(data_cfg: DataConfig) -> None:
             "data.regions.landmarks to dlib (or annotated for synthetic data), or use policy "
             "fixed / none"
         )
-    needs = r.policy in regions.NEEDS_LANDMARKS
+    if data_cfg.faces.global_ == "face" and r.landmarks == "none":
+        raise ConfigError(
+            "data.faces.global: face crops branch A to the face and needs landmarks; set "
+            "data.regions.landmarks to dlib (or annotated for synthetic data), or use global: frame"
+        )
+    needs = face_table.uses_faces(data_cfg)
     if needs and r.landmarks == "annotated" and data_cfg.dataset != "synthetic":
         log.warning(
             "data.regions.landmarks: annotated reads <clip>.landmarks.npy files, which only "
@@ -387,6 +437,8 @@ def load_prepared(path: str | Path) -> PreparedData:
         key=manifest["key"],
         path=path,
         oracle_input=bool(manifest["oracle_input"]),
+        excluded=list(manifest.get("excluded", [])),
+        faces=dict(manifest.get("faces", {})),
     )
 
 
@@ -422,7 +474,39 @@ def _prepare(
     assert data.path is not None
     numbers = np.load(data.path / "frame_numbers.npy")
     checks.warn_repeated_frames(list(data.samples["sample_id"]), numbers, data_cfg)
+    data.faces = face_table.summary(data.samples, data.excluded, data_cfg)
+    _record_coverage(data_cfg, data)
+    face_table.check_policy(data.samples, data_cfg)
     return data, built, seconds
+
+
+def _coverage_file(data_cfg: DataConfig) -> Path:
+    key = config_hash(key_config(data_cfg), 12)  # = mer.sweep.plan.data_key_of
+    return Path(data_cfg.cache_dir).expanduser() / ".coverage" / f"{key}.json"
+
+
+def _record_coverage(data_cfg: DataConfig, data: PreparedData) -> None:
+    """Keep the coverage summary where a dry run (which reads no media) finds it."""
+    path = _coverage_file(data_cfg)
+    body = {"cache": str(data.path), "key": data.key, "faces": data.faces}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(body, indent=1, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:  # only the dry run's information is lost
+        log.warning("%s: cannot record the face coverage (%s)", path, exc)
+
+
+def known_coverage(data_cfg: DataConfig) -> dict[str, Any] | None:
+    """The coverage summary of this data config's last prepare, when one was recorded here
+    (the dry run's "where known"); None otherwise."""
+    try:
+        body = json.loads(_coverage_file(data_cfg).read_text())
+    except (OSError, ValueError):
+        return None
+    faces = body.get("faces")
+    return dict(faces, cache=body.get("cache")) if isinstance(faces, dict) else None
 
 
 def _build_or_reuse(
@@ -431,7 +515,7 @@ def _build_or_reuse(
     _check_config(data_cfg)
     samples, class_names, src = _read_table(data_cfg, check_media=True)
     r = data_cfg.regions
-    annotated = r.landmarks == "annotated" and r.policy in regions.NEEDS_LANDMARKS
+    annotated = r.landmarks == "annotated" and face_table.uses_faces(data_cfg)
     identity = source_identity(samples, _annotation_files(data_cfg, src), annotated)
     key = cache_key(data_cfg, identity)
     root = Path(data_cfg.cache_dir).expanduser()
@@ -491,7 +575,7 @@ def _build(
     numbers = np.zeros((n, s.count), dtype=np.int64)
     uses_landmarks = s.policy in regions.NEEDS_LANDMARKS
     points = np.full((n, s.count, N_LANDMARKS, 2), np.nan, dtype=np.float32)
-    region_col, face_col = [], []
+    region_col, stats = [], []
 
     rows = _jobs(samples)
     with tqdm(
@@ -506,24 +590,53 @@ def _build(
             if out.landmarks is not None:
                 points[i] = out.landmarks
             region_col.append(out.region)
-            face_col.append(out.face_frames)
+            stats.append(out.stats)
             bar.update()
     global_arr.flush()
     if region_arr is not None:
         region_arr.flush()
     del global_arr, region_arr
-    np.save(tmp / "frame_numbers.npy", numbers)
-    if uses_landmarks:
-        np.save(tmp / "landmarks.npy", points)
 
     oracle = s.policy == "au_oracle"
     table = samples.copy()
     table["region"] = pd.Series(region_col, dtype=object).astype(str)
     table["oracle_input"] = oracle
-    table["face_frames"] = np.asarray(face_col, dtype=np.int64)
+    table = face_table.add_columns(table, stats, s.count)
+    excluded: list[dict[str, Any]] = []
+    if s.exclude_low is not None:
+        low = face_table.below(table, s.exclude_low)
+        if len(low) == n:
+            raise DataError(
+                f"all {n} clips show a face in fewer than {100 * s.exclude_low:.0f}% of their "
+                f"selected frames (data.faces.min_coverage {s.exclude_low:g}, on_low_coverage "
+                f"exclude), e.g. {low['sample_id'].iloc[0]} ({low['where'].iloc[0]}): nothing "
+                "left to train on; check data.regions.landmarks and the media"
+            )
+        if len(low):
+            excluded = face_table.excluded_records(low)
+            keep = np.setdiff1d(np.arange(n), low.index.to_numpy())
+            _keep_rows(tmp, keep, (len(keep), *shape[1:]))
+            table, numbers, points = (
+                table.iloc[keep].reset_index(drop=True),
+                numbers[keep],
+                points[keep],
+            )
+            log.warning(
+                "data.faces.on_low_coverage exclude: %d of %d clips left out for showing a face "
+                "in fewer than %.0f%% of their selected frames (listed in %s and plan.json): %s",
+                len(excluded), n, 100 * s.exclude_low, MANIFEST,
+                "; ".join(f"{e['sample_id']} ({e['where']}) {e['face_coverage']:.0%}"
+                          for e in excluded[: face_table.SHOWN]),
+            )  # fmt: skip
+    np.save(tmp / "frame_numbers.npy", numbers)
+    if uses_landmarks:
+        np.save(tmp / "landmarks.npy", points)
     write_table(table, tmp / "samples.json")
 
     seconds = time.perf_counter() - t0
+    detected = sum(1 for st in stats if st is not None and st.detected)
+    if s.uses_faces and s.landmark_cache is not None:
+        log.info("landmarks: %d clips detected, %d from the landmark cache", detected, n - detected)
     manifest = {
         "key": key,
         "cache_version": CACHE_VERSION,
@@ -534,7 +647,7 @@ def _build(
         "class_names": class_names,
         "oracle_input": oracle,
         "counts": {
-            "clips": n,
+            "clips": len(table),
             "frames": s.count,
             "size": s.size,
             "per_class": {c: int((table["label"] == i).sum()) for i, c in enumerate(class_names)},
@@ -542,17 +655,39 @@ def _build(
             "per_region": {str(k): int(v) for k, v in table["region"].value_counts().items()},
             "no_face": int((table["face_frames"] == 0).sum()),
             "repeated_frames": int((checks.distinct_frames(numbers) < s.count).sum()),
+            "excluded": len(excluded),
+            "landmarks_detected": detected if s.uses_faces else 0,
+            "landmarks_reused": (n - detected) if s.uses_faces else 0,
         },
+        "excluded": excluded,
+        "faces": face_table.summary(table, excluded, data_cfg),
         "arrays": {
-            "global": list(shape),
-            "regions": list(shape) if s.policy != "none" else None,
+            "global": [len(table), *shape[1:]],
+            "regions": [len(table), *shape[1:]] if s.policy != "none" else None,
             "landmarks": uses_landmarks,
         },
         "build_seconds": round(seconds, 3),
         "clips_per_second": round(n / max(seconds, 1e-9), 2),
-        "versions": _versions(s.landmarks if uses_landmarks else None),
+        "seconds_per_clip": round(seconds / max(n, 1), 4),
+        "versions": _versions(s.landmarks if s.uses_faces else None),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+
+
+def _keep_rows(tmp: Path, keep: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Rewrite the branch arrays in `tmp` with only the rows `keep` (clips excluded)."""
+    for name in ("global.npy", "regions.npy"):
+        path = tmp / name
+        if not path.exists():
+            continue
+        old = np.load(path, mmap_mode="r")
+        part = tmp / f"{name}.part"
+        new = np.lib.format.open_memmap(part, mode="w+", dtype=np.uint8, shape=shape)
+        for j, i in enumerate(keep.tolist()):
+            new[j] = old[i]
+        new.flush()
+        del new, old
+        os.replace(part, path)
 
 
 def _run(rows: list[ClipJob], s: ClipSettings, workers: int) -> Iterator[ClipArrays]:
