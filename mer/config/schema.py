@@ -100,6 +100,12 @@ class FacesConfig(ConfigModel):
     """
 
     SECTION: ClassVar[str] = "data.faces"
+    # What mer did before this section existed (YAML keys): a sweep started then resumes only
+    # where these settings prepare the same data as today's (mer.data.cache.legacy_changes).
+    LEGACY: ClassVar[dict[str, Any]] = {
+        "min_score": 0.0, "track": False, "boxes": "per_frame", "global": "frame",
+        "min_coverage": 0.0, "on_low_coverage": "keep",
+    }  # fmt: skip
     min_score: NonNegativeFloat = 0.5
     track: Bool = True
     boxes: one_of("auto", "per_frame", "per_clip") = "auto"
@@ -107,6 +113,11 @@ class FacesConfig(ConfigModel):
     margin: Fraction = 0.1
     min_coverage: Fraction = 0.5
     on_low_coverage: one_of("error", "exclude", "keep") = "error"
+
+
+# `global` is a Python keyword: the field is `global_`; the YAML key also reads as an attribute
+# (getattr(cfg.data.faces, "global")), as every other key does.
+setattr(FacesConfig, "global", property(lambda self: self.global_, doc="data.faces.global"))  # noqa: B010
 
 
 class SourceConfig(ConfigModel):

@@ -267,6 +267,33 @@ def face_key(data_cfg: DataConfig) -> dict[str, Any]:
     return out
 
 
+def legacy_changes(old: dict[str, Any], cfg: Any) -> list[str]:
+    """Variants of `cfg` whose prepared data differs from what the sweep whose resolved config
+    is `old` prepared, when `old` was written before `data.faces` existed (whose defaults now
+    detect, track and cut faces differently for dlib landmarks); empty otherwise."""
+    import copy
+
+    from mer.config import FacesConfig, from_dict, variant_config
+
+    data = old.get("data")
+    if not isinstance(data, dict) or "faces" in data:
+        return []
+    then = copy.deepcopy(old)
+    then["data"]["faces"] = dict(FacesConfig.LEGACY)
+    try:
+        before = from_dict(then)
+    except ConfigError:
+        return []  # not today's schema: the config comparison names the difference
+    changed = []
+    for name in cfg.variants:
+        if name not in before.ablations:
+            continue
+        now, was = variant_config(cfg, name).data, variant_config(before, name).data
+        if config_hash(key_config(now)) != config_hash(key_config(was)):
+            changed.append(name)
+    return changed
+
+
 def _stat_line(path: Path) -> tuple[str, int]:
     st = path.stat()
     return f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n", st.st_size

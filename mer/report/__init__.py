@@ -54,6 +54,7 @@ def write_report(
     run_dir: str | Path, formats: tuple[str, ...] = FORMATS, out: str | Path | None = None
 ) -> dict[str, Path]:
     """Write report.csv and the requested formats plus PNG figures under RUN_DIR/report/."""
+    from mer.data.faces.table import report_lines as face_report_lines
     from mer.report.data import load_run
     from mer.report.plots import make_plots
     from mer.report.render import display_table, notes, to_html, to_latex, to_markdown
@@ -67,6 +68,7 @@ def write_report(
     images = make_plots(run, table, out_dir, studies=studies)
     disp = display_table(table)
     note_lines = notes(run.name, table, always_negative_baseline(run), run.search)
+    note_lines += face_report_lines(run.plan)  # face coverage, excluded clips (plan.json)
     title = f"{run.name}: {run.mode} results"
     written: dict[str, Path] = {"csv": out_dir / "report.csv"}
     table.to_csv(written["csv"], index=False)

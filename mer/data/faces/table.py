@@ -210,3 +210,30 @@ def add_columns(table: pd.DataFrame, stats: Sequence[Any], count: int) -> pd.Dat
     for col in COLUMNS[2:]:
         table[col] = np.asarray([getattr(s, col) for s in stats], dtype=np.int64)
     return table
+
+
+def plan_lines(faces: dict[str, Any], variants: dict[str, list[str]]) -> list[str]:
+    """Coverage per prepared dataset for the dry run, plan.json readers and the report:
+    `faces` maps a data key to its summary (None: not measured yet), `variants` a data key to
+    the variants using it."""
+    out: list[str] = []
+    for key, s in faces.items():
+        who = f"data {key} ({', '.join(variants.get(key, []))})"
+        if s is None:
+            out.append(f"{who}: face coverage measured when the data is prepared (mer prepare)")
+            continue
+        lines = summary_lines(s)
+        if lines:
+            out.append(f"{who}: {lines[0]}")
+            out += lines[1:]
+    return out
+
+
+def report_lines(plan: dict[str, Any]) -> list[str]:
+    """The report's face coverage notes, from a sweep's plan.json (nothing for a plan written
+    before coverage was recorded)."""
+    faces = plan.get("faces") or {}
+    variants: dict[str, list[str]] = {}
+    for name, v in (plan.get("variants") or {}).items():
+        variants.setdefault(str(v.get("data_key")), []).append(str(name))
+    return plan_lines({k: s for k, s in faces.items() if s is not None}, variants)
