@@ -63,16 +63,33 @@ class Media:
             photo=read_image(folder / "single_face.jpg"),
         )
 
-    def with_intruder(self, frames: np.ndarray, scale: float = 0.5) -> np.ndarray:
-        """`frames` with the photo's face pasted at the right edge (a second, confident face
-        away from the subject)."""
+    def with_intruder(
+        self, frames: np.ndarray, scale: float = 0.5, span: slice = slice(None)
+    ) -> np.ndarray:
+        """`frames` with the photo's face pasted at the right edge in the frames of `span` (a
+        second, confident face away from the subject, e.g. someone passing by)."""
         h, w = self.photo.shape[:2]
         small = np.asarray(
             Image.fromarray(self.photo).resize((int(w * scale), int(h * scale)), Image.BILINEAR)
         )
         out = frames.copy()
         sh, sw = small.shape[:2]
-        out[:, HEIGHT - sh - 10 : HEIGHT - 10, WIDTH - sw - 10 : WIDTH - 10] = small
+        out[span, HEIGHT - sh - 10 : HEIGHT - 10, WIDTH - sw - 10 : WIDTH - 10] = small
+        return out
+
+    @property
+    def intruder_left(self) -> int:
+        """Left edge of the pasted face (`with_intruder`, scale 0.5)."""
+        return WIDTH - int(self.photo.shape[1] * 0.5) - 10
+
+    def occluded(self, frames: np.ndarray, detector: object) -> np.ndarray:
+        """`frames` with the lower third of the face box (dlib, per frame) painted black."""
+        out = frames.copy()
+        for f in out:
+            rects, _, _ = detector.detector.run(np.ascontiguousarray(f), 0, 0.0)  # type: ignore[attr-defined]
+            for r in list(rects)[:1]:
+                y0 = r.top() + 2 * r.height() // 3
+                f[max(y0, 0) : r.bottom() + 1, max(r.left(), 0) : r.right() + 1] = 0
         return out
 
     def still(self, n: int, index: int = 0, noise: float = 2.0, seed: int = 0) -> np.ndarray:
