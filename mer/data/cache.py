@@ -59,15 +59,15 @@ import numpy as np
 import pandas as pd
 
 from mer.config import DataConfig, config_hash, to_dict
-from mer.data import checks, frames, media, regions
+from mer.data import checks, regions
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
-from mer.data.faces import resolve_boxes
+from mer.data.faces import index as face_index
 from mer.data.faces import table as face_table
+from mer.data.keys import CACHE_VERSION, cache_key, key_config, legacy_changes, source_identity
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the processing or the format changes what a key stands for
 MANIFEST = "manifest.json"
 N_LANDMARKS = 68
 
@@ -208,144 +208,12 @@ def load_samples_only(data_cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
 
 
 # -------------------------------------------------------------------------------- cache key
-def key_config(data_cfg: DataConfig) -> dict[str, Any]:
-    """The data section as it determines the arrays: without cache_dir, and without settings
-    that the dataset kind or the region policy ignore (so they do not split the cache)."""
-    d = to_dict(data_cfg)
-    d.pop("cache_dir", None)
-    if data_cfg.dataset != "synthetic":
-        d.pop("synthetic", None)
-    fr = d["frames"]
-    # the window as resolved (auto → annotated/clip); absent where it is what mer did before it
-    # existed (whole clip; onset_apex_offset's own window), so those caches keep their keys
-    fr.pop("window", None)
-    if frames.selection_window(data_cfg) == "annotated" and (
-        data_cfg.frames.select not in frames.NEEDS_WINDOW
-    ):
-        fr["window"] = "annotated"
-    if not data_cfg.frames.skip:
-        fr.pop("skip", None)
-    reg = d["regions"]
-    if data_cfg.regions.policy not in regions.NEEDS_LANDMARKS:
-        crops_face = data_cfg.faces.global_ == "face"  # still detects faces: keep their settings
-        for k in ("au_codes", "margin", "keep_aspect") + (
-            () if crops_face else ("landmarks", "no_face", "upsample")
-        ):
-            reg.pop(k, None)
-    elif data_cfg.regions.policy != "au_oracle":
-        reg.pop("au_codes", None)
-    if data_cfg.regions.landmarks != "dlib":
-        reg.pop("upsample", None)
-    d.pop("faces", None)
-    faces = face_key(data_cfg)
-    if faces:
-        d["faces"] = faces
-    return d
-
-
-def face_key(data_cfg: DataConfig) -> dict[str, Any]:
-    """The `data.faces` settings that change this config's arrays, each only where it differs
-    from what mer did before the setting existed (so those caches keep their keys): dlib's
-    min_score above 0 and tracking, per-clip boxes, the face crop, and exclusion (which changes
-    the clips). `error` and `keep` change no array (mer.data.faces.table.check_policy)."""
-    fc, r = data_cfg.faces, data_cfg.regions
-    if not face_table.uses_faces(data_cfg):
-        return {}
-    out: dict[str, Any] = {}
-    if r.landmarks == "dlib":
-        if fc.min_score != 0.0:
-            out["min_score"] = fc.min_score
-        if fc.track:
-            out["track"] = True
-    if resolve_boxes(fc.boxes, r.landmarks) != "per_frame":
-        out["boxes"] = "per_clip"
-    if fc.global_ == "face":
-        out["global"] = "face"
-        out["margin"] = fc.margin
-    if fc.on_low_coverage == "exclude" and fc.min_coverage > 0:
-        out["exclude_below"] = fc.min_coverage
-    return out
-
-
-def legacy_changes(old: dict[str, Any], cfg: Any) -> list[str]:
-    """Variants of `cfg` whose prepared data differs from what the sweep whose resolved config
-    is `old` prepared, when `old` was written before `data.faces` existed (whose defaults now
-    detect, track and cut faces differently for dlib landmarks); empty otherwise."""
-    import copy
-
-    from mer.config import FacesConfig, from_dict, variant_config
-
-    data = old.get("data")
-    if not isinstance(data, dict) or "faces" in data:
-        return []
-    then = copy.deepcopy(old)
-    then["data"]["faces"] = dict(FacesConfig.LEGACY)
-    try:
-        before = from_dict(then)
-    except ConfigError:
-        return []  # not today's schema: the config comparison names the difference
-    changed = []
-    for name in cfg.variants:
-        if name not in before.ablations:
-            continue
-        now, was = variant_config(cfg, name).data, variant_config(before, name).data
-        if config_hash(key_config(now)) != config_hash(key_config(was)):
-            changed.append(name)
-    return changed
-
-
-def _stat_line(path: Path) -> tuple[str, int]:
-    st = path.stat()
-    return f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n", st.st_size
-
-
-def source_identity(
-    samples: pd.DataFrame, annotation_files: list[Path], landmark_files: bool = False
-) -> dict[str, Any]:
-    """Digest of the sources' paths, sizes and mtimes (see the module doc)."""
-    h = hashlib.sha256()
-    n_files = n_bytes = 0
-
-    def add(path: Path) -> None:
-        nonlocal n_files, n_bytes
-        line, size = _stat_line(path)
-        h.update(line.encode())
-        n_files += 1
-        n_bytes += size
-
-    for ann in annotation_files:
-        add(ann.resolve())
-    for value in samples["path"]:
-        clip = Path(str(value)).resolve()
-        if clip.is_dir():
-            for _, frame in media.list_frames(clip):
-                add(frame)
-        else:
-            add(clip)
-        if landmark_files:
-            from mer.data.synthetic import landmark_path
-
-            lm = landmark_path(clip)
-            if lm.is_file():
-                add(lm)
-    return {"digest": h.hexdigest(), "files": n_files, "bytes": n_bytes}
-
-
 def _annotation_files(data_cfg: DataConfig, src: _Sources) -> list[Path]:
     files = [src.annotations] if src.annotations is not None else []
     for part in data_cfg.sources.values():
         if part.annotations:
             files.append(Path(part.annotations).expanduser())
     return [f for f in files if f.is_file()]
-
-
-def cache_key(data_cfg: DataConfig, identity: dict[str, Any]) -> str:
-    body = json.dumps(
-        {"version": CACHE_VERSION, "config": config_hash(key_config(data_cfg), 32),
-         "sources": identity["digest"]},
-        sort_keys=True,
-    )  # fmt: skip
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- per-clip work
@@ -502,38 +370,9 @@ def _prepare(
     numbers = np.load(data.path / "frame_numbers.npy")
     checks.warn_repeated_frames(list(data.samples["sample_id"]), numbers, data_cfg)
     data.faces = face_table.summary(data.samples, data.excluded, data_cfg)
-    _record_coverage(data_cfg, data)
+    face_index.record(data_cfg, data.path, data.key, data.faces)
     face_table.check_policy(data.samples, data_cfg)
     return data, built, seconds
-
-
-def _coverage_file(data_cfg: DataConfig) -> Path:
-    key = config_hash(key_config(data_cfg), 12)  # = mer.sweep.plan.data_key_of
-    return Path(data_cfg.cache_dir).expanduser() / ".coverage" / f"{key}.json"
-
-
-def _record_coverage(data_cfg: DataConfig, data: PreparedData) -> None:
-    """Keep the coverage summary where a dry run (which reads no media) finds it."""
-    path = _coverage_file(data_cfg)
-    body = {"cache": str(data.path), "key": data.key, "faces": data.faces}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body, indent=1, default=str) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:  # only the dry run's information is lost
-        log.warning("%s: cannot record the face coverage (%s)", path, exc)
-
-
-def known_coverage(data_cfg: DataConfig) -> dict[str, Any] | None:
-    """The coverage summary of this data config's last prepare, when one was recorded here
-    (the dry run's "where known"); None otherwise."""
-    try:
-        body = json.loads(_coverage_file(data_cfg).read_text())
-    except (OSError, ValueError):
-        return None
-    faces = body.get("faces")
-    return dict(faces, cache=body.get("cache")) if isinstance(faces, dict) else None
 
 
 def _build_or_reuse(
@@ -775,8 +614,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+known_coverage = face_index.known_coverage  # the dry run's "where known"
+
 __all__ = [
     "PreparedData",
+    "cache_key",
+    "key_config",
+    "known_coverage",
+    "legacy_changes",
+    "source_identity",
     "add_parser",
     "distinct_data_configs",
     "load_prepared",
