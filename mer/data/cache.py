@@ -371,6 +371,8 @@ def _prepare(
     checks.warn_repeated_frames(list(data.samples["sample_id"]), numbers, data_cfg)
     data.faces = face_table.summary(data.samples, data.excluded, data_cfg)
     face_index.record(data_cfg, data.path, data.key, data.faces)
+    for line in face_table.summary_lines(data.faces) if data.faces.get("measured") else []:
+        log.info("%s", line)
     face_table.check_policy(data.samples, data_cfg)
     return data, built, seconds
 

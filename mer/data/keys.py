@@ -10,6 +10,7 @@ file the samples use by resolved path, size and mtime (mer.data.cache's module d
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from mer.config import DataConfig, config_hash, to_dict
+from mer.config import DataConfig, FacesConfig, config_hash, from_dict, to_dict, variant_config
 from mer.data import frames, media, regions
 from mer.data.faces import resolve_boxes
 from mer.data.faces.table import uses_faces
@@ -89,10 +90,6 @@ def legacy_changes(old: dict[str, Any], cfg: Any) -> list[str]:
     """Variants of `cfg` whose prepared data differs from what the sweep whose resolved config
     is `old` prepared, when `old` was written before `data.faces` existed (whose defaults now
     detect, track and cut faces differently for dlib landmarks); empty otherwise."""
-    import copy
-
-    from mer.config import FacesConfig, from_dict, variant_config
-
     data = old.get("data")
     if not isinstance(data, dict) or "faces" in data:
         return []

@@ -237,7 +237,7 @@ def build_plan(
     for a real one); it is called once per distinct data section, and so is `faces_for`, which
     gives its face coverage summary (None: not known) for the data sections that look for faces
     (mer.data.faces.table)."""
-    from mer.data.faces.table import uses_faces
+    from mer.data.faces.table import uses_faces  # the data layer loads on use, as in data_key_of
 
     faces: dict[str, dict[str, Any] | None] = {}
     vcfgs = dict(variants) if variants is not None else variant_configs(cfg)
@@ -415,7 +415,7 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
         f"{', '.join(policies)}), each built once on the driver and shared by its variants"
     )
     if plan.faces:
-        from mer.data.faces.table import plan_lines
+        from mer.data.faces.table import plan_lines  # on use, as above
 
         users: dict[str, list[str]] = {}
         for v in plan.variants.values():

@@ -905,7 +905,7 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
 
 def _check_faces_legacy(old_raw: dict[str, Any], cfg: ExperimentConfig, out: Path) -> None:
     """A sweep started before data.faces existed must not go on with faces handled otherwise."""
-    from mer.data.cache import legacy_changes
+    from mer.data.cache import legacy_changes  # the data layer loads on use (prepare_datasets)
 
     changed = legacy_changes(old_raw, cfg)
     if changed:

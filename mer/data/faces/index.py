@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mer.config import config_hash
+from mer.data.keys import key_config
 
 if TYPE_CHECKING:
     from mer.config import DataConfig
@@ -22,8 +23,6 @@ log = logging.getLogger(__name__)
 
 
 def coverage_file(data_cfg: DataConfig) -> Path:
-    from mer.data.keys import key_config
-
     key = config_hash(key_config(data_cfg), 12)  # = mer.sweep.plan.data_key_of
     return Path(data_cfg.cache_dir).expanduser() / ".coverage" / f"{key}.json"
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mer.data.regions import NEEDS_LANDMARKS
 from mer.errors import DataError
 
 if TYPE_CHECKING:
@@ -47,8 +48,6 @@ SHOWN = 5  # clips listed by name in a message or a summary
 
 def uses_faces(data_cfg: DataConfig) -> bool:
     """Whether a data config looks for faces (landmark regions, or a face crop for branch A)."""
-    from mer.data.regions import NEEDS_LANDMARKS
-
     return data_cfg.regions.policy in NEEDS_LANDMARKS or data_cfg.faces.global_ == "face"
 
 
@@ -181,7 +180,8 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
             f"{s.get('blank_selected') or 0} among the chosen"
         )
     if not s.get("measured"):
-        return [f"Face coverage: not measured (no face detection in this data config){blank}"]
+        why = "no face detection in this data config, or a cache built before coverage was kept"
+        return [f"Face coverage: not measured ({why}){blank}"]
     n, t = s["clips"], s["frames_per_clip"]
     mean = s.get("mean_coverage")
     lines = [
