@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from mer.config import from_dict
+from mer.experiment.environment import environment
+from mer.experiment.plan import build_plan
+from mer.experiment.store import ResultsStore, write_run_files
+from mer.experiment.summary import write_summary
 from mer.metrics import megc_scores
-from mer.sweep.plan import build_plan
-from mer.sweep.results import ResultsStore, environment, write_run_files, write_summary
 from mer.sweep.tracking import WandbTracker, offline_runs
 
 K = 3
