@@ -22,13 +22,13 @@ from mer.cli import main as mer_main
 from mer.errors import DataError
 from mer.experiment import layout
 from mer.experiment.run import load_run
-from mer.experiment.store import ResultsStore, write_run_files
+from mer.experiment.store import ResultsStore
 from mer.experiment.summary import console_table, write_summary
 from mer.report import write_report
 from mer.sweep.tracking import display_rows, sweep_tables, variant_summary
 from mer.util.files import write_text_atomic
 from mer.util.jsonio import dumps, read_json, to_plain
-from tests.test_sweep_results import _payload, _plan
+from tests.test_sweep_results import fill
 
 METRICS = {"uf1": "UF1", "uar": "UAR", "acc": "ACC"}
 
@@ -38,17 +38,7 @@ def sweep(tmp_path_factory):
     """Both variants x 2 seeds x 5 folds filed, one fold of `free` seed 1 failed; summary and
     report written."""
     out = tmp_path_factory.mktemp("exp")
-    plan, table = _plan()
-    store = ResultsStore(out)
-    rng = np.random.default_rng(7)
-    failed = plan.trials_of("free", 1)[1]
-    for spec in plan.trials:
-        if spec == failed:
-            store.write_failure(spec, "Traceback ...\nRuntimeError: boom", attempts=2)
-            continue
-        oracle = plan.variants[spec.variant].oracle
-        store.write_trial(spec, _payload(spec, plan.fold(spec), table, rng, oracle))
-    write_run_files(out, plan, argv=["run_sweep.py", "x.yaml"])
+    plan, _ = fill(out, seed=7, failed_fold=1)
     summary = write_summary(out, plan)
     written = write_report(out)
     return {"out": out, "plan": plan, "summary": summary, "written": written}
@@ -123,9 +113,8 @@ def test_every_rendering_shows_the_same_numbers(sweep, capsys):
         )
         cells = {head: _expected(row, m) for m, head in METRICS.items()}
         cells |= {f"{ds} UF1": _expected(row, f"{ds}/uf1") for ds in ("casme2", "samm")}
-        cells["folds"] = f"{row['folds_done']}/{row['folds_total']}" + (
-            "" if row["complete"] else f" INCOMPLETE ({row['folds_failed']} failed)"
-        )
+        cells["folds"] = f"{row['folds_done']}/{row['folds_total']}"
+        cells["status"] = row["status"]
         for where, rows in renderings.items():
             for head, text in cells.items():
                 assert rows[name][head] == text, (where, variant, head)
@@ -253,3 +242,19 @@ def test_report_and_experiment_layers_import_no_sweep_ray_or_wandb():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_real_sweeps_wandb_summary_runs_show_summary_md_text(finished_sweep):
+    """The Ray sweep of tests/conftest.py: each variant's W&B summary run carries its summary.md
+    row, cell for cell (what the driver hands to wandb, read back from the offline run)."""
+    from mer.sweep.tracking import offline_runs
+
+    out = finished_sweep["out"]
+    rows = _markdown_rows((out / "summary.md").read_text())
+    runs = {r["name"]: r["summary"] for r in offline_runs(out) if "summary" in r["tags"]}
+    assert set(runs) == set(rows) == {"full [oracle]", "regions_none"}
+    for name, row in rows.items():
+        for head in ("UF1", "UAR", "ACC", "folds", "status", "seeds"):
+            assert runs[name][f"table/{head}"] == row[head], (name, head)
+    assert rows["regions_none"]["status"] == "INCOMPLETE (folds 5/6, 1 failed)"

@@ -112,6 +112,7 @@ def test_missing_folder_is_a_clear_error(tmp_path, capsys):
 def _table(rows):
     """An ablation table as ablation_table builds it (only the columns rendering reads)."""
     base = {
+        "status": "complete",
         "seeds": 1,
         "seeds_scored": 1,
         "folds_done": 2,

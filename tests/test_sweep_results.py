@@ -89,14 +89,13 @@ def _payload(spec, fold, table, rng, oracle):
     }
 
 
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory):
-    """Every trial written, except one failed fold of variant `free`, seed 1."""
-    out = tmp_path_factory.mktemp("res")
+def fill(out, *, seed: int = 0, failed_fold: int = 2):
+    """A results folder of `_plan()` as the driver writes it: every trial filed, except fold
+    `failed_fold` of variant `free`, seed 1, which failed; returns the plan and that trial."""
     plan, table = _plan()
     store = ResultsStore(out)
-    rng = np.random.default_rng(0)
-    failed = plan.trials_of("free", 1)[2]
+    rng = np.random.default_rng(seed)
+    failed = plan.trials_of("free", 1)[failed_fold]
     for spec in plan.trials:
         if spec == failed:
             store.write_failure(spec, "Traceback ...\nRuntimeError: boom", attempts=3)
@@ -105,6 +104,14 @@ def filled(tmp_path_factory):
             spec, _payload(spec, plan.fold(spec), table, rng, plan.variants[spec.variant].oracle)
         )
     write_run_files(out, plan, argv=["run_sweep.py", "x.yaml"])
+    return plan, failed
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    """Every trial written, except one failed fold of variant `free`, seed 1."""
+    out = tmp_path_factory.mktemp("res")
+    plan, failed = fill(out)
     summary = write_summary(out, plan)
     return out, plan, summary, failed
 

@@ -73,16 +73,14 @@ def _folds(r: pd.Series, search: bool) -> str:
     if search:  # the state says why folds are missing; INCOMPLETE only for lost logs
         lost = r["state"] == "complete" and not r["complete"]
         return text + (" INCOMPLETE" if lost else "")
-    if r["complete"]:
-        return text
-    failed = int(r.get("folds_failed") or 0)
-    return text + " INCOMPLETE" + (f" ({failed} failed)" if failed else "")
+    return text
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The per-variant table as text columns, in the order readers scan them. A search table
-    gets a `state` column (complete / PRUNED / failed / running, as the search summary has it);
-    `ΔUF1` appears when the table has a reference variant, `paper†` when some row has a paper
+    gets a `state` column (complete / PRUNED / failed / running, as the search summary has it),
+    an ablation table the `status` (complete / INCOMPLETE with folds done and failed); `ΔUF1`
+    appears when the table has a reference variant, `paper†` when some row has a paper
     number."""
     search = "state" in table
     parts = dataset_parts(table)
@@ -101,6 +99,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         if search:
             row["state"] = str(r["state"])
         row["folds"] = _folds(r, search)
+        if not search:
+            row["status"] = str(r["status"])
         row["seeds"] = str(int(r["seeds_scored"]))
         paper = [
             f"{head} {number(r.get(f'paper_{m}'))}"

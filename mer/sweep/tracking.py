@@ -43,37 +43,18 @@ MODES = ("offline", "online", "disabled")
 
 
 class Tracker:
-    """No-op tracker (`--wandb disabled`)."""
+    """No-op tracker (`--wandb disabled`): takes the calls WandbTracker does (see there for
+    their arguments), logs nothing and reports each job done at once."""
 
     enabled = False
 
-    def trial(
-        self,
-        spec: TrialSpec,
-        cfg: ExperimentConfig,
-        payload: dict[str, Any],
-        oracle: bool,
-        on_done: Callable[[], None] | None = None,
-    ) -> None:
+    def trial(self, *args: Any, on_done: Callable[[], None] | None = None, **kwargs: Any) -> None:
         if on_done is not None:
             on_done()
 
-    def variant(
-        self,
-        plan: SweepPlan,
-        variant: str,
-        summary_row: dict[str, Any],
-        seed_rows: list[dict],
-        predictions: pd.DataFrame,
-        on_done: Callable[[], None] | None = None,
-        display_row: dict[str, str] | None = None,
-    ) -> None:
-        if on_done is not None:
-            on_done()
+    variant = trial
 
-    def sweep(
-        self, plan: SweepPlan, summary: pd.DataFrame, report: dict[str, Path] | None = None
-    ) -> None:
+    def sweep(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def close(self) -> None:
@@ -137,6 +118,16 @@ class WandbTracker(Tracker):
             **kwargs,
         )
 
+    def _submit(self, job: Callable[[], None], on_done: Callable[[], None] | None = None) -> None:
+        """Queue a run-writing job; `on_done` runs after it, only when it succeeded."""
+
+        def then() -> None:
+            job()
+            if on_done is not None:
+                on_done()
+
+        self._queue.put(then)
+
     def close(self) -> None:
         """Wait for every queued run to be written; say how many W&B writes failed."""
         if self._thread.is_alive():
@@ -194,10 +185,8 @@ class WandbTracker(Tracker):
                 run.summary.update({k: v for k, v in summary.items() if v is not None})
             finally:
                 run.finish()
-            if on_done is not None:
-                on_done()
 
-        self._queue.put(job)
+        self._submit(job, on_done)
 
     def variant(
         self,
@@ -248,10 +237,8 @@ class WandbTracker(Tracker):
                     run.log({"folds_nonstandard_per_fold_scores": table})
             finally:
                 run.finish()
-            if on_done is not None:
-                on_done()
 
-        self._queue.put(job)
+        self._submit(job, on_done)
 
     def sweep(
         self, plan: SweepPlan, summary: pd.DataFrame, report: dict[str, Path] | None = None
@@ -292,7 +279,7 @@ class WandbTracker(Tracker):
             finally:
                 run.finish()
 
-        self._queue.put(job)
+        self._submit(job)
 
 
 # ----------------------------------------------------------------------- summary payloads
