@@ -60,6 +60,7 @@ TRIAL_PREDICTIONS = "predictions.csv"
 TRIAL_HISTORY = "history.csv"
 TRIAL_RESULT = "result.json"  # written last: its presence marks the trial filed
 TRIAL_ERROR = "error.txt"
+WANDB_TRIAL_MARKER = "wandb.done"  # in a trial folder: its W&B run is written
 WANDB_SUMMARY_MARKER = "wandb_summary.json"  # trials/{variant}/: the state last logged to W&B
 
 # One set of status words. result.json files written before this module said "done"/"failed"

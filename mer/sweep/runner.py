@@ -374,11 +374,11 @@ def trial_name(trial: Any) -> str:
     c = trial.config
     if "spec" in c:
         return str(c["spec"])
-    return f"{c.get('label') or c['variant']}/{c['fold']}/s{c['seed']}"
+    return layout.trial_id(c.get("label") or c["variant"], c["fold"], c["seed"])
 
 
 def trial_dirname(trial: Any) -> str:
-    return trial_name(trial).replace("/", "__") + f"-{trial.trial_id}"
+    return layout.fold_safe(trial_name(trial)) + f"-{trial.trial_id}"
 
 
 # -------------------------------------------------------------------------------- the session
@@ -568,7 +568,7 @@ class Session:
             vcfg,
             tracked,
             bool(result.get("oracle")),
-            on_done=self._marker(spec, "wandb.done"),
+            on_done=self._marker(spec, layout.WANDB_TRIAL_MARKER),
         )
         self._maybe_variant_done(spec)
 
@@ -640,7 +640,7 @@ class Session:
         if not self.tracker.enabled:
             return
         for rec in self.store.records().values():
-            if not rec.done or (rec.path / "wandb.done").exists():
+            if not rec.done or (rec.path / layout.WANDB_TRIAL_MARKER).exists():
                 continue
             try:
                 spec = self.plan.spec(rec.trial)
@@ -654,7 +654,7 @@ class Session:
                 self.plan.variants[spec.variant].cfg,
                 payload,
                 bool(rec.info.get("oracle")),
-                on_done=self._marker(spec, "wandb.done"),
+                on_done=self._marker(spec, layout.WANDB_TRIAL_MARKER),
             )
 
     def _maybe_variant_done(self, spec: TrialSpec) -> None:
