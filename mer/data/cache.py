@@ -51,6 +51,7 @@ from mer.config import DataConfig, config_hash, to_dict
 from mer.data import checks, frames, media, regions
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
 from mer.errors import ConfigError, DataError
+from mer.util.jsonio import dumps, read_json, to_plain, write_json
 
 log = logging.getLogger(__name__)
 
@@ -322,34 +323,18 @@ def _check_config(data_cfg: DataConfig) -> None:
 
 
 # ------------------------------------------------------------------------------- table I/O
-def _plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """A DataFrame as JSON with its dtypes, lists kept (no pyarrow/pickle needed to read it)."""
     body = {
         "columns": [str(c) for c in df.columns],
         "dtypes": {str(c): str(df[c].dtype) for c in df.columns},
-        "data": {str(c): [_plain(v) for v in df[c].tolist()] for c in df.columns},
+        "data": {str(c): to_plain(df[c].tolist()) for c in df.columns},
     }
-    path.write_text(json.dumps(body))
+    path.write_text(dumps(body, indent=None))
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    body = json.loads(path.read_text())
+    body = read_json(path, what="a prepared sample table")
     cols: dict[str, Any] = {}
     for c in body["columns"]:
         values, dtype = body["data"][c], body["dtypes"][c]
@@ -552,7 +537,7 @@ def _build(
         "clips_per_second": round(n / max(seconds, 1e-9), 2),
         "versions": _versions(s.landmarks if uses_landmarks else None),
     }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    write_json(tmp / MANIFEST, manifest)
 
 
 def _run(rows: list[ClipJob], s: ClipSettings, workers: int) -> Iterator[ClipArrays]:

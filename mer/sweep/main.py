@@ -132,7 +132,7 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     from mer.config import config_hash
     from mer.data.cache import load_samples_only
     from mer.data.checks import check_table
-    from mer.sweep.plan import (
+    from mer.experiment.plan import (
         build_plan,
         describe,
         estimate_search_gpu_hours,
@@ -194,8 +194,8 @@ def run_one_trial(cfg: ExperimentConfig, text: str, out: Path, *, resume: bool) 
     from mer.config import variant_config
     from mer.data.cache import prepare_data
     from mer.errors import ConfigError
-    from mer.sweep.plan import build_plan, data_key_of
-    from mer.sweep.results import ResultsStore
+    from mer.experiment.plan import build_plan, data_key_of
+    from mer.experiment.store import ResultsStore
     from mer.sweep.trial import LocalReporter, TestHooks, execute_trial
 
     variant = text.split("/")[0]
