@@ -1,0 +1,1 @@
+"""Experiment layer: what runs a study and reads its results back (Ray-free, W&B-free)."""
