@@ -120,6 +120,22 @@ def _scores(t: np.ndarray, p: np.ndarray, num_classes: int) -> dict[str, float]:
     }
 
 
+def scores_from_confusion(cm: np.ndarray) -> dict[str, float]:
+    """uf1 / uar / acc from a (K, K) confusion matrix over the fixed class set, with the module's
+    zero-division rules; the resampling code (mer.experiment.resampling) scores pooled
+    confusions with it, where no per-clip labels exist any more."""
+    cm = np.asarray(cm, dtype=np.int64)
+    total = int(cm.sum())
+    if total == 0:
+        raise MetricInputError("no predictions to score (empty confusion matrix)")
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(axis=1).astype(float)
+    denom = 2 * tp + (cm.sum(axis=0) - tp) + (support - tp)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    return {"uf1": float(f1.mean()), "uar": float(recall.mean()), "acc": float(tp.sum() / total)}
+
+
 def megc_scores(y_true: Any, y_pred: Any, num_classes: int) -> dict[str, float]:
     """{"uf1", "uar", "acc"} on pooled predictions over classes range(num_classes)."""
     t, p = _pair(y_true, y_pred, num_classes)
