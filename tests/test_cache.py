@@ -26,7 +26,7 @@ from mer.data.clips import window_positions
 from mer.data.frames import select_frames
 from mer.errors import ConfigError, DataError
 
-synthetic = pytest.importorskip("mer.data.synthetic")
+synthetic = pytest.importorskip("mer.datasets.synthetic")
 
 LABELS = {"smic": "folder3", "videos": "folder3", "deception": "deception2", "casme3": "casme3_3"}
 
@@ -183,7 +183,7 @@ def test_onset_apex_offset_without_onset_falls_back_with_warnings(
         "frame), offset (0: it ends at the last frame) or apex (1: no frame forced) (casme2 2; "
         f"first: {', '.join(sorted([no_onset, no_apex]))})"
     ]
-    assert _warnings(caplog, "mer.data.readers.records", str(xlsx)) == [
+    assert _warnings(caplog, "mer.datasets.records", str(xlsx)) == [
         f"{xlsx}, sheet 'Sheet1': 2 blank frame cell(s) read as unknown (NA): OnsetFrame on "
         "row 2; ApexFrame on row 4"
     ]

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mer.data.synthetic import (
+from mer.data.synthetic_cli import add_parser
+from mer.datasets.synthetic import (
     LAYOUTS,
     ensure_dataset,
     ensure_megc2019,
@@ -23,10 +24,15 @@ from mer.data.synthetic import (
     write_dataset,
     write_megc2019,
 )
-from mer.data.synthetic.face import MIRROR, canonical_shape, parse_aus
-from mer.data.synthetic.plan import plan_layout
-from mer.data.synthetic.sequence import Blink, Expression, SequencePlan, Subject, render_sequence
-from mer.data.synthetic_cli import add_parser
+from mer.datasets.synthetic.face import MIRROR, canonical_shape, parse_aus
+from mer.datasets.synthetic.plan import plan_layout
+from mer.datasets.synthetic.sequence import (
+    Blink,
+    Expression,
+    SequencePlan,
+    Subject,
+    render_sequence,
+)
 from mer.errors import ConfigError, DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"

@@ -89,7 +89,7 @@ def au_codes_known(codes: list[int]) -> None:
 
 def label_scheme(name: str) -> None:
     # TODO(registry): label schemes move below config (dataset registry); import from there.
-    from mer.data.labels import get_scheme  # imports only mer.errors: no cycle
+    from mer.datasets.labels import get_scheme  # imports only mer.errors: no cycle
     from mer.errors import ConfigError
 
     try:

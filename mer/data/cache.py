@@ -48,8 +48,9 @@ import numpy as np
 import pandas as pd
 
 from mer.config import DataConfig, config_hash, to_dict
-from mer.data import checks, frames, media, regions
+from mer.data import checks, frames, regions
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
+from mer.datasets import media
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def _resolve_sources(data_cfg: DataConfig) -> _Sources:
             _expand(data_cfg.root),
             dict(data_cfg.sources) or None,
         )
-    from mer.data.synthetic import ensure_dataset
+    from mer.datasets.synthetic import ensure_dataset
 
     syn = data_cfg.synthetic
     out = synthetic_dir(data_cfg)
@@ -162,8 +163,8 @@ def _resolve_sources(data_cfg: DataConfig) -> _Sources:
 def _read_table(
     data_cfg: DataConfig, *, check_media: bool
 ) -> tuple[pd.DataFrame, list[str], _Sources]:
-    from mer.data.annotations import load_samples
-    from mer.data.labels import apply_label_scheme
+    from mer.datasets.annotations import load_samples
+    from mer.datasets.labels import apply_label_scheme
 
     src = _resolve_sources(data_cfg)
     samples = load_samples(
@@ -251,7 +252,7 @@ def source_identity(
         else:
             add(clip)
         if landmark_files:
-            from mer.data.synthetic import landmark_path
+            from mer.datasets.synthetic import landmark_path
 
             lm = landmark_path(clip)
             if lm.is_file():

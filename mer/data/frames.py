@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mer.data.media import to_grey
+from mer.datasets.media import to_grey
 from mer.errors import DataError
 
 if TYPE_CHECKING:

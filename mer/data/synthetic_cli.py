@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer.data.synthetic import (
+from mer.datasets.synthetic import (
     LAYOUTS,
     SyntheticDataset,
     frame_width,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mer.data.readers.records import (
+from mer.datasets.records import (
     BlankFrames,
     Record,
     aus_text,
@@ -13,7 +13,7 @@ from mer.data.readers.records import (
     subject_number,
     text_cell,
 )
-from mer.data.readers.table import Table
+from mer.datasets.table import Table
 
 
 def sheet_records(

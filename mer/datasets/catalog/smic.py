@@ -13,8 +13,8 @@ import logging
 import re
 from pathlib import Path
 
-from mer.data.readers.media_check import subfolders
-from mer.data.readers.records import Record
+from mer.datasets.media_check import subfolders
+from mer.datasets.records import Record
 from mer.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -39,12 +39,12 @@ Every frame folder or video has its ground-truth landmarks beside it (`landmark_
 
 from __future__ import annotations
 
-from mer.data.synthetic.dataset import (
+from mer.datasets.synthetic.dataset import (
     SyntheticClip,
     SyntheticDataset,
     landmark_path,
 )
-from mer.data.synthetic.layouts import (
+from mer.datasets.synthetic.layouts import (
     ANNOTATION_FILE,
     ROOT_DIR,
     SyntheticMegc,
@@ -55,7 +55,7 @@ from mer.data.synthetic.layouts import (
     write_dataset,
     write_megc2019,
 )
-from mer.data.synthetic.plan import CLASSES, LAYOUTS
+from mer.datasets.synthetic.plan import CLASSES, LAYOUTS
 
 __all__ = [
     "ANNOTATION_FILE",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mer.data.synthetic.sequence import Expression, SequencePlan, plan_blinks
+from mer.datasets.synthetic.sequence import Expression, SequencePlan, plan_blinks
 
 LAYOUTS = ("casme2", "samm", "smic", "casme3", "deception", "videos")
 CLASSES = ("negative", "positive", "surprise")

@@ -19,9 +19,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mer.data.readers.media_check import VIDEO_SUFFIXES, subfolders, video_files
-from mer.data.readers.records import Record, aus_text, parse_aus, text_cell
-from mer.data.readers.table import read_table
+from mer.datasets.media_check import VIDEO_SUFFIXES, subfolders, video_files
+from mer.datasets.records import Record, aus_text, parse_aus, text_cell
+from mer.datasets.table import read_table
 from mer.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Media checks done while reading annotations: the frames or video a row points at exist.
 
-Decoding is media.py's job (and so is listing a clip's frames: `mer.data.media.list_frames`, frame
+Decoding is media.py's job (and so is listing a clip's frames: `mer.datasets.media.list_frames`, frame
 number = last run of digits in the file name); here we only make sure a clip's files are where the
 annotation says, so a wrong root or a frame range outside the clip fails before any preprocessing.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mer.data.media import IMAGE_EXTENSIONS, list_frames
+from mer.datasets.media import IMAGE_EXTENSIONS, list_frames
 from mer.errors import DataError
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_SUFFIXES", "check_frames", "check_video", "list_frames"]

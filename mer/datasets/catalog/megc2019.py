@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mer.data.readers import casme2, samm, smic
-from mer.data.readers.records import Record
-from mer.data.readers.table import read_csv_lines
+from mer.datasets.catalog import casme2, samm, smic
+from mer.datasets.records import Record
+from mer.datasets.table import read_csv_lines
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mer.data.readers.media_check import VIDEO_SUFFIXES, subfolders, video_files
-from mer.data.readers.records import Record, text_cell
-from mer.data.readers.table import read_table
+from mer.datasets.media_check import VIDEO_SUFFIXES, subfolders, video_files
+from mer.datasets.records import Record, text_cell
+from mer.datasets.table import read_table
 from mer.errors import DataError
 
 log = logging.getLogger(__name__)

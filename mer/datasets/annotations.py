@@ -21,7 +21,7 @@ point at the row to fix; it is text for messages only and may be absent from an 
 The synthetic generator writes one of these layouts; read it with that layout's name
 (`load_samples(cfg.synthetic.layout, ...)`): `dataset="synthetic"` is refused with that hint.
 Relative paths and `~` are expanded; errors name the file and the row as Excel numbers it.
-A clip's frame files are listed by `mer.data.media.list_frames` (sorted by the number in the name,
+A clip's frame files are listed by `mer.datasets.media.list_frames` (sorted by the number in the name,
 the number onset/apex/offset use), which the media check here uses too.
 """
 
@@ -33,9 +33,9 @@ from typing import Any
 
 import pandas as pd
 
-from mer.data.readers import casme2, casme3, deception, megc2019, samm, smic, videos
-from mer.data.readers.media_check import VIDEO_SUFFIXES
-from mer.data.readers.records import COLUMNS, Record, aus_text, finish, parse_aus, require_root
+from mer.datasets.catalog import casme2, casme3, deception, megc2019, samm, smic, videos
+from mer.datasets.media_check import VIDEO_SUFFIXES
+from mer.datasets.records import COLUMNS, Record, aus_text, finish, parse_aus, require_root
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

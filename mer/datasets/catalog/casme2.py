@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer.data.readers.coded_sheet import sheet_records
-from mer.data.readers.records import Record
-from mer.data.readers.table import read_table
+from mer.datasets.coded_sheet import sheet_records
+from mer.datasets.records import Record
+from mer.datasets.table import read_table
 
 SHEET = "Sheet1"
 HEADER = (("Subject",), ("Filename",))

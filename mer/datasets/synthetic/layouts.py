@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mer.data.synthetic.dataset import (
+from mer.datasets.synthetic.dataset import (
     GENERATOR_VERSION,
     MARKER,
     PARTIAL,
@@ -27,7 +27,7 @@ from mer.data.synthetic.dataset import (
     read_marker,
     write_marker,
 )
-from mer.data.synthetic.plan import (
+from mer.datasets.synthetic.plan import (
     CLASSES,
     HAS_OTHERS,
     LAYOUTS,
@@ -36,8 +36,8 @@ from mer.data.synthetic.plan import (
     plan_layout,
     samm_objective_class,
 )
-from mer.data.synthetic.sequence import FRAMINGS, Subject, render_sequence
-from mer.data.synthetic.writers import (
+from mer.datasets.synthetic.sequence import FRAMINGS, Subject, render_sequence
+from mer.datasets.synthetic.writers import (
     Sheet,
     write_csv,
     write_frames,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer.data.media import IMAGE_EXTENSIONS
-from mer.data.readers.records import (
+from mer.datasets.media import IMAGE_EXTENSIONS
+from mer.datasets.records import (
     BlankFrames,
     Record,
     aus_text,
@@ -20,7 +20,7 @@ from mer.data.readers.records import (
     parse_aus,
     text_cell,
 )
-from mer.data.readers.table import read_table
+from mer.datasets.table import read_table
 from mer.errors import DataError
 
 HEADER = (("Subject",), ("Filename",))
