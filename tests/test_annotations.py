@@ -669,7 +669,8 @@ def test_megc2019_bad_lines(tmp_path, line, message):
 
 def test_megc2019_sources_validation(tmp_path):
     csv, sources = megc_tree(tmp_path, GOOD)
-    with pytest.raises(ConfigError, match=r"data.sources.casme3: not a MEGC2019 part"):
+    # the config's rule (mer.datasets.registry.check_keys), also for plain arguments
+    with pytest.raises(ConfigError, match=r"data.sources: unknown part\(s\) casme3; the MEGC2019"):
         load_samples("megc2019", csv, sources={"casme3": {"root": "x"}}, check_media=False)
     with pytest.raises(ConfigError, match=r"data.sources.samm.folder: unknown key"):
         load_samples("megc2019", csv, sources={"samm": {"folder": "x"}}, check_media=False)
@@ -711,7 +712,7 @@ def test_megc2019_refuses_ignored_keys_and_names_unused_sources(tmp_path, caplog
     with pytest.raises(ConfigError, match=r"data.sources.smic.annotations: SMIC .* no annotation"):
         smic = {"smic": {"root": "x", "annotations": "y.xlsx"}}
         load_samples("megc2019", csv, sources=smic, check_media=False)
-    with pytest.raises(ConfigError, match=r"data.root: megc2019 reads .* data.sources.<part>.root"):
+    with pytest.raises(ConfigError, match=r"data.root: not read for megc2019; .* data.sources.<"):
         load_samples("megc2019", csv, tmp_path, sources=sources)
     csv.write_text("casme2,sub01,EP02_01f,1\n")
     with caplog.at_level(logging.WARNING):
@@ -734,7 +735,7 @@ def test_load_samples_argument_errors(tmp_path):
         load_samples("casme2", ann, None, check_media=True)
     with pytest.raises(DataError, match=r"media root .*missing is not a folder"):
         load_samples("casme2", ann, tmp_path / "missing")
-    with pytest.raises(ConfigError, match=r"data.sources: only megc2019 .*remove data.sources"):
+    with pytest.raises(ConfigError, match=r"data.sources: only read for dataset megc2019 .*remove"):
         load_samples("casme2", ann, sources={"samm": {}}, check_media=False)
 
 
@@ -862,8 +863,8 @@ def test_synthetic_layout_reads_back(synthetic_root, layout):
 
 
 def test_synthetic_megc2019_composite_reads_back(synthetic_root):
+    from mer.datasets.catalog.megc2019 import write_megc2019
     from mer.datasets.labels import apply_label_scheme
-    from mer.datasets.synthetic import write_megc2019
 
     megc = write_megc2019(synthetic_root / "megc", subjects=2, clips=4, frames=6, size=32)
     sources = {

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mer.datasets.annotations import load_samples
-from mer.datasets.labels import SCHEMES, apply_label_scheme, class_names
+from mer.datasets.labels import apply_label_scheme, class_names, schemes
 from mer.errors import ConfigError, DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
@@ -38,7 +38,7 @@ def table(dataset: str, emotions: list[str], **extra) -> pd.DataFrame:
 
 
 def test_scheme_registry_and_class_names():
-    assert set(SCHEMES) == {
+    assert set(schemes()) == {
         "megc3",
         "casme2_5",
         "casme3_3",

@@ -1,8 +1,9 @@
 """Media checks done while reading annotations: the frames or video a row points at exist.
 
-Decoding is media.py's job (and so is listing a clip's frames: `mer.datasets.media.list_frames`, frame
-number = last run of digits in the file name); here we only make sure a clip's files are where the
-annotation says, so a wrong root or a frame range outside the clip fails before any preprocessing.
+Decoding is media.py's job (and so is listing a clip's frames: `mer.datasets.media.list_frames`,
+frame number = last run of digits in the file name); here we only make sure a clip's files are
+where the annotation says, so a wrong root or a frame range outside the clip fails before any
+preprocessing.
 """
 
 from __future__ import annotations

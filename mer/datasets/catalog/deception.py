@@ -7,15 +7,25 @@ without `.mp4`) and `subject` (or person/identity). Without it every clip is its
 leave-one-subject-out becomes leave-one-clip-out, which is not subject independent (a WARNING
 says so). A clip the csv does not list is an error; csv rows for clips that are not on disk are
 logged.
+
+Synthetic layout: `out/Real-life_Deception_Detection_2016/Clips/Deceptive/trial_lie_001.mp4`,
+`.../Clips/Truthful/trial_truth_001.mp4` (H.264 yuv420p, 30 fps) and `out/deception_subjects.csv`
+(header `clip,subject`, clip = file stem, subject p01 ...; left out with `mapping=False`).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+from mer.datasets.labels import LabelScheme
 from mer.datasets.media_check import VIDEO_SUFFIXES, subfolders, video_files
 from mer.datasets.records import Record, text_cell
+from mer.datasets.spec import Choice, DatasetSpec, FrameDefaults, SyntheticLayout
+from mer.datasets.synthetic.dataset import SyntheticClip
+from mer.datasets.synthetic.plan import SubjectPlan, natural_key, one_clip_per_media
+from mer.datasets.synthetic.writers import write_csv
 from mer.datasets.table import read_table
 from mer.errors import DataError
 
@@ -99,3 +109,67 @@ def read(annotations: Path | None, root: Path) -> list[Record]:
             len(out),
         )
     return out
+
+
+CLASSES = ("deceptive", "truthful")
+DECEPTION2 = LabelScheme(
+    "deception2", CLASSES, doc="real-life trial deception: class from the folder"
+)
+
+
+# -------------------------------------------------------------------------- synthetic layout
+VOCABULARY: dict[str | None, list[Choice]] = {
+    "deceptive": [("deceptive", "24"), ("deceptive", "4+24"), ("deceptive", "14+24"),
+                  ("deceptive", "17+24")],
+    "truthful": [("truthful", ""), ("truthful", "1+2"), ("truthful", "12")],
+}  # fmt: skip
+
+
+def _clip_names(plan: SubjectPlan) -> list[str]:
+    """`trial_lie_001` / `trial_truth_001`: numbered per class over the whole dataset."""
+    names = []
+    for label in plan.labels:
+        plan.counters[str(label)] += 1
+        kind = "lie" if label == "deceptive" else "truth"
+        names.append(f"trial_{kind}_{plan.counters[str(label)]:03d}")
+    return names
+
+
+def _media(plan: SubjectPlan, name: str, label: str | None) -> tuple[str, list[int]]:
+    folder = "Deceptive" if label == "deceptive" else "Truthful"
+    return f"Clips/{folder}/{name}.mp4", list(range(plan.frames))
+
+
+def write_annotations(path: Path, clips: list[tuple[SyntheticClip, dict[str, Any]]]) -> None:
+    rows = sorted(([c.clip, c.subject] for c, _ in clips), key=lambda r: natural_key(r[0]))
+    write_csv(path, rows, header=("clip", "subject"))
+
+
+SPEC = DatasetSpec(
+    name="deception",
+    title="real-life deception",
+    order=60,
+    read=read,
+    columns={"clip": CLIP_COLUMNS, "subject": SUBJECT_COLUMNS},  # the optional subject csv
+    label_scheme="deception2",
+    # the original's input is frames 5-20 (0-based) of each clip
+    frames=FrameDefaults(count=16, select="first", skip=5),
+    needs_annotations=False,
+    needs_root=True,
+    has_aus=False,
+    class_from_folder=True,
+    labels={"deception2": {c: c for c in CLASSES}},
+    schemes=(DECEPTION2,),
+    synthetic=SyntheticLayout(
+        stream=4,
+        root_dir="Real-life_Deception_Detection_2016",
+        annotation_file="deception_subjects.csv",
+        subject_name=lambda number: f"p{number:02d}",
+        vocabulary=VOCABULARY,
+        sequences=one_clip_per_media(_clip_names, _media),
+        write_annotations=write_annotations,
+        classes=CLASSES,
+        video=True,
+        annotations_optional=True,
+    ),
+)
