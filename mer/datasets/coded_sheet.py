@@ -13,7 +13,7 @@ from mer.datasets.records import (
     subject_number,
     text_cell,
 )
-from mer.datasets.table import Table
+from mer.datasets.table import Table, read_table
 
 #: The sheet's columns: role → the header names accepted (compared without case and spaces).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -27,6 +27,19 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 #: What identifies the header row (some sheets have notes above it).
 HEADER = (COLUMNS["subject"], COLUMNS["filename"])
+
+
+def reader(
+    dataset: str, sheet: str, subject_folder: Callable[[int], str]
+) -> Callable[[Path, Path | None], list[Record]]:
+    """The reader of a dataset distributed as this sheet: `read(annotations, root)`."""
+
+    def read(annotations: Path, root: Path | None) -> list[Record]:
+        return sheet_records(
+            read_table(annotations, HEADER, sheet=sheet), dataset, subject_folder, root
+        )
+
+    return read
 
 
 def sheet_records(

@@ -17,14 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mer.datasets.coded_sheet import COLUMNS, HEADER, sheet_records
+from mer.datasets.coded_sheet import COLUMNS, reader
 from mer.datasets.labels import LabelScheme
-from mer.datasets.records import Record
 from mer.datasets.spec import Choice, DatasetSpec, FrameDefaults, SyntheticLayout
 from mer.datasets.synthetic.dataset import SyntheticClip
 from mer.datasets.synthetic.plan import SubjectPlan, natural_key, one_clip_per_media
 from mer.datasets.synthetic.writers import Sheet, au_cell, write_xlsx
-from mer.datasets.table import read_table
 
 SHEET = "Sheet1"
 
@@ -34,9 +32,7 @@ def subject_folder(number: int) -> str:
     return f"sub{number:02d}"
 
 
-def read(annotations: Path, root: Path | None) -> list[Record]:
-    table = read_table(annotations, HEADER, sheet=SHEET)
-    return sheet_records(table, "casme2", subject_folder, root)
+read = reader("casme2", SHEET, subject_folder)
 
 
 # ----------------------------------------------------------------------------------- labels

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mer.datasets.labels import LabelScheme
-from mer.datasets.media_check import VIDEO_SUFFIXES, subfolders, video_files
+from mer.datasets.media_check import VIDEO_SUFFIXES, class_videos
 from mer.datasets.records import Record, text_cell
 from mer.datasets.spec import Choice, DatasetSpec, FrameDefaults, SyntheticLayout
 from mer.datasets.synthetic.dataset import SyntheticClip
@@ -63,33 +63,28 @@ def read(annotations: Path | None, root: Path) -> list[Record]:
     base = resolve_root(root)
     subjects, rows = read_subjects(annotations) if annotations is not None else ({}, {})
     out: list[Record] = []
-    for class_dir in subfolders(base):
-        videos = video_files(class_dir)
-        if not videos:
-            log.warning("deception: %s holds no video files; not read", class_dir)
-            continue
-        for video in videos:
-            clip = video.stem
-            if annotations is None:
-                person = clip
-            elif clip in subjects:
-                person = subjects[clip]
-            else:
-                raise DataError(
-                    f"{annotations}: no row for clip {clip} ({video}); every clip needs its subject"
-                )
-            out.append(
-                Record(
-                    dataset="deception",
-                    subject_raw=person,
-                    subject=f"deception/{person}",
-                    clip=clip,
-                    emotion=class_dir.name.lower(),
-                    where=f"{video} ({rows[clip]})" if clip in rows else str(video),
-                    media=video,
-                    kind="video",
-                )
+    for class_dir, video in class_videos(base, "deception"):
+        clip = video.stem
+        if annotations is None:
+            person = clip
+        elif clip in subjects:
+            person = subjects[clip]
+        else:
+            raise DataError(
+                f"{annotations}: no row for clip {clip} ({video}); every clip needs its subject"
             )
+        out.append(
+            Record(
+                dataset="deception",
+                subject_raw=person,
+                subject=f"deception/{person}",
+                clip=clip,
+                emotion=class_dir.name.lower(),
+                where=f"{video} ({rows[clip]})" if clip in rows else str(video),
+                media=video,
+                kind="video",
+            )
+        )
     if not out:
         raise DataError(f"data.root: no videos under {base} (expected Deceptive/ and Truthful/)")
     on_disk = {r.clip for r in out}

@@ -17,8 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mer.datasets.coded_sheet import COLUMNS, HEADER, sheet_records
-from mer.datasets.records import Record
+from mer.datasets.coded_sheet import COLUMNS, reader
 from mer.datasets.spec import Choice, DatasetSpec, FrameDefaults, SyntheticLayout
 from mer.datasets.synthetic.dataset import SyntheticClip
 from mer.datasets.synthetic.plan import (
@@ -28,7 +27,6 @@ from mer.datasets.synthetic.plan import (
     samm_objective_class,
 )
 from mer.datasets.synthetic.writers import Sheet, au_cell, write_xlsx
-from mer.datasets.table import read_table
 
 SHEET = "MICRO_ONLY"
 
@@ -38,9 +36,7 @@ def subject_folder(number: int) -> str:
     return f"{number:03d}"
 
 
-def read(annotations: Path, root: Path | None) -> list[Record]:
-    table = read_table(annotations, HEADER, sheet=SHEET)
-    return sheet_records(table, "samm", subject_folder, root)
+read = reader("samm", SHEET, subject_folder)
 
 
 MEGC3 = {

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mer.datasets.catalog import casme2
-from mer.datasets.media_check import VIDEO_SUFFIXES, subfolders, video_files
+from mer.datasets.media_check import VIDEO_SUFFIXES, class_videos
 from mer.datasets.records import Record, aus_text, parse_aus, text_cell
 from mer.datasets.spec import DatasetSpec, FrameDefaults, SyntheticLayout
 from mer.datasets.synthetic.dataset import SyntheticClip
@@ -69,31 +69,24 @@ def read(annotations: Path, root: Path) -> list[Record]:
         emotion = table.cell(row, col_emo)
         described[name] = (row_no, "" if emotion is None else str(emotion).strip().lower())
     out: list[Record] = []
-    for class_dir in subfolders(root):
-        videos = video_files(class_dir)
-        if not videos:
-            log.warning("videos: %s holds no video files; not read", class_dir)
-            continue
-        for video in videos:
-            if video.stem not in by_name:
-                raise DataError(
-                    f"{table.label}: no row with Filename {video.stem} for video {video}"
-                )
-            where, subject, au_cell = by_name[video.stem]
-            out.append(
-                Record(
-                    dataset="videos",
-                    subject_raw=subject,
-                    subject=f"videos/{subject}",
-                    clip=video.stem,
-                    emotion=class_dir.name.lower(),
-                    where=f"{video} ({where})",
-                    aus=parse_aus(au_cell),
-                    aus_raw=aus_text(au_cell),
-                    media=video,
-                    kind="video",
-                )
+    for class_dir, video in class_videos(root, "videos"):
+        if video.stem not in by_name:
+            raise DataError(f"{table.label}: no row with Filename {video.stem} for video {video}")
+        where, subject, au_cell = by_name[video.stem]
+        out.append(
+            Record(
+                dataset="videos",
+                subject_raw=subject,
+                subject=f"videos/{subject}",
+                clip=video.stem,
+                emotion=class_dir.name.lower(),
+                where=f"{video} ({where})",
+                aus=parse_aus(au_cell),
+                aus_raw=aus_text(au_cell),
+                media=video,
+                kind="video",
             )
+        )
     if not out:
         raise DataError(f"data.root: no videos under {root} (expected <class>/<name>.mp4)")
     _log_unused(table.label, root, described, {r.clip for r in out})
