@@ -669,7 +669,7 @@ def test_megc2019_bad_lines(tmp_path, line, message):
 
 def test_megc2019_sources_validation(tmp_path):
     csv, sources = megc_tree(tmp_path, GOOD)
-    # the config's rule (mer.datasets.registry.check_keys), also for plain arguments
+    # the config's rule (mer.datasets.registry.check_source_keys), also for plain arguments
     with pytest.raises(ConfigError, match=r"data.sources: unknown part\(s\) casme3; the MEGC2019"):
         load_samples("megc2019", csv, sources={"casme3": {"root": "x"}}, check_media=False)
     with pytest.raises(ConfigError, match=r"data.sources.samm.folder: unknown key"):

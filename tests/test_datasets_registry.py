@@ -164,7 +164,7 @@ def test_the_config_accepts_exactly_the_registered_names():
 
 
 def test_composite_keys_are_one_rule_for_the_config_and_load_samples(tmp_path):
-    """`registry.check_keys` gives the same message whoever asks."""
+    """`registry.check_source_keys` gives the same message whoever asks."""
     with pytest.raises(ConfigError) as by_config:
         from_dict({"data": {"dataset": "casme2", "sources": {"samm": {"root": "/x"}}}})
     with pytest.raises(ConfigError) as by_reader:

@@ -227,7 +227,7 @@ def _check_data_sources(data: DataConfig) -> None:
     """Keys one dataset reads and another ignores: set on the wrong one, they would be silently
     ignored (the data layer checks the files themselves)."""
     try:
-        registry.check_keys(data.dataset, root=data.root, sources=data.sources)
+        registry.check_source_keys(data.dataset, root=data.root, sources=data.sources)
     except ConfigError as exc:
         fail(str(exc), kind="rule")
     if data.regions.policy == "au_oracle" and not data.spec.has_aus:

@@ -56,7 +56,8 @@ class FramesConfig(ConfigModel):
     `window`: the frames the selection looks at. `annotated`: only onset..offset, which a
     recording holding several expressions needs (CAS(ME)^3: one folder per task, several
     micro-expressions in it); `clip`: the whole media (the original's per-clip folders and
-    videos); `auto`: annotated for CAS(ME)^3 (and the synthetic casme3 layout), clip otherwise.
+    videos); `auto`: annotated where a recording holds several clips (the dataset's
+    `shared_media`: CAS(ME)^3, and the synthetic casme3 layout), clip otherwise.
     `onset_apex_offset` always selects inside the annotated window. `skip`: frames dropped at
     the start of the window before selecting (the original's deception input is frames 5-20:
     skip 5, count 16, select first).

@@ -20,6 +20,10 @@ from mer.datasets.synthetic import (
 )
 
 
+def _has_others(layout: str) -> bool:
+    return registry.synthetic_layout(layout).has_others
+
+
 def layout_choices() -> list[str]:
     """The layouts the generator writes, then the composites it writes from their parts."""
     composites = [s.name for s in registry.specs() if s.write_synthetic is not None]
@@ -57,8 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--others",
         type=int,
         default=None,
-        help="clips per subject outside the three classes (casme2, samm, casme3; "
-        "default 1 when clips >= 4)",
+        help="clips per subject outside the three classes (layouts "
+        + ", ".join(n for n in registry.with_synthetic_layout() if _has_others(n))
+        + "; default 1 when clips >= 4)",
     )
     p.add_argument(
         "--framing",

@@ -64,7 +64,7 @@ def load_samples(
             f"data.annotations: {dataset} takes its classes from folders and reads no annotation "
             f"file (got {ann}); leave it empty"
         )
-    registry.check_keys(dataset, root=base, sources=sources or {})
+    registry.check_source_keys(dataset, root=base, sources=sources or {})
     if spec.needs_root or (check_media and spec.reads_root):
         base = require_root(base, dataset)
     if spec.parts:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from mer.datasets import registry
+from mer.datasets.spec import NPS
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ class LabelScheme:
         return self.by_dataset.get(dataset, self.default)
 
 
-NPS = ("negative", "positive", "surprise")
 FOLDER3 = {c: c for c in NPS}  # class folders named by the three classes, as written
 MEGC3 = LabelScheme(
     "megc3",

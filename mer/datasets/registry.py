@@ -132,7 +132,7 @@ def composites() -> tuple[str, ...]:
     return tuple(s.name for s in specs() if s.parts)
 
 
-def check_keys(dataset: str, *, root: object, sources: Iterable[str]) -> None:
+def check_source_keys(dataset: str, *, root: object, sources: Iterable[str]) -> None:
     """`data.root` and `data.sources` as `dataset` reads them. Set where the dataset ignores
     them, they would be silently ignored and a sweep would run on files other than the ones its
     YAML names: ConfigError instead. The config runs this when it loads; `load_samples` runs it

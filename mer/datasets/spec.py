@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from mer.datasets.synthetic.dataset import SyntheticClip
     from mer.datasets.synthetic.plan import PlannedClip, SubjectPlan
 
+#: The three classes of MEGC2019, which most layouts' clips are labelled with.
+NPS = ("negative", "positive", "surprise")
 #: Emotion word as the annotation writes it → class of a label scheme (None: dropped on purpose).
 EmotionMap = Mapping[str, str | None]
 #: (emotion as written, AU string as written), one choice of a synthetic clip's annotation.
@@ -64,7 +66,7 @@ class SyntheticLayout:
     #: generator's own draws for each media follow that media's draws)
     sequences: Callable[[SubjectPlan], Iterator[PlannedMedia]]
     write_annotations: Callable[[Path, list[tuple[SyntheticClip, dict[str, Any]]]], None] | None
-    classes: tuple[str, ...] = ("negative", "positive", "surprise")
+    classes: tuple[str, ...] = NPS
     has_others: bool = False  # clips outside the classes exist (their annotation says "others")
     video: bool = False  # H.264 mp4 per clip (needs an even frame height); else frame folders
     frame_name: Callable[[Path, int], str] | None = None  # frame folder, number → file name

@@ -56,7 +56,7 @@ def _path(value: Any) -> Path | None:
 def parse_sources(sources: Any) -> dict[str, Source]:
     """`{casme2: SourceConfig | {"root":..., "annotations":...}}` → Source per part."""
     out: dict[str, Source] = {}
-    for name, src in (sources or {}).items():  # names checked by registry.check_keys
+    for name, src in (sources or {}).items():  # names checked by registry.check_source_keys
         if src is None:
             continue
         if isinstance(src, dict):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mer.datasets import registry
+from mer.datasets.spec import NPS
 from mer.datasets.synthetic.sequence import Expression, SequencePlan, plan_blinks
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from mer.datasets.spec import PlannedMedia, SyntheticLayout
 
-CLASSES = ("negative", "positive", "surprise")
+CLASSES = NPS  # the classes of the synthetic clips' `label3`
 
 
 @dataclass
