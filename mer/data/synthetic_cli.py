@@ -85,21 +85,11 @@ add_synth_parser = add_parser
 def synth_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     spec = registry.get(args.layout)
-    # checked as `data.synthetic` of a sweep is, for each layout written
-    configs = [
-        SyntheticConfig(
-            layout=layout,
-            subjects=args.subjects,
-            clips=args.clips,
-            frames=args.frames,
-            size=args.size,
-            seed=args.seed,
-            intensity=args.intensity,
-            others=args.others,
-            framing=args.framing,
-        )
-        for layout in (spec.parts or (spec.name,))
-    ]
+    # checked as `data.synthetic` of a sweep is (the options are its fields), for each layout
+    options = {
+        name: getattr(args, name) for name in SyntheticConfig.model_fields if name != "layout"
+    }
+    configs = [SyntheticConfig(layout=name, **options) for name in (spec.parts or (spec.name,))]
     kw = configs[0].generator_args()
     if spec.write_synthetic is not None:
         composite = spec.write_synthetic(args.out, **kw)
