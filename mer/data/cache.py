@@ -48,8 +48,9 @@ import numpy as np
 import pandas as pd
 
 from mer.config import DataConfig, config_hash, to_dict
-from mer.data import checks, frames, media, regions
+from mer.data import checks, frames, regions
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
+from mer.datasets import media
 from mer.errors import ConfigError, DataError
 from mer.util.jsonio import dumps, read_json, to_plain, write_json
 
@@ -132,39 +133,28 @@ def _file_lock(path: Path) -> Iterator[bool]:
 
 
 def _resolve_sources(data_cfg: DataConfig) -> _Sources:
-    if data_cfg.dataset != "synthetic":
+    if not data_cfg.is_synthetic:
         return _Sources(
             data_cfg.dataset,
             _expand(data_cfg.annotations),
             _expand(data_cfg.root),
             dict(data_cfg.sources) or None,
         )
-    from mer.data.synthetic import ensure_dataset
+    from mer.datasets.synthetic import ensure_dataset
 
     syn = data_cfg.synthetic
     out = synthetic_dir(data_cfg)
     lock = Path(data_cfg.cache_dir).expanduser() / ".locks" / f"synthetic-{_digest(str(out))}.lock"
     with _file_lock(lock):
-        ds = ensure_dataset(
-            out,
-            syn.layout,
-            subjects=syn.subjects,
-            clips=syn.clips,
-            frames=syn.frames,
-            size=syn.size,
-            seed=syn.seed,
-            intensity=syn.intensity,
-            others=syn.others,
-            framing=syn.framing,
-        )
+        ds = ensure_dataset(out, syn.layout, **syn.generator_args())
     return _Sources(syn.layout, ds.annotations, ds.root, None)
 
 
 def _read_table(
     data_cfg: DataConfig, *, check_media: bool
 ) -> tuple[pd.DataFrame, list[str], _Sources]:
-    from mer.data.annotations import load_samples
-    from mer.data.labels import apply_label_scheme
+    from mer.datasets.annotations import load_samples
+    from mer.datasets.labels import apply_label_scheme
 
     src = _resolve_sources(data_cfg)
     samples = load_samples(
@@ -199,7 +189,7 @@ def key_config(data_cfg: DataConfig) -> dict[str, Any]:
     that the dataset kind or the region policy ignore (so they do not split the cache)."""
     d = to_dict(data_cfg)
     d.pop("cache_dir", None)
-    if data_cfg.dataset != "synthetic":
+    if not data_cfg.is_synthetic:
         d.pop("synthetic", None)
     fr = d["frames"]
     # the window as resolved (auto → annotated/clip); absent where it is what mer did before it
@@ -252,7 +242,7 @@ def source_identity(
         else:
             add(clip)
         if landmark_files:
-            from mer.data.synthetic import landmark_path
+            from mer.datasets.synthetic import landmark_path
 
             lm = landmark_path(clip)
             if lm.is_file():
@@ -301,7 +291,7 @@ def _jobs(samples: pd.DataFrame) -> list[ClipJob]:
 
 def _check_config(data_cfg: DataConfig) -> None:
     """Refuse settings that would be silently ignored or cannot work (before any decoding)."""
-    if data_cfg.dataset == "synthetic" and (data_cfg.annotations or data_cfg.sources):
+    if data_cfg.is_synthetic and (data_cfg.annotations or data_cfg.sources):
         key = "data.annotations" if data_cfg.annotations else "data.sources"
         raise ConfigError(
             f"{key}: synthetic data writes its own annotations (data.synthetic.layout chooses "
@@ -315,7 +305,7 @@ def _check_config(data_cfg: DataConfig) -> None:
             "fixed / none"
         )
     needs = r.policy in regions.NEEDS_LANDMARKS
-    if needs and r.landmarks == "annotated" and data_cfg.dataset != "synthetic":
+    if needs and r.landmarks == "annotated" and not data_cfg.is_synthetic:
         log.warning(
             "data.regions.landmarks: annotated reads <clip>.landmarks.npy files, which only "
             "the synthetic generator writes"

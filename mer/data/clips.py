@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mer.data import faces, frames, media, regions
+from mer.data import faces, frames, regions
+from mer.datasets import media
 from mer.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ Providers (`data.regions.landmarks`):
   `detector.run(img, upsample, 0.0)` (dlib's default threshold): of several faces the most
   confident wins, then the largest box; the predictor runs in that box.
 - `annotated`: ground-truth landmarks stored beside the media by the synthetic generator
-  (`mer.data.synthetic.landmark_path(media)`: float32 (n_frames, 68, 2), sorted frame order).
+  (`mer.datasets.synthetic.landmark_path(media)`: float32 (n_frames, 68, 2), sorted frame order).
 - `none`: no landmarks (region policies `fixed` and `none` need none).
 
 Landmarks are (x, y) pixel coordinates, float32 (T, 68, 2). A selected frame without a face takes
@@ -120,7 +120,7 @@ class AnnotatedLandmarks:
     name = "annotated"
 
     def __call__(self, frames: np.ndarray, *, path: Path, positions: np.ndarray) -> np.ndarray:
-        from mer.data.synthetic import landmark_path
+        from mer.datasets.synthetic import landmark_path
 
         file = Path(landmark_path(Path(path)))
         if not file.is_file():

@@ -121,7 +121,7 @@ def missing_media_roots(data_cfg: Any) -> list[str]:
     A dry run reads annotations only (so GPU-hours can be planned on a laptop without the
     media); it still says which roots are missing here, so a typo shows before `mer prepare`.
     """
-    if data_cfg.dataset == "synthetic":
+    if data_cfg.is_synthetic:
         return []
     roots = [("data.root", data_cfg.root)]
     roots += [(f"data.sources.{n}.root", s.root) for n, s in (data_cfg.sources or {}).items()]
@@ -150,9 +150,9 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
                 "r": d.root,
                 "a": d.annotations,
                 "s": d.sources,
-                "y": d.synthetic if d.dataset == "synthetic" else None,
+                "y": d.synthetic if d.is_synthetic else None,
                 "l": d.labels,
-                "c": d.cache_dir if d.dataset == "synthetic" else None,
+                "c": d.cache_dir if d.is_synthetic else None,
             }
         )
         if key not in memo:

@@ -57,7 +57,7 @@ def holdout_protocol(vcfg: ExperimentConfig, subjects: Sequence[str]) -> dict[st
     validation subjects only where that selection needs them (inner_val)."""
     selection = vcfg.protocol.selection
     return {
-        "split": "megc2019" if vcfg.data.dataset == "megc2019" else "loso",
+        "split": vcfg.data.spec.split,  # the dataset's own LOSO (megc2019: the composite's)
         "selection": selection,
         "val_subjects": vcfg.protocol.val_subjects if selection == "inner_val" else 0,
         "folds": list(subjects),

@@ -7,6 +7,9 @@ joined to that dataset's clip and a line that matches none is an error naming th
 them the frames and AUs are NA/[]. Subjects and sample ids use each dataset's own spelling: the
 list writes SAMM subjects unpadded (`6`, files `006_1_2`) and SMIC ones padded (`s01`, clip
 `s01_ne_01`) while SMIC's folders are `s1/.../s1_ne_01`.
+
+Synthetic composite (`write_megc2019`): the casme2, samm and smic layouts under `out/<part>/` and
+`out/combined_3class_gt.csv` with the real list's conventions.
 """
 
 from __future__ import annotations
@@ -17,15 +20,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mer.data.readers import casme2, samm, smic
-from mer.data.readers.records import Record
-from mer.data.readers.table import read_csv_lines
+from mer.datasets.catalog import casme2, samm, smic
+from mer.datasets.labels import NPS
+from mer.datasets.records import Record
+from mer.datasets.spec import DatasetSpec, FrameDefaults
+from mer.datasets.synthetic.dataset import (
+    GENERATOR_VERSION,
+    MARKER,
+    SyntheticDataset,
+    read_marker,
+    write_marker,
+)
+from mer.datasets.synthetic.layouts import atomic_write, dataset_params, write_layout
+from mer.datasets.synthetic.writers import write_csv
+from mer.datasets.table import read_csv_lines
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-CLASSES = ("negative", "positive", "surprise")
 PARTS = ("casme2", "samm", "smic")
+GT = "combined_3class_gt.csv"
 _SMIC_CLIP = re.compile(r"s0*(\d+)_(.+)", re.IGNORECASE)
 
 
@@ -40,13 +54,9 @@ def _path(value: Any) -> Path | None:
 
 
 def parse_sources(sources: Any) -> dict[str, Source]:
-    """`{casme2: SourceConfig | {"root":..., "annotations":...}}` → Source per dataset."""
+    """`{casme2: SourceConfig | {"root":..., "annotations":...}}` → Source per part."""
     out: dict[str, Source] = {}
-    for name, src in (sources or {}).items():
-        if name not in PARTS:
-            raise ConfigError(
-                f"data.sources.{name}: not a MEGC2019 part (expected {', '.join(PARTS)})"
-            )
+    for name, src in (sources or {}).items():  # names checked by registry.check_source_keys
         if src is None:
             continue
         if isinstance(src, dict):
@@ -173,7 +183,7 @@ def read(annotations: Path, sources: Any, *, check_media: bool) -> list[Record]:
             subject_raw=folder,
             subject=subject_ns,
             clip=clip_key,
-            emotion=CLASSES[int(label)],
+            emotion=NPS[int(label)],
             where=where,
             extra={"megc_label": int(label)},
         )
@@ -196,3 +206,100 @@ def read(annotations: Path, sources: Any, *, check_media: bool) -> list[Record]:
             rec.media = src.root / folder / clip_key
         out.append(rec)
     return out
+
+
+# ----------------------------------------------------------------------- synthetic composite
+@dataclass
+class SyntheticMegc:
+    """The three MEGC2019 parts under one folder, and the composite ground-truth CSV."""
+
+    root: Path
+    gt: Path  # combined_3class_gt.csv
+    parts: dict[str, SyntheticDataset]  # casme2, samm, smic
+
+
+def megc_params(**kw: Any) -> dict:
+    parts = {name: dataset_params(name, **kw) for name in PARTS}
+    return {"generator": GENERATOR_VERSION, "layout": "megc2019", "parts": parts}
+
+
+def write_megc2019(out: str | Path, **kw: Any) -> SyntheticMegc:
+    """casme2, samm and smic layouts under out/<name>/ plus out/combined_3class_gt.csv; `kw`:
+    the generator's parameters (mer.datasets.synthetic.dataset_params) but `mapping`.
+
+    The CSV copies the real file's conventions: no header, CRLF line ends, rows
+    `dataset,subject,filename,label` (0 negative, 1 positive, 2 surprise) in the order casme2,
+    smic, samm, clips outside the three classes left out; CASME II subjects as `sub01`, SAMM
+    subjects without zero padding (`6` for folder `006`), SMIC subjects and clip names zero
+    padded (`s01`, `s01_ne_01` for folders `s1/.../s1_ne_01`), exactly the mismatch real users
+    meet.
+    """
+    params = megc_params(**kw)
+    out = Path(out)
+    atomic_write(out, lambda tmp: _write_megc(tmp, params))
+    return _read_megc(out)
+
+
+def ensure_megc2019(out: str | Path, **kw: Any) -> SyntheticMegc:
+    """Like `mer.datasets.synthetic.ensure_dataset` for the MEGC2019 composite."""
+    params = megc_params(**kw)
+    out = Path(out)
+    if (out / MARKER).is_file():
+        stored, _ = read_marker(out)
+        if stored != params:
+            raise DataError(
+                f"{out} holds a synthetic MEGC2019 composite generated with other "
+                "parameters; delete the folder or choose another one"
+            )
+        return _read_megc(out)
+    return write_megc2019(out, **kw)
+
+
+def _write_megc(base: Path, params: dict) -> SyntheticDataset:
+    rows_by_part: dict[str, list[list[str | int]]] = {}
+    for name in PARTS:
+        (base / name).mkdir(parents=True)
+        part = write_layout(base / name, params["parts"][name])
+        rows = []
+        for c in part.clips:
+            if c.label3 is None:
+                continue
+            subject, clip = c.subject, c.clip
+            if name == "samm":
+                subject = str(int(subject))
+            elif name == "smic":
+                subject = f"s{int(subject[1:]):02d}"
+                clip = re.sub(r"^s\d+_", subject + "_", clip)
+            rows.append([name, subject, clip, NPS.index(c.label3)])
+        rows_by_part[name] = rows
+    ordered = rows_by_part["casme2"] + rows_by_part["smic"] + rows_by_part["samm"]
+    write_csv(base / GT, ordered, newline="\r\n")
+    ds = SyntheticDataset(base, base / GT, "megc2019", [])
+    write_marker(base, params, ds)
+    return ds
+
+
+def _read_megc(out: Path) -> SyntheticMegc:
+    parts = {name: read_marker(out / name)[1] for name in PARTS}
+    return SyntheticMegc(out, out / GT, parts)
+
+
+SPEC = DatasetSpec(
+    name="megc2019",
+    title="MEGC2019 composite",
+    order=50,
+    read=read,
+    # the official list: no header, these fields in this order
+    columns={
+        "dataset": ("dataset",),
+        "subject": ("subject",),
+        "filename": ("filename",),
+        "label": ("label",),
+    },  # fmt: skip
+    label_scheme="megc3",
+    frames=FrameDefaults(count=30, select="motion_topk"),
+    reads_root=False,
+    parts=PARTS,
+    split="megc2019",
+    write_synthetic=write_megc2019,
+)

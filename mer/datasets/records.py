@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from mer.data.readers.media_check import check_frames, check_video
+from mer.datasets.media_check import check_frames, check_video
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

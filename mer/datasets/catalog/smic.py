@@ -5,6 +5,9 @@ folder. `root` may be the SMIC folder (holding `HS/`) or the HS folder itself (a
 any folder of `sN` subject folders). `non_micro/` folders are not read. Sample ids keep the
 folder spelling (`smic/s1/s1_ne_01`); subjects are zero-padded like the MEGC2019 list
 (`smic/s01`), so the composite and the plain dataset name the same person the same way.
+
+Synthetic layout: `out/SMIC/HS/s1/micro/negative/s1_ne_01/reg_image046176.bmp` (RGB BMP); no
+annotation file.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import logging
 import re
 from pathlib import Path
 
-from mer.data.readers.media_check import subfolders
-from mer.data.readers.records import Record
+from mer.datasets.catalog import casme2
+from mer.datasets.media_check import subfolders
+from mer.datasets.records import Record
+from mer.datasets.spec import DatasetSpec, FrameDefaults, SyntheticLayout
+from mer.datasets.synthetic.plan import CLASSES, SubjectPlan, one_clip_per_media
 from mer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -73,3 +79,53 @@ def read(annotations: Path | None, root: Path, key: str = "data.root") -> list[R
     if not out:
         raise DataError(f"{key}: no SMIC clips under {base} (expected sN/micro/<class>/<clip>/)")
     return out
+
+
+# -------------------------------------------------------------------------- synthetic layout
+# Real subject numbering has gaps; the synthetic one follows it, then continues.
+SUBJECT_IDS = (1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 18, 19, 20)
+ABBREVIATION = {"negative": "ne", "positive": "po", "surprise": "sur"}
+
+
+def _clip_names(plan: SubjectPlan) -> list[str]:
+    """`s1_ne_01`: numbered per class within the subject."""
+    per_class = dict.fromkeys(CLASSES, 0)
+    names = []
+    for label in plan.labels:
+        per_class[str(label)] += 1
+        names.append(f"{plan.name}_{ABBREVIATION[str(label)]}_{per_class[str(label)]:02d}")
+    return names
+
+
+def _media(plan: SubjectPlan, name: str, label: str | None) -> tuple[str, list[int]]:
+    start = int(plan.rng.integers(1000, 500000))
+    return f"HS/{plan.name}/micro/{label}/{name}", list(range(start, start + plan.frames))
+
+
+SPEC = DatasetSpec(
+    name="smic",
+    title="SMIC-HS",
+    order=30,
+    read=read,
+    columns={},  # no annotation file: subject, class and clip are folders
+    label_scheme="megc3",
+    frames=FrameDefaults(count=10, select="first"),
+    needs_annotations=False,
+    reads_annotations=False,
+    needs_root=True,
+    has_aus=False,
+    class_from_folder=True,  # named by the three classes: megc3 and folder3 read them as is
+    synthetic=SyntheticLayout(
+        stream=2,
+        root_dir="SMIC",
+        annotation_file=None,
+        subject_name=lambda number: f"s{number}",
+        vocabulary=casme2.VOCABULARY,  # the AU strings; the emotion written is the class
+        sequences=one_clip_per_media(_clip_names, _media),
+        write_annotations=None,
+        frame_name=lambda folder, n: f"reg_image{n:06d}.bmp",
+        image_format="BMP",
+        subject_ids=SUBJECT_IDS,
+        emotion_is_class=True,
+    ),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mer.data.readers.records import (
+from mer.datasets.records import (
     BlankFrames,
     Record,
     aus_text,
@@ -13,7 +13,33 @@ from mer.data.readers.records import (
     subject_number,
     text_cell,
 )
-from mer.data.readers.table import Table
+from mer.datasets.table import Table, read_table
+
+#: The sheet's columns: role → the header names accepted (compared without case and spaces).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "subject": ("Subject",),
+    "filename": ("Filename",),
+    "onset": ("Onset Frame", "OnsetFrame", "Onset"),
+    "apex": ("Apex Frame", "ApexFrame", "Apex"),
+    "offset": ("Offset Frame", "OffsetFrame", "Offset"),
+    "aus": ("Action Units", "AU", "AUs"),
+    "emotion": ("Estimated Emotion", "Emotion"),
+}
+#: What identifies the header row (some sheets have notes above it).
+HEADER = (COLUMNS["subject"], COLUMNS["filename"])
+
+
+def reader(
+    dataset: str, sheet: str, subject_folder: Callable[[int], str]
+) -> Callable[[Path, Path | None], list[Record]]:
+    """The reader of a dataset distributed as this sheet: `read(annotations, root)`."""
+
+    def read(annotations: Path, root: Path | None) -> list[Record]:
+        return sheet_records(
+            read_table(annotations, HEADER, sheet=sheet), dataset, subject_folder, root
+        )
+
+    return read
 
 
 def sheet_records(
@@ -21,15 +47,11 @@ def sheet_records(
 ) -> list[Record]:
     """One Record per row; media `root/<subject folder>/<Filename>/`. Blank frame cells are
     unknown (NA), logged once for the sheet."""
-    col_subject = table.column("Subject")
-    col_file = table.column("Filename")
-    cols = {
-        "onset": table.column("Onset Frame", "OnsetFrame", "Onset"),
-        "apex": table.column("Apex Frame", "ApexFrame", "Apex"),
-        "offset": table.column("Offset Frame", "OffsetFrame", "Offset"),
-    }
-    col_aus = table.column("Action Units", "AU", "AUs")
-    col_emo = table.column("Estimated Emotion", "Emotion")
+    col_subject = table.column(*COLUMNS["subject"])
+    col_file = table.column(*COLUMNS["filename"])
+    cols = {name: table.column(*COLUMNS[name]) for name in ("onset", "apex", "offset")}
+    col_aus = table.column(*COLUMNS["aus"])
+    col_emo = table.column(*COLUMNS["emotion"])
     blanks = BlankFrames(table.label)
     out = []
     for row_no, row in table.rows:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mer.data.synthetic.face import (
+from mer.datasets.synthetic.face import (
     ShapeParams,
     au_field,
     bump,
@@ -21,7 +21,7 @@ from mer.data.synthetic.face import (
     parse_aus,
     sample_shape_params,
 )
-from mer.data.synthetic.render import FaceStyle, Pose, lighting_field, render_face
+from mer.datasets.synthetic.render import FaceStyle, Pose, lighting_field, render_face
 
 REFERENCE_HEIGHT = 128  # AU displacements are given in pixels at this frame height
 NOISE_SIGMA = 2.0  # sensor noise, grey levels

@@ -1,16 +1,18 @@
 """Media checks done while reading annotations: the frames or video a row points at exist.
 
-Decoding is media.py's job (and so is listing a clip's frames: `mer.data.media.list_frames`, frame
-number = last run of digits in the file name); here we only make sure a clip's files are where the
-annotation says, so a wrong root or a frame range outside the clip fails before any preprocessing.
+Decoding is media.py's job (and so is listing a clip's frames: `mer.datasets.media.list_frames`,
+frame number = last run of digits in the file name); here we only make sure a clip's files are
+where the annotation says, so a wrong root or a frame range outside the clip fails before any
+preprocessing.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
-from mer.data.media import IMAGE_EXTENSIONS, list_frames
+from mer.datasets.media import IMAGE_EXTENSIONS, list_frames
 from mer.errors import DataError
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_SUFFIXES", "check_frames", "check_video", "list_frames"]
@@ -60,6 +62,17 @@ def check_video(path: Path, where: str) -> Path:
     if path.stat().st_size == 0:
         raise DataError(f"{where}: video file {path} is empty")
     return path
+
+
+def class_videos(root: Path, dataset: str) -> Iterator[tuple[Path, Path]]:
+    """(class folder, video) for each video in each class folder under `root` (the layouts whose
+    class is the folder); a class folder without videos is logged and skipped."""
+    for class_dir in subfolders(root):
+        videos = video_files(class_dir)
+        if not videos:
+            log.warning("%s: %s holds no video files; not read", dataset, class_dir)
+        for video in videos:
+            yield class_dir, video
 
 
 def video_files(folder: Path) -> list[Path]:

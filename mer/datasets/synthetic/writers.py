@@ -167,3 +167,8 @@ def write_csv(
     lines += [",".join("" if v is None else str(v) for v in row) for row in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((newline.join(lines) + newline).encode("utf-8"))
+
+
+def au_cell(aus: str) -> str | int:
+    """An AU cell as the real workbooks hold it: single numeric AUs are numbers, the rest text."""
+    return int(aus) if aus.isdigit() else aus

@@ -1,9 +1,13 @@
 """Label schemes: which clips a task keeps and which class index each gets.
 
-A scheme maps each dataset's emotion vocabulary to its classes; an emotion the scheme maps to
-None is dropped on purpose (logged with counts), and one it does not know at all is an error (a
-typo in a sheet must not silently vanish). For MEGC2019 rows (`megc_label` column) `megc3` uses
-the official label: the composite is driven by the official list, not re-derived mappings.
+A scheme has classes, and each dataset that takes part in it maps its emotion vocabulary to them
+(`DatasetSpec.labels`, in the dataset's module; a scheme only one dataset uses is defined there
+too, `DatasetSpec.schemes`); the shared schemes are defined here. A dataset the scheme has no
+mapping for uses its `default` mapping (folder classes as written), or the scheme does not apply.
+An emotion the scheme maps to None is dropped on purpose (logged with counts), and one it does
+not know at all is an error (a typo in a sheet must not silently vanish). For MEGC2019 rows
+(`megc_label` column) `megc3` uses the official label: the composite is driven by the official
+list, not re-derived mappings.
 
 Errors about a row start with the table's `where` (the file, sheet and row of the annotation, or
 the clip's path where the class is a folder) and name the sample id, as the readers' errors do.
@@ -11,13 +15,16 @@ the clip's path where the class is a folder) and name the sample id, as the read
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from mer.datasets import registry
+from mer.datasets.spec import NPS
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -40,151 +47,50 @@ class LabelScheme:
         return self.by_dataset.get(dataset, self.default)
 
 
-NPS = ("negative", "positive", "surprise")
-_FOLDER3 = {c: c for c in NPS}
-_CASME2_3 = {
-    "disgust": "negative",
-    "repression": "negative",
-    "happiness": "positive",
-    "surprise": "surprise",
-    "others": None,
-    "fear": None,
-    "sadness": None,
-}
-_SAMM_3 = {
-    "anger": "negative",
-    "contempt": "negative",
-    "disgust": "negative",
-    "fear": "negative",
-    "sadness": "negative",
-    "happiness": "positive",
-    "surprise": "surprise",
-    "other": None,
-}
-# CAS(ME)^3's sheet writes happy/sad/others; the longer spellings are accepted as the same words.
-_CASME3_7 = {
-    "anger": "anger",
-    "disgust": "disgust",
-    "fear": "fear",
-    "happy": "happy",
-    "sad": "sad",
-    "surprise": "surprise",
-    "others": "others",
-}
-_CASME3_ALIASES = {"happiness": "happy", "sadness": "sad", "other": "others", "angry": "anger"}
-
-
-def _casme3(target: Mapping[str, str | None]) -> dict[str, str | None]:
-    full = {e: target[c] for e, c in _CASME3_7.items()}
-    full.update({a: full[e] for a, e in _CASME3_ALIASES.items()})
-    return full
-
-
-_CASME3_3 = _casme3(
-    {
-        "anger": "negative",
-        "disgust": "negative",
-        "fear": "negative",
-        "sad": "negative",
-        "happy": "positive",
-        "surprise": "surprise",
-        "others": None,
-    }
+FOLDER3 = {c: c for c in NPS}  # class folders named by the three classes, as written
+MEGC3 = LabelScheme(
+    "megc3",
+    NPS,
+    default=FOLDER3,
+    use_megc_label=True,
+    doc="MEGC2019 3 classes; CASME II/SAMM/CAS(ME)^3 emotions mapped, folders as is",
 )
-_CASME3_4 = _casme3(
-    {
-        "anger": "negative",
-        "disgust": "negative",
-        "fear": "negative",
-        "sad": "negative",
-        "happy": "positive",
-        "surprise": "surprise",
-        "others": "others",
-    }
+FOLDER_3 = LabelScheme(
+    "folder3",
+    NPS,
+    default=FOLDER3,
+    doc="negative/positive/surprise as written (SMIC, videos, MEGC2019)",
 )
 
-SCHEMES: dict[str, LabelScheme] = {
-    s.name: s
-    for s in (
-        LabelScheme(
-            "megc3",
-            NPS,
-            by_dataset={"casme2": _CASME2_3, "samm": _SAMM_3, "casme3": _CASME3_3},
-            default=_FOLDER3,
-            use_megc_label=True,
-            doc="MEGC2019 3 classes; CASME II/SAMM/CAS(ME)^3 emotions mapped, folders as is",
-        ),
-        LabelScheme(
-            "casme2_5",
-            ("happiness", "disgust", "repression", "surprise", "others"),
-            by_dataset={
-                "casme2": {
-                    "happiness": "happiness",
-                    "disgust": "disgust",
-                    "repression": "repression",
-                    "surprise": "surprise",
-                    "others": "others",
-                    "fear": None,
-                    "sadness": None,
-                }
-            },
-            doc="CASME II 5 classes (fear and sadness dropped: too few clips)",
-        ),
-        LabelScheme(
-            "casme3_3",
-            NPS,
-            by_dataset={"casme3": _CASME3_3},
-            doc="CAS(ME)^3 negative/positive/surprise (others dropped)",
-        ),
-        LabelScheme(
-            "casme3_4",
-            (*NPS, "others"),
-            by_dataset={"casme3": _CASME3_4},
-            doc="CAS(ME)^3 negative/positive/surprise/others",
-        ),
-        LabelScheme(
-            "casme3_7",
-            ("anger", "disgust", "fear", "happy", "sad", "surprise", "others"),
-            by_dataset={"casme3": _casme3({c: c for c in _CASME3_7})},
-            doc="CAS(ME)^3 all seven emotions",
-        ),
-        LabelScheme(
-            "deception2",
-            ("deceptive", "truthful"),
-            by_dataset={"deception": {"deceptive": "deceptive", "truthful": "truthful"}},
-            doc="real-life trial deception: class from the folder",
-        ),
-        LabelScheme(
-            "folder3",
-            NPS,
-            default=_FOLDER3,
-            doc="negative/positive/surprise as written (SMIC, videos, MEGC2019)",
-        ),
-    )
-}
+
+def schemes() -> dict[str, LabelScheme]:
+    """Every scheme by name: megc3, each dataset's own schemes (registry order), folder3; each
+    with the mappings the datasets give for it."""
+    specs = registry.specs()
+    found = [MEGC3, *(s for spec in specs for s in spec.schemes), FOLDER_3]
+    return {
+        s.name: replace(
+            s,
+            by_dataset={spec.name: spec.labels[s.name] for spec in specs if s.name in spec.labels},
+        )
+        for s in found
+    }
 
 
 def get_scheme(name: str) -> LabelScheme:
-    if name not in SCHEMES:
-        import difflib
-
-        close = difflib.get_close_matches(str(name), list(SCHEMES), n=1, cutoff=0.6)
+    known = schemes()
+    if name not in known:
+        close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(
-            f"data.labels: unknown label scheme {name!r} ({hint}expected one of "
-            f"{', '.join(SCHEMES)})"
+            f"data.labels: unknown label scheme {name!r} ({hint}expected one of {', '.join(known)})"
         )
-    return SCHEMES[name]
+    return known[name]
 
 
 def class_names(scheme: str) -> list[str]:
     """The scheme's classes in label order (index = the `label` value)."""
     return list(get_scheme(scheme).classes)
-
-
-# Datasets whose emotion is the name of the clip's class folder (smic, deception, videos): their
-# errors say "class folder" rather than "emotion", since no sheet cell holds the word.
-FOLDER_CLASSES = frozenset({"smic", "deception", "videos"})
 
 
 def _at(where: str | None, sid: str) -> str:
@@ -244,7 +150,9 @@ def apply_label_scheme(samples: pd.DataFrame, scheme: str) -> tuple[pd.DataFrame
         where, sid, dataset, emotion = unknown[0]
         known = ", ".join(sorted(sch.mapping(dataset) or {}))
         more = f" ({len(unknown) - 1} more samples too)" if len(unknown) > 1 else ""
-        what = "class folder" if dataset in FOLDER_CLASSES else "emotion"
+        # where the class is the clip's folder, no sheet cell holds the word: say "class folder"
+        spec = registry.find(dataset)
+        what = "class folder" if spec is not None and spec.class_from_folder else "emotion"
         raise DataError(
             f"{_at(where, sid)}{what} {emotion!r}{_of(where, sid)} is not known to label scheme "
             f"{scheme} for {dataset} (known: {known}){more}"
