@@ -10,7 +10,8 @@ the fixed class set ``range(num_classes)`` (never the labels that happen to be p
 Zero division, defined explicitly: a class with 2TP_c + FP_c + FN_c == 0 (never true, never
 predicted) has F1_c = 0, and a class with N_c == 0 has recall 0. Both still count in the mean, so an
 absent class pulls the score down (conservative). This is exactly scikit-learn's
-``f1_score/recall_score(average="macro", labels=range(K), zero_division=0)``.
+``f1_score/recall_score(average="macro", labels=range(K), zero_division=0)``, which computes
+them here; this module adds the input checks (class indices named in errors) and the pooling.
 
 Per-fold averages exist only as a labelled, non-standard extra: tiny LOSO folds (one clip, one
 class) make them a different and much noisier number.
@@ -25,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as _sk
 
 from mer.errors import DataError
 
@@ -93,49 +95,51 @@ def _pair(y_true: Any, y_pred: Any, num_classes: int) -> tuple[np.ndarray, np.nd
 def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
     """(K, K) int64 counts; rows = true class, columns = predicted class."""
     t, p = _pair(y_true, y_pred, num_classes)
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(
-        num_classes, num_classes
+    return _counts(t, p, num_classes)
+
+
+def _counts(t: np.ndarray, p: np.ndarray, num_classes: int) -> np.ndarray:
+    return _sk.confusion_matrix(t, p, labels=np.arange(num_classes)).astype(np.int64)
+
+
+def _per_class(t: np.ndarray, p: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
+    """Per-class precision, recall, f1 and support over the fixed class set (zero division
+    gives 0, see the module docstring); `t`, `p` already checked by `_pair`/`_labels`."""
+    precision, recall, f1, support = _sk.precision_recall_fscore_support(
+        t, p, labels=np.arange(num_classes), average=None, zero_division=0
     )
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
 
 
-def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class f1, recall, precision, support (N_c) and predicted counts from a confusion matrix.
-
-    Zero division gives 0 (see the module docstring).
-    """
-    cm = np.asarray(cm, dtype=np.int64)
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    fp = predicted - tp
-    fn = support - tp
-    f1_den = 2 * tp + fp + fn
+def _scores(t: np.ndarray, p: np.ndarray, num_classes: int) -> dict[str, float]:
+    pc = _per_class(t, p, num_classes)
     return {
-        "f1": np.divide(2 * tp, f1_den, out=np.zeros_like(tp), where=f1_den > 0),
-        "recall": np.divide(tp, support, out=np.zeros_like(tp), where=support > 0),
-        "precision": np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0),
-        "support": support,
-        "predicted": predicted,
+        "uf1": float(pc["f1"].mean()),
+        "uar": float(pc["recall"].mean()),
+        "acc": float(_sk.accuracy_score(t, p)),
     }
 
 
 def scores_from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """uf1 / uar / acc from a (K, K) confusion matrix over the fixed class set."""
+    """uf1 / uar / acc from a (K, K) confusion matrix over the fixed class set, with the module's
+    zero-division rules; the resampling code (mer.experiment.resampling) scores pooled
+    confusions with it, where no per-clip labels exist any more."""
     cm = np.asarray(cm, dtype=np.int64)
     total = int(cm.sum())
     if total == 0:
         raise MetricInputError("no predictions to score (empty confusion matrix)")
-    pc = per_class_scores(cm)
-    return {
-        "uf1": float(pc["f1"].mean()),
-        "uar": float(pc["recall"].mean()),
-        "acc": float(np.trace(cm) / total),
-    }
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(axis=1).astype(float)
+    denom = 2 * tp + (cm.sum(axis=0) - tp) + (support - tp)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    return {"uf1": float(f1.mean()), "uar": float(recall.mean()), "acc": float(tp.sum() / total)}
 
 
 def megc_scores(y_true: Any, y_pred: Any, num_classes: int) -> dict[str, float]:
     """{"uf1", "uar", "acc"} on pooled predictions over classes range(num_classes)."""
-    return scores_from_confusion(confusion_matrix(y_true, y_pred, num_classes))
+    t, p = _pair(y_true, y_pred, num_classes)
+    return _scores(t, p, int(num_classes))
 
 
 def always_class_baseline(y_true: Any, num_classes: int, cls: int = 0) -> dict[str, float]:
@@ -194,11 +198,11 @@ def pooled_report(
             )
     t = _labels(rows["true"].to_numpy(), num_classes, "column 'true'")
     p = _labels(rows["pred"].to_numpy(), num_classes, "column 'pred'")
-    cm = confusion_matrix(t, p, num_classes)
-    pc = per_class_scores(cm)
+    cm = _counts(t, p, num_classes)
+    pc = _per_class(t, p, num_classes)
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     report: dict[str, Any] = {
-        "composite": scores_from_confusion(cm),
+        "composite": _scores(t, p, num_classes),
         "n": int(len(rows)),
         "confusion": cm.tolist(),
         "class_names": names,
@@ -209,7 +213,7 @@ def pooled_report(
                 "recall": float(pc["recall"][c]),
                 "precision": float(pc["precision"][c]),
                 "support": int(pc["support"][c]),
-                "predicted": int(pc["predicted"][c]),
+                "predicted": int(cm[:, c].sum()),
             }
             for c in range(num_classes)
         ],
@@ -219,14 +223,13 @@ def pooled_report(
         datasets = sorted(set(ds_col))
         if len(datasets) > 1:
             report["per_dataset"] = {
-                ds: megc_scores(t[ds_col == ds], p[ds_col == ds], num_classes) for ds in datasets
+                ds: _scores(t[ds_col == ds], p[ds_col == ds], num_classes) for ds in datasets
             }
             report["per_dataset_n"] = {ds: int((ds_col == ds).sum()) for ds in datasets}
     if "fold" in rows.columns:
         fold_col = rows["fold"].astype(str).to_numpy()
         per_fold = [
-            megc_scores(t[fold_col == f], p[fold_col == f], num_classes)
-            for f in sorted(set(fold_col))
+            _scores(t[fold_col == f], p[fold_col == f], num_classes) for f in sorted(set(fold_col))
         ]
         report["per_fold_nonstandard"] = {
             "mean_uf1": float(np.mean([s["uf1"] for s in per_fold])),

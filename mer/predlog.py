@@ -23,8 +23,6 @@ Files written for one fold (`save_fold_result`):
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mer.errors import DataError
+from mer.util.jsonio import to_plain, write_json
 
 ID_COLUMNS = ["sample_id", "dataset", "subject", "clip", "fold", "split"]
 FLAG_COLUMNS = ["oracle", "oracle_selection", "oracle_input"]
@@ -226,21 +225,6 @@ def read_history(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return None if math.isnan(f) else f
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
-
-
 def result_summary(result: Any) -> dict[str, Any]:
     """The scalar part of a FoldResult as JSON-ready data."""
     keys = (
@@ -259,7 +243,7 @@ def result_summary(result: Any) -> dict[str, Any]:
     )
     out = {k: getattr(result, k) for k in keys if hasattr(result, k)}
     out["epochs_trained"] = len(result.history)
-    return _jsonable(out)
+    return to_plain(out)
 
 
 def megc_file_name(pred: Any) -> str:
@@ -288,9 +272,8 @@ def save_fold_result(
         "history": write_history(result.history, out / "history.csv"),
     }
     summary = result_summary(result)
-    summary.update(_jsonable(extra_columns or {}))
-    paths["result"] = out / "result.json"
-    paths["result"].write_text(json.dumps(summary, indent=2) + "\n")
+    summary.update(to_plain(extra_columns or {}))
+    paths["result"] = write_json(out / "result.json", summary, indent=2)
     if config_yaml is not None:
         paths["config"] = out / "config.yaml"
         paths["config"].write_text(config_yaml)

@@ -125,10 +125,10 @@ def print_pooled(report: dict[str, Any], variant: str, seed: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mer.data.cache import prepare_data
+    from mer.experiment.plan import search_holdout
     from mer.metrics import pooled_report
     from mer.predlog import megc_file_name, save_fold_result, write_megc, write_predictions
     from mer.protocol import fold_by_name, make_folds
-    from mer.sweep.plan import search_holdout
     from mer.train import run_fold
 
     cfg = load_search_config(args.config, args.set)  # a search config's space too, before data

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mer.config import SourceConfig
-from mer.data.annotations import COLUMNS, load_samples, parse_aus
+from mer.datasets.annotations import COLUMNS, load_samples, parse_aus
 from mer.errors import ConfigError, DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
@@ -347,7 +347,7 @@ def test_blank_frame_cells_logged_once_per_file(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         df = load_samples("casme2", ann, root)
     assert df["onset"].isna().tolist() == [True, False, False]
-    assert _warnings(caplog, "mer.data.readers.records") == [
+    assert _warnings(caplog, "mer.datasets.records") == [
         f"{ann}, sheet 'Sheet1': 3 blank frame cell(s) read as unknown (NA): OnsetFrame on "
         "row 2; ApexFrame on row 3; OffsetFrame on row 3"
     ]
@@ -358,7 +358,7 @@ def test_blank_frame_cells_casme3_and_first_rows_only(tmp_path, caplog):
     ann, root = casme3_tree(tmp_path, rows)
     with caplog.at_level(logging.WARNING):
         load_samples("casme3", ann, root, check_media=False)
-    (line,) = _warnings(caplog, "mer.data.readers.records")
+    (line,) = _warnings(caplog, "mer.datasets.records")
     assert line.endswith(
         "14 blank frame cell(s) read as unknown (NA): Apex on rows 2, 3, 4, 5, 6 (+2 more); "
         "Offset on rows 2, 3, 4, 5, 6 (+2 more)"
@@ -579,7 +579,7 @@ def test_videos_layout(tmp_path, caplog):
         f"videos: 1 of 3 row(s) of {ann}, sheet 'Sheet1' have no video under {root}/<class>/ "
         "and are not read (emotion column: happiness 1; first: EP99_99 (row 4))"
     )
-    assert _warnings(caplog, "mer.data.readers.videos") == [unused, unused]
+    assert _warnings(caplog, "mer.datasets.catalog.videos") == [unused, unused]
     assert df["subject"].tolist() == ["videos/1", "videos/7"]
     assert df["emotion"].tolist() == ["negative", "surprise"]
     assert df["aus"].tolist() == [[4, 10], [1, 2]]
@@ -669,7 +669,8 @@ def test_megc2019_bad_lines(tmp_path, line, message):
 
 def test_megc2019_sources_validation(tmp_path):
     csv, sources = megc_tree(tmp_path, GOOD)
-    with pytest.raises(ConfigError, match=r"data.sources.casme3: not a MEGC2019 part"):
+    # the config's rule (mer.datasets.registry.check_source_keys), also for plain arguments
+    with pytest.raises(ConfigError, match=r"data.sources: unknown part\(s\) casme3; the MEGC2019"):
         load_samples("megc2019", csv, sources={"casme3": {"root": "x"}}, check_media=False)
     with pytest.raises(ConfigError, match=r"data.sources.samm.folder: unknown key"):
         load_samples("megc2019", csv, sources={"samm": {"folder": "x"}}, check_media=False)
@@ -686,7 +687,7 @@ def test_megc2019_errors_name_the_sources_key(tmp_path, caplog):
     with pytest.raises(DataError, match=r"^data.sources.smic.root: SMIC folder .*nowhere/HS not f"):
         load_samples("megc2019", csv, sources=sources)
     # a dry run plans a part whose files are not on this machine from the MEGC list, and says so
-    with caplog.at_level("WARNING", logger="mer.data.readers.megc2019"):
+    with caplog.at_level("WARNING", logger="mer.datasets.catalog.megc2019"):
         planned = load_samples("megc2019", csv, sources=sources, check_media=False)
     assert "data.sources.smic.root" in caplog.text and "from the MEGC2019 list alone" in caplog.text
     assert (planned["dataset"] == "smic").sum() == GOOD.count("smic,")
@@ -711,12 +712,12 @@ def test_megc2019_refuses_ignored_keys_and_names_unused_sources(tmp_path, caplog
     with pytest.raises(ConfigError, match=r"data.sources.smic.annotations: SMIC .* no annotation"):
         smic = {"smic": {"root": "x", "annotations": "y.xlsx"}}
         load_samples("megc2019", csv, sources=smic, check_media=False)
-    with pytest.raises(ConfigError, match=r"data.root: megc2019 reads .* data.sources.<part>.root"):
+    with pytest.raises(ConfigError, match=r"data.root: not read for megc2019; .* data.sources.<"):
         load_samples("megc2019", csv, tmp_path, sources=sources)
     csv.write_text("casme2,sub01,EP02_01f,1\n")
     with caplog.at_level(logging.WARNING):
         load_samples("megc2019", csv, sources=sources, check_media=False)
-    assert _warnings(caplog, "mer.data.readers.megc2019") == [
+    assert _warnings(caplog, "mer.datasets.catalog.megc2019") == [
         f"data.sources: {csv} lists no clip of samm, smic; those sources are not read"
     ]
 
@@ -734,7 +735,7 @@ def test_load_samples_argument_errors(tmp_path):
         load_samples("casme2", ann, None, check_media=True)
     with pytest.raises(DataError, match=r"media root .*missing is not a folder"):
         load_samples("casme2", ann, tmp_path / "missing")
-    with pytest.raises(ConfigError, match=r"data.sources: only megc2019 .*remove data.sources"):
+    with pytest.raises(ConfigError, match=r"data.sources: only read for dataset megc2019 .*remove"):
         load_samples("casme2", ann, sources={"samm": {}}, check_media=False)
 
 
@@ -745,7 +746,7 @@ FOLDER3_KNOWN = "negative, positive, surprise"
 
 def _label_error(dataset: str, ann: Path | None, root: Path | None, scheme: str = "megc3") -> str:
     """The label scheme's error on a table the real reader built (media checked when given)."""
-    from mer.data.labels import apply_label_scheme
+    from mer.datasets.labels import apply_label_scheme
 
     df = load_samples(dataset, ann, root, check_media=root is not None)
     with pytest.raises(DataError) as exc:
@@ -818,7 +819,7 @@ def test_unknown_class_folder_videos_and_deception(tmp_path):
 # ------------------------------------------------------------- synthetic datasets read back
 @pytest.fixture(scope="module")
 def synthetic_root(tmp_path_factory):
-    pytest.importorskip("mer.data.synthetic")
+    pytest.importorskip("mer.datasets.synthetic")
     return tmp_path_factory.mktemp("synthetic")
 
 
@@ -829,8 +830,8 @@ def _expected_id(layout: str, clip) -> str:
 
 @pytest.mark.parametrize("layout", ["casme2", "samm", "smic", "casme3", "deception", "videos"])
 def test_synthetic_layout_reads_back(synthetic_root, layout):
-    from mer.data.labels import apply_label_scheme
-    from mer.data.synthetic import write_dataset
+    from mer.datasets.labels import apply_label_scheme
+    from mer.datasets.synthetic import write_dataset
 
     ds = write_dataset(synthetic_root / layout, layout, subjects=2, clips=4, frames=6, size=32)
     df = load_samples(layout, ds.annotations, ds.root)
@@ -862,8 +863,8 @@ def test_synthetic_layout_reads_back(synthetic_root, layout):
 
 
 def test_synthetic_megc2019_composite_reads_back(synthetic_root):
-    from mer.data.labels import apply_label_scheme
-    from mer.data.synthetic import write_megc2019
+    from mer.datasets.catalog.megc2019 import write_megc2019
+    from mer.datasets.labels import apply_label_scheme
 
     megc = write_megc2019(synthetic_root / "megc", subjects=2, clips=4, frames=6, size=32)
     sources = {

@@ -13,9 +13,9 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from mer.config import AU_CODE, DataConfig, FramesConfig, RegionsConfig, SyntheticConfig
+from mer.config import DataConfig, FramesConfig, RegionsConfig, SyntheticConfig
 from mer.data import cache as cache_mod
-from mer.data import checks, clips, media, regions
+from mer.data import checks, clips, regions
 from mer.data.cache import (
     PreparedData,
     load_prepared,
@@ -24,9 +24,12 @@ from mer.data.cache import (
 )
 from mer.data.clips import window_positions
 from mer.data.frames import select_frames
+from mer.datasets import media
+from mer.datasets.catalog.megc2019 import write_megc2019
+from mer.datasets.facs import AU_CODE
 from mer.errors import ConfigError, DataError
 
-synthetic = pytest.importorskip("mer.data.synthetic")
+synthetic = pytest.importorskip("mer.datasets.synthetic")
 
 LABELS = {"smic": "folder3", "videos": "folder3", "deception": "deception2", "casme3": "casme3_3"}
 
@@ -183,7 +186,7 @@ def test_onset_apex_offset_without_onset_falls_back_with_warnings(
         "frame), offset (0: it ends at the last frame) or apex (1: no frame forced) (casme2 2; "
         f"first: {', '.join(sorted([no_onset, no_apex]))})"
     ]
-    assert _warnings(caplog, "mer.data.readers.records", str(xlsx)) == [
+    assert _warnings(caplog, "mer.datasets.records", str(xlsx)) == [
         f"{xlsx}, sheet 'Sheet1': 2 blank frame cell(s) read as unknown (NA): OnsetFrame on "
         "row 2; ApexFrame on row 4"
     ]
@@ -614,7 +617,7 @@ ablations:
 def test_megc2019_composite_from_sources(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from mer.config import SourceConfig
 
-    megc = synthetic.write_megc2019(tmp_path / "megc", subjects=2, clips=3, frames=8, size=64)
+    megc = write_megc2019(tmp_path / "megc", subjects=2, clips=3, frames=8, size=64)
     parts = megc.parts
     sources = {
         name: SourceConfig(

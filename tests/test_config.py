@@ -232,8 +232,7 @@ def test_unknown_au_code_is_named_with_the_valid_ones(sweep_file):
 
 
 def test_default_au_codes_are_exactly_the_codes_that_pick_a_region():
-    from mer.config import AU_CODE
-    from mer.data.regions import AU_REGIONS
+    from mer.datasets.facs import AU_CODE, AU_REGIONS
 
     assert sorted(AU_CODE) == sorted(set().union(*(c for _, c in AU_REGIONS)))
 

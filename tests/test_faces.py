@@ -97,7 +97,7 @@ def test_none_provider() -> None:
 
 
 def test_annotated_missing_file_names_it(tmp_path: Path) -> None:
-    pytest.importorskip("mer.data.synthetic")
+    pytest.importorskip("mer.datasets.synthetic")
     clip = tmp_path / "sub01" / "EP01"
     clip.mkdir(parents=True)
     provider = get_provider("annotated")
@@ -106,7 +106,7 @@ def test_annotated_missing_file_names_it(tmp_path: Path) -> None:
 
 
 def test_annotated_reads_selected_positions(tmp_path: Path) -> None:
-    synthetic = pytest.importorskip("mer.data.synthetic")
+    synthetic = pytest.importorskip("mer.datasets.synthetic")
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"")
     points = np.arange(5 * 68 * 2, dtype=np.float32).reshape(5, 68, 2)

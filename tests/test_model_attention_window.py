@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from mer.config import replace
 from mer.errors import ConfigError
 from mer.models import PRESETS, build_model
 from mer.models.blocks import MSMH

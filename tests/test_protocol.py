@@ -22,7 +22,7 @@ MEGC_GT = Path(__file__).parents[2] / "shared" / "annotations" / "combined_3clas
 
 
 def _table(spec: dict[str, list[int]]) -> pd.DataFrame:
-    """Sample table from {subject: [label per clip]} with mer.data.annotations columns."""
+    """Sample table from {subject: [label per clip]} with mer.datasets.annotations columns."""
     rows = []
     for subject, labels in spec.items():
         ds = subject.split("/")[0] if "/" in subject else "casme2"

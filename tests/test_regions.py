@@ -3,7 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mer.config import AU_CODE
 from mer.data.regions import (
     REGION_LANDMARKS,
     crop,
@@ -15,6 +14,7 @@ from mer.data.regions import (
     region_frames,
     resize,
 )
+from mer.datasets.facs import AU_CODE
 
 
 def _coord_frame(h: int = 60, w: int = 80) -> np.ndarray:

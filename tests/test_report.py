@@ -79,7 +79,7 @@ def test_table_equals_pooled_metrics_recomputed_from_prediction_logs(report):
 
 def test_incomplete_and_oracle_variants_are_labelled(report, finished_sweep):
     table = ablation_table(load_run(report["run"]))
-    failed = table[table["failed"] > 0]
+    failed = table[table["folds_failed"] > 0]
     assert len(failed) and not failed["complete"].any()
     md = report["written"]["md"].read_text()
     assert "INCOMPLETE" in md
@@ -111,7 +111,17 @@ def test_missing_folder_is_a_clear_error(tmp_path, capsys):
 
 def _table(rows):
     """An ablation table as ablation_table builds it (only the columns rendering reads)."""
-    base = {"seeds": 1, "folds": "2/2", "complete": True, "params": 1e6, "gflops": 0.5}
+    base = {
+        "status": "complete",
+        "seeds": 1,
+        "seeds_scored": 1,
+        "folds_done": 2,
+        "folds_failed": 0,
+        "folds_total": 2,
+        "complete": True,
+        "params": 1e6,
+        "gflops": 0.5,
+    }
     table = pd.DataFrame([{**base, **r} for r in rows])
     for m in ("uar", "acc"):
         table[f"{m}_mean"], table[f"{m}_std"] = table["uf1_mean"], table["uf1_std"]

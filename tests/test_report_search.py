@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mer.experiment.store import TrialRecord
 from mer.metrics import megc_scores
 from mer.report import ablation_table, load_run
 from mer.report.data import uncounted_trials
@@ -178,7 +179,7 @@ def test_pruned_configuration_is_marked_and_counts_only_the_searchs_folds(search
     table = ablation_table(run)
     pruned = _row(table, "full.c0002")
     assert pruned["state"] == "PRUNED" and pruned["reason"] == "pruned after 3 fold(s)"
-    assert pruned["folds"] == "3/4" and not pruned["complete"]
+    assert (pruned["folds_done"], pruned["folds_total"]) == (3, 4) and not pruned["complete"]
     # its scores pool the 3 folds the search counted, not the stopped-early 4th
     files = sorted((search_run / "trials" / "full.c0002" / "0").glob("kfold[012]/predictions.csv"))
     val = pd.concat([pd.read_csv(f) for f in files]).query("split == 'val'")
@@ -188,10 +189,12 @@ def test_pruned_configuration_is_marked_and_counts_only_the_searchs_folds(search
     assert [(u["variant"], u["fold"]) for u in run.uncounted] == [("full.c0002", "kfold3")]
 
     done = _row(table, "full.c0000")
-    assert done["state"] == "complete" and done["folds"] == "4/4" and done["complete"]
+    assert done["state"] == "complete" and (done["folds_done"], done["folds_total"]) == (4, 4)
+    assert done["complete"]
     # failed configurations are rows too, with or without predictions
     assert _row(table, "full.c0003")["state"] == "failed"
-    assert _row(table, "full.c0003")["folds"] == "1/4"
+    c3 = _row(table, "full.c0003")
+    assert (c3["folds_done"], c3["folds_total"]) == (1, 4)
     assert _row(table, "full.c0001")["state"] == "failed"
     assert not table.set_index("variant").loc[["full.c0001", "full.c0003"], "complete"].any()
 
@@ -205,12 +208,7 @@ def test_pruned_configuration_is_marked_and_counts_only_the_searchs_folds(search
 def test_a_fold_finished_after_pruning_is_not_counted():
     def trial(fold, ended):
         result = {"status": "done", "stopped": False, "ended_at": ended}
-        return {
-            "id": f"full.c0002/{fold}/s0",
-            "variant": "full.c0002",
-            "fold": fold,
-            "result": result,
-        }
+        return TrialRecord(f"full.c0002/{fold}/s0", "full.c0002", fold, 0, "done", result, Path())
 
     trials = [trial("kfold0", 1.0), trial("kfold1", 4.0), trial("kfold2", 2.0)]
     configs = {"full.c0002": {"state": "PRUNED", "folds_done": 2}}

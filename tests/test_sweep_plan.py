@@ -11,8 +11,7 @@ import pytest
 
 from mer.config import from_dict, load_config, variant_config
 from mer.errors import ConfigError
-from mer.sweep.main import main
-from mer.sweep.plan import (
+from mer.experiment.plan import (
     ASSUMED_TFLOPS,
     TrialSpec,
     build_plan,
@@ -21,6 +20,7 @@ from mer.sweep.plan import (
     estimate_gpu_hours,
     oracle_reasons,
 )
+from mer.sweep.main import main
 from mer.sweep.runner import max_concurrent, trial_resources
 
 REPO = Path(__file__).resolve().parents[1]
@@ -189,8 +189,8 @@ def test_gpu_hour_estimate_is_flops_arithmetic_and_printed():
 
 
 def test_estimate_constant_is_the_paper_models_counted_flops():
+    from mer.experiment.plan import PAPER_FWD_GFLOPS
     from mer.models.summary import model_stats
-    from mer.sweep.plan import PAPER_FWD_GFLOPS
 
     paper = from_dict(
         {"data": {"frames": {"count": 30}, "size": 128}, "model": {"preset": "casme2"}}

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from mer.config import from_dict
+from mer.experiment.environment import environment
+from mer.experiment.plan import build_plan
+from mer.experiment.store import ResultsStore, write_run_files
+from mer.experiment.summary import write_summary
 from mer.metrics import megc_scores
-from mer.sweep.plan import build_plan
-from mer.sweep.results import ResultsStore, environment, write_run_files, write_summary
 from mer.sweep.tracking import WandbTracker, offline_runs
 
 K = 3
@@ -87,14 +89,13 @@ def _payload(spec, fold, table, rng, oracle):
     }
 
 
-@pytest.fixture(scope="module")
-def filled(tmp_path_factory):
-    """Every trial written, except one failed fold of variant `free`, seed 1."""
-    out = tmp_path_factory.mktemp("res")
+def fill(out, *, seed: int = 0, failed_fold: int = 2):
+    """A results folder of `_plan()` as the driver writes it: every trial filed, except fold
+    `failed_fold` of variant `free`, seed 1, which failed; returns the plan and that trial."""
     plan, table = _plan()
     store = ResultsStore(out)
-    rng = np.random.default_rng(0)
-    failed = plan.trials_of("free", 1)[2]
+    rng = np.random.default_rng(seed)
+    failed = plan.trials_of("free", 1)[failed_fold]
     for spec in plan.trials:
         if spec == failed:
             store.write_failure(spec, "Traceback ...\nRuntimeError: boom", attempts=3)
@@ -103,6 +104,14 @@ def filled(tmp_path_factory):
             spec, _payload(spec, plan.fold(spec), table, rng, plan.variants[spec.variant].oracle)
         )
     write_run_files(out, plan, argv=["run_sweep.py", "x.yaml"])
+    return plan, failed
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    """Every trial written, except one failed fold of variant `free`, seed 1."""
+    out = tmp_path_factory.mktemp("res")
+    plan, failed = fill(out)
     summary = write_summary(out, plan)
     return out, plan, summary, failed
 

@@ -13,9 +13,10 @@ import yaml
 
 from mer.config import from_dict, load_config, variant_config, with_overrides
 from mer.errors import ConfigError
+from mer.experiment.plan import build_plan, oracle_reasons
+from mer.experiment.store import ResultsStore, write_run_files
+from mer.experiment.summary import write_summary
 from mer.metrics import megc_scores
-from mer.sweep.plan import build_plan, oracle_reasons
-from mer.sweep.results import ResultsStore, write_run_files, write_summary
 from mer.sweep.runner import output_dir
 from mer.sweep.search import (
     HOLDOUT_NOTE,

@@ -15,18 +15,20 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mer.data.synthetic import (
-    LAYOUTS,
-    ensure_dataset,
-    ensure_megc2019,
-    landmark_path,
-    write_dataset,
-    write_megc2019,
-)
-from mer.data.synthetic.face import MIRROR, canonical_shape, parse_aus
-from mer.data.synthetic.plan import plan_layout
-from mer.data.synthetic.sequence import Blink, Expression, SequencePlan, Subject, render_sequence
+from mer.config import SyntheticConfig
 from mer.data.synthetic_cli import add_parser
+from mer.datasets.catalog.megc2019 import ensure_megc2019, write_megc2019
+from mer.datasets.registry import with_synthetic_layout
+from mer.datasets.synthetic import ensure_dataset, landmark_path, write_dataset
+from mer.datasets.synthetic.face import MIRROR, canonical_shape, parse_aus
+from mer.datasets.synthetic.plan import plan_layout
+from mer.datasets.synthetic.sequence import (
+    Blink,
+    Expression,
+    SequencePlan,
+    Subject,
+    render_sequence,
+)
 from mer.errors import ConfigError, DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
@@ -225,7 +227,7 @@ def test_videos_layout(made):
         assert len(vr) == 8 and vr[0].shape == (H, W, 3)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", with_synthetic_layout())
 def test_landmarks_cover_every_frame(made, layout):
     ds = made(layout)
     for media in dict.fromkeys(c.media for c in ds.clips):
@@ -353,23 +355,55 @@ def test_ensure_dataset_reuses_refuses_and_replaces(tmp_path):
     assert not list(tmp_path.glob(".*writing*"))
 
 
+def test_unknown_layout_raises_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape("synthetic layout 'casme4'")) as exc:
+        write_dataset(tmp_path / "x", "casme4")
+    assert str(exc.value).endswith("(did you mean 'casme3'?)")
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize(
     ("layout", "kw", "message"),
     [
-        ("casme4", {}, "synthetic layout 'casme4'"),
-        ("casme2", {"frames": 1}, "frames=1"),
-        ("casme2", {"size": 16}, "size=16"),
+        ("casme2", {"frames": 1}, "data.synthetic.frames: expected a value in [2, inf], got 1"),
+        ("casme2", {"size": 16}, "data.synthetic.size: expected a value in [32, inf], got 16"),
+        ("videos", {"size": 65}, "data.synthetic.size: 65 is odd; layout videos writes H.264"),
         ("videos", {"size": 65}, "even frame height"),
-        ("smic", {"others": 1}, "others=1"),
-        ("casme2", {"others": 4, "clips": 4}, "others=4"),
-        ("casme2", {"intensity": -1.0}, "intensity=-1.0"),
-        ("casme2", {"framing": "tight"}, "framing='tight'"),
+        ("smic", {"others": 1}, "data.synthetic.others: layout smic has no clips outside"),
+        ("casme2", {"others": 4, "clips": 4}, "data.synthetic.others: 4 of the 4 clips"),
+        ("casme2", {"clips": 1000}, "data.synthetic.clips: expected a value in [1, 999]"),
+        ("casme2", {"seed": -1}, "data.synthetic.seed: expected a value in [0, inf], got -1"),
+        (
+            "casme2",
+            {"intensity": -1.0},
+            "data.synthetic.intensity: expected a value in [0.0, inf], got -1.0",
+        ),
+        ("casme2", {"framing": "tight"}, "data.synthetic.framing: expected one of 'scene'"),
     ],
 )
 def test_bad_parameters_raise_config_error(tmp_path, layout, kw, message):
+    """The generator's parameters are checked once, by SyntheticConfig: `data.synthetic` of a
+    sweep, and `mer synth` before it writes anything."""
     with pytest.raises(ConfigError, match=re.escape(message)):
-        write_dataset(tmp_path / "x", layout, **kw)
+        SyntheticConfig(layout=layout, **kw)
+    if "framing" in kw:
+        return  # argparse's choices refuse it first
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    flags = [f"--{k}={v}" for k, v in kw.items()]
+    args = parser.parse_args(["synth", str(tmp_path / "x"), "--layout", layout, *flags])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        args.func(args)
     assert not (tmp_path / "x").exists()
+
+
+def test_synth_checks_every_part_of_a_composite(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["synth", str(tmp_path / "m"), "--layout", "megc2019", "--others=1"])
+    with pytest.raises(ConfigError, match=re.escape("layout smic has no clips outside")):
+        args.func(args)
+    assert not (tmp_path / "m").exists()
 
 
 def test_face_framing_fills_square_frames_and_zooms_the_motion(tmp_path):

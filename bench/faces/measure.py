@@ -26,8 +26,8 @@ from bench.faces.media import Clip, Media, write_casme2
 from mer.config import DataConfig, FacesConfig, FramesConfig, RegionsConfig
 from mer.data import faces, regions
 from mer.data.cache import prepare_data
-from mer.data.media import read_clip, read_image, to_grey
-from mer.data.synthetic.writers import write_mp4
+from mer.datasets.media import read_clip, read_image, to_grey
+from mer.datasets.synthetic.writers import write_mp4
 from mer.errors import DataError
 
 REGIONS = ("eyebrows", "eyes", "mouth", "cheeks", "face")

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mer.data.media import read_clip, read_image
-from mer.data.synthetic.writers import Sheet, write_frames, write_mp4, write_xlsx
+from mer.datasets.media import read_clip, read_image
+from mer.datasets.synthetic.writers import Sheet, write_frames, write_mp4, write_xlsx
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = "MER_MEDIA_DIR"

@@ -174,7 +174,7 @@ def e2e_trainable(config: dict, data: Any = None, fold: Any = None, raw: dict | 
 
     cfg = from_dict(raw)
     try:
-        from mer.sweep.plan import TrialSpec
+        from mer.experiment.plan import TrialSpec
         from mer.sweep.trial import TuneReporter, execute_trial
     except ImportError:
         from mer.train import run_fold

@@ -7,7 +7,6 @@ plain data), `yamlio` (YAML 1.2 in and out), `overrides` (dotted `--set` overrid
 Search spaces are parsed and checked by the sweep layer (mer.sweep.space.check_search_config).
 """
 
-from mer.config.checks import AU_CODE, COMPOSITE_PARTS, DATASETS, NO_AU_DATASETS
 from mer.config.load import from_dict, load_config, replace, variant_config, with_overrides
 from mer.config.overrides import apply_overrides, parse_override, set_dotted
 from mer.config.plain import config_hash, flatten, get_dotted, to_dict
@@ -33,11 +32,7 @@ from mer.config.schema import (
 from mer.config.yamlio import dump_yaml, read_yaml
 
 __all__ = [
-    "AU_CODE",
-    "COMPOSITE_PARTS",
-    "DATASETS",
     "MODEL_PRESETS",
-    "NO_AU_DATASETS",
     "AugmentConfig",
     "DataConfig",
     "ExperimentConfig",

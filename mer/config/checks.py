@@ -15,14 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from mer.config.presets import MODEL_PRESETS
 from mer.config.types import close_hint, fail
+from mer.datasets import facs, labels, registry
+from mer.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mer.config.schema import DataConfig, ExperimentConfig, ModelConfig, ProtocolConfig
+    from mer.config.schema import (
+        DataConfig,
+        ExperimentConfig,
+        ModelConfig,
+        ProtocolConfig,
+        SyntheticConfig,
+    )
 
-AU_CODE = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 43]
-DATASETS = ("casme2", "samm", "smic", "casme3", "megc2019", "deception", "videos", "synthetic")
-COMPOSITE_PARTS = ("casme2", "samm", "smic")
-NO_AU_DATASETS = ("smic", "deception")  # annotated by class folder / verdict only
 DEFAULT_CLASS_WEIGHTS = [0.3, 0.35, 0.35]
 _SPLIT = re.compile(r"^(loso|megc2019|group_kfold:[1-9][0-9]*)$")
 _VARIANT_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
@@ -73,11 +77,8 @@ def preset_name(preset: str | None) -> None:
 
 def au_codes_known(codes: list[int]) -> None:
     """An AU code no region uses can never pick a region: a clip with only such AUs silently
-    gets the whole face (mer/data/regions.py AU_REGIONS)."""
-    # TODO(registry): the AU table moves below config (dataset registry); import it from there.
-    from mer.data.regions import AU_REGIONS
-
-    valid = sorted(set().union(*(c for _, c in AU_REGIONS)))
+    gets the whole face (mer.datasets.facs.AU_REGIONS)."""
+    valid = facs.region_codes()
     unknown = [c for c in codes if c not in valid]
     if unknown:
         fail(
@@ -88,12 +89,8 @@ def au_codes_known(codes: list[int]) -> None:
 
 
 def label_scheme(name: str) -> None:
-    # TODO(registry): label schemes move below config (dataset registry); import from there.
-    from mer.data.labels import get_scheme  # imports only mer.errors: no cycle
-    from mer.errors import ConfigError
-
     try:
-        get_scheme(name)
+        labels.get_scheme(name)
     except ConfigError as exc:
         fail(str(exc), kind="rule")
 
@@ -229,31 +226,40 @@ def _check_frames(data: DataConfig) -> None:
 def _check_data_sources(data: DataConfig) -> None:
     """Keys one dataset reads and another ignores: set on the wrong one, they would be silently
     ignored (the data layer checks the files themselves)."""
-    if data.dataset != "megc2019" and data.sources:
-        fail(
-            f"data.sources: only read for dataset megc2019 (this is {data.dataset}); remove it, "
-            "or set data.dataset: megc2019",
-            kind="rule",
-        )
-    if data.dataset == "megc2019":
-        unknown = sorted(set(data.sources) - set(COMPOSITE_PARTS))
-        if unknown:
-            fail(
-                f"data.sources: unknown part(s) {', '.join(unknown)}; the MEGC2019 composite is "
-                f"made of {', '.join(COMPOSITE_PARTS)}",
-                kind="rule",
-            )
-        if data.root:
-            fail(
-                "data.root: not read for megc2019; each part's media root is "
-                "data.sources.<casme2|samm|smic>.root",
-                kind="rule",
-            )
-    name = data.synthetic.layout if data.dataset == "synthetic" else data.dataset
-    if data.regions.policy == "au_oracle" and name in NO_AU_DATASETS:
-        layout = f" (layout {name})" if name != data.dataset else ""
+    try:
+        registry.check_source_keys(data.dataset, root=data.root, sources=data.sources)
+    except ConfigError as exc:
+        fail(str(exc), kind="rule")
+    if data.regions.policy == "au_oracle" and not data.spec.has_aus:
+        layout = f" (layout {data.synthetic.layout})" if data.is_synthetic else ""
         fail(
             f"data.regions.policy: au_oracle chooses regions from AU annotations, which "
             f"{data.dataset}{layout} does not have; use all or fixed",
+            kind="rule",
+        )
+
+
+def synthetic_rules(syn: SyntheticConfig) -> None:
+    """Parameters that only fail together with the layout or with each other (what the
+    generator would otherwise refuse, or fail on half-way)."""
+    layout = registry.synthetic_layout(syn.layout)
+    if layout.video and syn.size % 2:
+        fail(
+            f"data.synthetic.size: {syn.size} is odd; layout {syn.layout} writes H.264 videos "
+            "(yuv420p), which need an even frame height",
+            kind="rule",
+        )
+    if syn.others is None:
+        return
+    if syn.others >= syn.clips:
+        fail(
+            f"data.synthetic.others: {syn.others} of the {syn.clips} clips per subject outside "
+            f"the classes leaves none in them; expected 0..{syn.clips - 1}",
+            kind="rule",
+        )
+    if syn.others and not layout.has_others:
+        fail(
+            f"data.synthetic.others: layout {syn.layout} has no clips outside its classes (they "
+            "come from folders); set 0 or null",
             kind="rule",
         )

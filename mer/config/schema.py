@@ -19,7 +19,7 @@ from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from mer.config import checks
 from mer.config.base import ConfigModel
-from mer.config.checks import AU_CODE, DEFAULT_CLASS_WEIGHTS
+from mer.config.checks import DEFAULT_CLASS_WEIGHTS
 from mer.config.types import (
     Bool,
     BoundedLater,
@@ -32,7 +32,11 @@ from mer.config.types import (
     list_of,
     mapping_of,
     one_of,
+    registered,
 )
+from mer.datasets import registry
+from mer.datasets.facs import AU_CODE
+from mer.datasets.spec import DatasetSpec
 
 # Integers and numbers with bounds, as they read in messages ("[1, inf]", "[0.0, 0.99]").
 Count = Annotated[Int, in_range(1)]
@@ -52,7 +56,8 @@ class FramesConfig(ConfigModel):
     `window`: the frames the selection looks at. `annotated`: only onset..offset, which a
     recording holding several expressions needs (CAS(ME)^3: one folder per task, several
     micro-expressions in it); `clip`: the whole media (the original's per-clip folders and
-    videos); `auto`: annotated for CAS(ME)^3 (and the synthetic casme3 layout), clip otherwise.
+    videos); `auto`: annotated where a recording holds several clips (the dataset's
+    `shared_media`: CAS(ME)^3, and the synthetic casme3 layout), clip otherwise.
     `onset_apex_offset` always selects inside the annotated window. `skip`: frames dropped at
     the start of the window before selecting (the original's deception input is frames 5-20:
     skip 5, count 16, select first).
@@ -132,12 +137,12 @@ class SyntheticConfig(ConfigModel):
     """Parameters of the generated dataset when `data.dataset: synthetic`."""
 
     SECTION: ClassVar[str] = "data.synthetic"
-    layout: one_of("casme2", "samm", "smic", "casme3", "deception", "videos") = "casme2"
+    layout: registered(registry.with_synthetic_layout) = "casme2"
     subjects: Count = 6
-    clips: Count = 9
+    clips: Annotated[Int, in_range(1, 999)] = 9
     frames: Annotated[Int, in_range(2)] = 24
     size: Annotated[Int, in_range(32)] = 96
-    seed: Int = 0
+    seed: NonNegative = 0
     intensity: NonNegativeFloat = 1.0
     # Clips per subject coded "others" (dropped by 3-class schemes); null = the generator's
     # default (one per subject when clips >= 4), 0 = every clip in the three classes.
@@ -146,13 +151,23 @@ class SyntheticConfig(ConfigModel):
     # frames filled by the face, AU motion zoomed with it (CASME II Cropped).
     framing: one_of("scene", "face") = "scene"
 
+    @model_validator(mode="after")
+    def _rules(self) -> SyntheticConfig:
+        checks.synthetic_rules(self)
+        return self
+
+    def generator_args(self) -> dict[str, Any]:
+        """The generator's keyword arguments (mer.datasets.synthetic.dataset_params) but the
+        layout."""
+        return {name: getattr(self, name) for name in type(self).model_fields if name != "layout"}
+
 
 class DataConfig(ConfigModel):
     SECTION: ClassVar[str] = "data"
     # Added after the recorded hashes (tests/test_config_hashes.py): left out of the plain form
     # (to_dict, config_hash, config.yaml) while at its default, so earlier configs are unchanged.
     ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"faces"})
-    dataset: one_of(*checks.DATASETS) = "casme2"
+    dataset: registered(registry.dataset_choices) = "casme2"
     root: Str | None = None
     annotations: Str | None = None
     sources: mapping_of(SourceConfig, "a mapping") = Field(default_factory=dict)
@@ -164,6 +179,16 @@ class DataConfig(ConfigModel):
     faces: FacesConfig = Field(default_factory=FacesConfig)
     video_backend: one_of("decord", "av") = "decord"
     cache_dir: Str = "~/.cache/mer"
+
+    @property
+    def is_synthetic(self) -> bool:
+        """Generated data (`dataset: synthetic`), written in `synthetic.layout`."""
+        return self.dataset == registry.SYNTHETIC
+
+    @property
+    def spec(self) -> DatasetSpec:
+        """The dataset whose files are read: for generated data, its layout's."""
+        return registry.get(self.synthetic.layout if self.is_synthetic else self.dataset)
 
 
 # ------------------------------------------------------------------------------------- protocol

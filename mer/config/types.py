@@ -119,6 +119,20 @@ def one_of(*values: str) -> Any:
     return Annotated[Literal[values], BeforeValidator(check)]  # type: ignore[valid-type]
 
 
+def registered(options: Callable[[], tuple[str, ...]]) -> Any:
+    """A string among `options()`, asked when a value is validated (the dataset registry, which
+    is not read while the config is imported); fails like `one_of`."""
+
+    def check(value: Any) -> Any:
+        known = options()
+        if isinstance(value, str) and value in known:
+            return value
+        listed = ", ".join(repr(v) for v in known)
+        fail(f"expected one of {listed}, got {value!r}{close_hint(value, list(known))}")
+
+    return Annotated[str, BeforeValidator(check)]
+
+
 def choice_words(*values: str) -> str:
     return "one of " + ", ".join(repr(v) for v in values)
 

@@ -65,6 +65,7 @@ from mer.data.faces import index as face_index
 from mer.data.faces import table as face_table
 from mer.data.keys import CACHE_VERSION, cache_key, key_config, legacy_changes, source_identity
 from mer.errors import ConfigError, DataError
+from mer.util.jsonio import dumps, read_json, to_plain, write_json
 
 log = logging.getLogger(__name__)
 
@@ -146,39 +147,28 @@ def _file_lock(path: Path) -> Iterator[bool]:
 
 
 def _resolve_sources(data_cfg: DataConfig) -> _Sources:
-    if data_cfg.dataset != "synthetic":
+    if not data_cfg.is_synthetic:
         return _Sources(
             data_cfg.dataset,
             _expand(data_cfg.annotations),
             _expand(data_cfg.root),
             dict(data_cfg.sources) or None,
         )
-    from mer.data.synthetic import ensure_dataset
+    from mer.datasets.synthetic import ensure_dataset
 
     syn = data_cfg.synthetic
     out = synthetic_dir(data_cfg)
     lock = Path(data_cfg.cache_dir).expanduser() / ".locks" / f"synthetic-{_digest(str(out))}.lock"
     with _file_lock(lock):
-        ds = ensure_dataset(
-            out,
-            syn.layout,
-            subjects=syn.subjects,
-            clips=syn.clips,
-            frames=syn.frames,
-            size=syn.size,
-            seed=syn.seed,
-            intensity=syn.intensity,
-            others=syn.others,
-            framing=syn.framing,
-        )
+        ds = ensure_dataset(out, syn.layout, **syn.generator_args())
     return _Sources(syn.layout, ds.annotations, ds.root, None)
 
 
 def _read_table(
     data_cfg: DataConfig, *, check_media: bool
 ) -> tuple[pd.DataFrame, list[str], _Sources]:
-    from mer.data.annotations import load_samples
-    from mer.data.labels import apply_label_scheme
+    from mer.datasets.annotations import load_samples
+    from mer.datasets.labels import apply_label_scheme
 
     src = _resolve_sources(data_cfg)
     samples = load_samples(
@@ -240,7 +230,7 @@ def _jobs(samples: pd.DataFrame) -> list[ClipJob]:
 
 def _check_config(data_cfg: DataConfig) -> None:
     """Refuse settings that would be silently ignored or cannot work (before any decoding)."""
-    if data_cfg.dataset == "synthetic" and (data_cfg.annotations or data_cfg.sources):
+    if data_cfg.is_synthetic and (data_cfg.annotations or data_cfg.sources):
         key = "data.annotations" if data_cfg.annotations else "data.sources"
         raise ConfigError(
             f"{key}: synthetic data writes its own annotations (data.synthetic.layout chooses "
@@ -259,7 +249,7 @@ def _check_config(data_cfg: DataConfig) -> None:
             "data.regions.landmarks to dlib (or annotated for synthetic data), or use global: frame"
         )
     needs = face_table.uses_faces(data_cfg)
-    if needs and r.landmarks == "annotated" and data_cfg.dataset != "synthetic":
+    if needs and r.landmarks == "annotated" and not data_cfg.is_synthetic:
         log.warning(
             "data.regions.landmarks: annotated reads <clip>.landmarks.npy files, which only "
             "the synthetic generator writes"
@@ -267,34 +257,18 @@ def _check_config(data_cfg: DataConfig) -> None:
 
 
 # ------------------------------------------------------------------------------- table I/O
-def _plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """A DataFrame as JSON with its dtypes, lists kept (no pyarrow/pickle needed to read it)."""
     body = {
         "columns": [str(c) for c in df.columns],
         "dtypes": {str(c): str(df[c].dtype) for c in df.columns},
-        "data": {str(c): [_plain(v) for v in df[c].tolist()] for c in df.columns},
+        "data": {str(c): to_plain(df[c].tolist()) for c in df.columns},
     }
-    path.write_text(json.dumps(body))
+    path.write_text(dumps(body, indent=None))
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    body = json.loads(path.read_text())
+    body = read_json(path, what="a prepared sample table")
     cols: dict[str, Any] = {}
     for c in body["columns"]:
         values, dtype = body["data"][c], body["dtypes"][c]
@@ -539,7 +513,7 @@ def _build(
         "seconds_per_clip": round(seconds / max(n, 1), 4),
         "versions": _versions(s.landmarks if s.uses_faces else None),
     }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str) + "\n")
+    write_json(tmp / MANIFEST, manifest)
 
 
 def _keep_rows(tmp: Path, keep: np.ndarray, shape: tuple[int, ...]) -> None:

@@ -38,8 +38,8 @@ SHOWN = 3  # sample ids quoted in a log line
 
 def dataset_name(data_cfg: DataConfig) -> str:
     """How messages name the dataset: synthetic data by its layout too."""
-    if data_cfg.dataset == "synthetic":
-        return f"synthetic (layout {data_cfg.synthetic.layout})"
+    if data_cfg.is_synthetic:
+        return f"{data_cfg.dataset} (layout {data_cfg.synthetic.layout})"
     return data_cfg.dataset
 
 

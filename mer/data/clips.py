@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mer.data import faces, frames, media, regions
+from mer.data import faces, frames, regions
 from mer.data.faces import store
+from mer.datasets import media
 from mer.errors import DataError
 
 log = logging.getLogger(__name__)

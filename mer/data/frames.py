@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mer.data.media import to_grey
+from mer.datasets.media import to_grey
 from mer.errors import DataError
 
 if TYPE_CHECKING:
@@ -50,21 +50,19 @@ NEEDS_PIXELS = frozenset({"motion_topk"})
 #: Methods that read the annotated onset/apex/offset (the others look at the whole clip); a clip
 #: without them falls back to its start/end, which mer.data.checks counts in a WARNING.
 NEEDS_WINDOW = frozenset({"onset_apex_offset"})
-#: Datasets whose media (a task's recording) holds several annotated expressions: selection must
-#: stay inside each one's onset..offset, or they would all get the same frames.
-SHARED_MEDIA = frozenset({"casme3"})
 
 
 def selection_window(data_cfg: DataConfig) -> str:
     """`annotated` (select inside onset..offset) or `clip` (the whole media): data.frames.window
-    with `auto` resolved; `onset_apex_offset` is always annotated."""
+    with `auto` resolved; `onset_apex_offset` is always annotated. `auto` is annotated where a
+    recording holds several annotated expressions (`DatasetSpec.shared_media`): selection must
+    stay inside each one's onset..offset, or they would all get the same frames."""
     f = data_cfg.frames
     if f.select in NEEDS_WINDOW or f.window == "annotated":
         return "annotated"
     if f.window == "clip":
         return "clip"
-    name = data_cfg.synthetic.layout if data_cfg.dataset == "synthetic" else data_cfg.dataset
-    return "annotated" if name in SHARED_MEDIA else "clip"
+    return "annotated" if data_cfg.spec.shared_media else "clip"
 
 
 def stretch(n: int, count: int) -> np.ndarray:

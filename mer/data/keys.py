@@ -19,9 +19,10 @@ from typing import Any
 import pandas as pd
 
 from mer.config import DataConfig, FacesConfig, config_hash, from_dict, to_dict, variant_config
-from mer.data import frames, media, regions
+from mer.data import frames, regions
 from mer.data.faces import resolve_boxes
 from mer.data.faces.table import uses_faces
+from mer.datasets import media
 from mer.errors import ConfigError
 
 CACHE_VERSION = 1  # bump when the processing or the format changes what a key stands for
@@ -32,7 +33,7 @@ def key_config(data_cfg: DataConfig) -> dict[str, Any]:
     that the dataset kind or the region policy ignore (so they do not split the cache)."""
     d = to_dict(data_cfg)
     d.pop("cache_dir", None)
-    if data_cfg.dataset != "synthetic":
+    if not data_cfg.is_synthetic:
         d.pop("synthetic", None)
     fr = d["frames"]
     # the window as resolved (auto → annotated/clip); absent where it is what mer did before it
@@ -138,7 +139,7 @@ def source_identity(
         else:
             add(clip)
         if landmark_files:
-            from mer.data.synthetic import landmark_path
+            from mer.datasets.synthetic import landmark_path
 
             lm = landmark_path(clip)
             if lm.is_file():

@@ -42,6 +42,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from mer.datasets.facs import AU_REGIONS
+
 REGION_LANDMARKS: dict[str, tuple[int, ...]] = {
     "eyes": (19, 24, 15, 1),
     "mouth": (3, 5, 11, 13),
@@ -49,13 +51,6 @@ REGION_LANDMARKS: dict[str, tuple[int, ...]] = {
     "cheeks": (1, 29, 15, 3, 13),
     "face": tuple(range(68)),
 }
-#: au_oracle priority: the first region whose AU set meets the clip's AUs wins.
-AU_REGIONS: tuple[tuple[str, frozenset[int]], ...] = (
-    ("eyes", frozenset({4, 5, 7, 43})),
-    ("mouth", frozenset({10, 12, 14, 15, 17})),
-    ("eyebrows", frozenset({1, 2})),
-    ("cheeks", frozenset({6, 9})),
-)
 #: `all` policy mosaic, row by row.
 MOSAIC: tuple[tuple[str, str], ...] = (("eyebrows", "eyes"), ("cheeks", "mouth"))
 #: `fixed` policy: (top, bottom, left, right) as fractions of the frame, stacked top to bottom.

@@ -9,14 +9,25 @@ from pathlib import Path
 
 import numpy as np
 
-from mer.data.synthetic import (
-    LAYOUTS,
+from mer.config import SyntheticConfig
+from mer.datasets import registry
+from mer.datasets.synthetic import (
+    CLASSES,
     SyntheticDataset,
     frame_width,
     landmark_path,
     write_dataset,
-    write_megc2019,
 )
+
+
+def _has_others(layout: str) -> bool:
+    return registry.synthetic_layout(layout).has_others
+
+
+def layout_choices() -> list[str]:
+    """The layouts the generator writes, then the composites it writes from their parts."""
+    composites = [s.name for s in registry.specs() if s.write_synthetic is not None]
+    return [*registry.with_synthetic_layout(), *composites]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="folder to create (replaced if it holds a synthetic "
         "dataset, refused if it holds anything else)",
     )
-    p.add_argument("--layout", choices=(*LAYOUTS, "megc2019"), default="casme2")
+    p.add_argument("--layout", choices=layout_choices(), default="casme2")
     p.add_argument("--subjects", type=int, default=3, help="subjects (per dataset for megc2019)")
     p.add_argument("--clips", type=int, default=4, help="clips per subject")
     p.add_argument("--frames", type=int, default=24, help="frames per clip")
@@ -50,8 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--others",
         type=int,
         default=None,
-        help="clips per subject outside the three classes (casme2, samm, casme3; "
-        "default 1 when clips >= 4)",
+        help="clips per subject outside the three classes (layouts "
+        + ", ".join(n for n in registry.with_synthetic_layout() if _has_others(n))
+        + "; default 1 when clips >= 4)",
     )
     p.add_argument(
         "--framing",
@@ -72,24 +84,21 @@ add_synth_parser = add_parser
 
 def synth_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    common = dict(
-        subjects=args.subjects,
-        clips=args.clips,
-        frames=args.frames,
-        size=args.size,
-        seed=args.seed,
-        intensity=args.intensity,
-        others=args.others,
-        framing=args.framing,
-    )
-    if args.layout == "megc2019":
-        megc = write_megc2019(args.out, **common)
-        for ds in megc.parts.values():
+    spec = registry.get(args.layout)
+    # checked as `data.synthetic` of a sweep is (the options are its fields), for each layout
+    options = {
+        name: getattr(args, name) for name in SyntheticConfig.model_fields if name != "layout"
+    }
+    configs = [SyntheticConfig(layout=name, **options) for name in (spec.parts or (spec.name,))]
+    kw = configs[0].generator_args()
+    if spec.write_synthetic is not None:
+        composite = spec.write_synthetic(args.out, **kw)
+        for ds in composite.parts.values():
             print(summary(ds, args.size, args.framing))
-        n_rows = len(megc.gt.read_text().splitlines())
-        print(f"composite ground truth: {megc.gt} ({n_rows} rows)")
+        n_rows = len(composite.gt.read_text().splitlines())
+        print(f"composite ground truth: {composite.gt} ({n_rows} rows)")
     else:
-        ds = write_dataset(args.out, args.layout, mapping=not args.no_mapping, **common)
+        ds = write_dataset(args.out, args.layout, mapping=not args.no_mapping, **kw)
         print(summary(ds, args.size, args.framing))
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
@@ -99,11 +108,11 @@ def summary(ds: SyntheticDataset, size: int, framing: str = "scene") -> str:
     """Counts and paths of one written dataset, a few lines."""
     media = list(dict.fromkeys(c.media for c in ds.clips))
     n_frames = sum(int(np.load(landmark_path(m), mmap_mode="r").shape[0]) for m in media)
-    labels = Counter(
-        c.label3 or (c.emotion if ds.layout == "deception" else "other") for c in ds.clips
-    )
+    layout = registry.synthetic_layout(ds.layout)
+    three = set(layout.classes) <= set(CLASSES)  # else: count its own classes (the emotion)
+    labels = Counter(c.label3 or ("other" if three else c.emotion) for c in ds.clips)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
-    kind = "videos" if ds.layout in ("deception", "videos") else "frame folders"
+    kind = "videos" if layout.video else "frame folders"
     width = frame_width(size, framing)
     return "\n".join(
         [

@@ -7,8 +7,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mer.experiment.layout import REPORT_DIR
+from mer.util.files import write_csv_atomic, write_text_atomic
+
 if TYPE_CHECKING:
-    from mer.report.data import RunData
+    from mer.experiment.run import RunData
 
 __all__ = ["RunData", "ablation_table", "add_parser", "load_run", "write_report"]
 
@@ -16,9 +19,9 @@ __all__ = ["RunData", "ablation_table", "add_parser", "load_run", "write_report"
 def __getattr__(name: str):
     # Heavy modules (pandas, matplotlib) load on use, so `mer --help` stays fast.
     if name in ("RunData", "load_run"):
-        from mer.report import data
+        from mer.experiment import run
 
-        return getattr(data, name)
+        return getattr(run, name)
     if name == "ablation_table":
         from mer.report.tables import ablation_table
 
@@ -32,69 +35,62 @@ FORMATS = ("md", "html", "latex")
 
 def load_studies(run: RunData) -> dict[str, object]:
     """The Optuna studies (one per searched variant) of a search run, from its stored config."""
-    import optuna
-
     from mer.config import from_dict
-    from mer.sweep.search import open_storage, storage_url, study_name
+    from mer.experiment.studies import load_studies as studies_of
 
     cfg = from_dict(run.config)
-    storage = open_storage(storage_url(cfg, run.run_dir))
-    studies = {}
-    for variant in cfg.ablations:
-        try:
-            studies[variant] = optuna.load_study(
-                study_name=study_name(cfg, variant), storage=storage
-            )
-        except KeyError:  # variant not searched yet
-            log.info("no study for variant %s yet", variant)
-    return studies
+    return studies_of(cfg, run.run_dir, cfg.ablations)
+
+
+def _render(
+    run: RunData, formats: tuple[str, ...], out_dir: Path
+) -> tuple[dict[str, Path], object]:
+    """Write report.csv, the requested formats and the figures; returns them and the table."""
+    from mer.data.faces.table import report_lines as face_report_lines
+    from mer.experiment import formatting as fmt
+    from mer.report.plots import make_plots
+    from mer.report.render import Page, notes, to_html, to_latex, to_markdown
+    from mer.report.tables import ablation_table, always_negative_baseline
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = ablation_table(run)
+    studies = load_studies(run) if run.mode == "search" else {}
+    images = make_plots(run, table, out_dir, studies=studies)
+    page = Page(
+        title=f"{run.name}: {run.mode} results",
+        disp=fmt.display_table(table),
+        notes=notes(run.name, table, always_negative_baseline(run), run.search)
+        + face_report_lines(run.plan),  # face coverage, clips excluded (plan.json)
+        images=images,
+        search=run.search,
+    )
+    written: dict[str, Path] = {"csv": write_csv_atomic(out_dir / "report.csv", table)}
+    renderers = {"md": to_markdown, "html": to_html, "latex": lambda p: to_latex(p.disp)}
+    for key, name in (("md", "report.md"), ("html", "report.html"), ("latex", "report.tex")):
+        if key in formats:
+            written[key] = write_text_atomic(out_dir / name, renderers[key](page))
+    written.update({f"png:{k}": p for k, p in images.items()})
+    return written, table
 
 
 def write_report(
     run_dir: str | Path, formats: tuple[str, ...] = FORMATS, out: str | Path | None = None
 ) -> dict[str, Path]:
     """Write report.csv and the requested formats plus PNG figures under RUN_DIR/report/."""
-    from mer.data.faces.table import report_lines as face_report_lines
-    from mer.report.data import load_run
-    from mer.report.plots import make_plots
-    from mer.report.render import display_table, notes, to_html, to_latex, to_markdown
-    from mer.report.tables import ablation_table, always_negative_baseline
+    from mer.experiment.run import load_run
 
     run = load_run(run_dir)
-    out_dir = Path(out) if out else run.run_dir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = ablation_table(run)
-    studies = load_studies(run) if run.mode == "search" else {}
-    images = make_plots(run, table, out_dir, studies=studies)
-    disp = display_table(table)
-    note_lines = notes(run.name, table, always_negative_baseline(run), run.search)
-    note_lines += face_report_lines(run.plan)  # face coverage, excluded clips (plan.json)
-    title = f"{run.name}: {run.mode} results"
-    written: dict[str, Path] = {"csv": out_dir / "report.csv"}
-    table.to_csv(written["csv"], index=False)
-    if "md" in formats:
-        written["md"] = out_dir / "report.md"
-        written["md"].write_text(to_markdown(title, disp, note_lines, images, run.search))
-    if "html" in formats:
-        written["html"] = out_dir / "report.html"
-        written["html"].write_text(to_html(title, disp, note_lines, images, run.search))
-    if "latex" in formats:
-        written["latex"] = out_dir / "report.tex"
-        written["latex"].write_text(to_latex(disp))
-    written.update({f"png:{k}": p for k, p in images.items()})
-    return written
+    return _render(run, formats, Path(out) if out else run.run_dir / REPORT_DIR)[0]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mer.report.data import load_run
-    from mer.report.render import display_table
-    from mer.report.tables import ablation_table
+    from mer.experiment.run import load_run
+    from mer.experiment.summary import console_table
 
     formats = FORMATS if args.format == "all" else (args.format,)
-    written = write_report(args.run_dir, formats, args.out)
     run = load_run(args.run_dir)
-    disp = display_table(ablation_table(run))
-    print(disp.to_string(index=False))
+    written, table = _render(run, formats, Path(args.out) if args.out else run.run_dir / REPORT_DIR)
+    print(console_table(table))
     pngs = sum(1 for k in written if k.startswith("png:"))
     for key in ("csv", "md", "html", "latex"):
         if key in written:

@@ -1,82 +1,22 @@
-"""Render the ablation table and figures as CSV, Markdown, LaTeX and a self-contained HTML page."""
+"""Render the ablation table and figures as Markdown, LaTeX and a self-contained HTML page.
+
+The table's text comes from mer.experiment.formatting (`display_table`), the one formatter of
+every rendering, so the report shows the numbers exactly as summary.md and the console do.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from mer.report.tables import PAPER_NOTE
-
-
-def _pm(mean: float, std: float) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.3f}"  # one seed: no spread to show
-    return f"{mean:.3f} ± {std:.3f}"
-
-
-def _num(value: Any, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return format(value, fmt)
-
-
-def params_text(value: Any) -> str:
-    """A parameter count at a precision that tells variants apart: 812, 54.8k, 3.82M."""
-    if value is None or pd.isna(value):
-        return "–"
-    n = float(value)
-    if abs(n) < 1e3:
-        return f"{n:.0f}"
-    if abs(round(n / 1e3, 1)) < 1e3:
-        return f"{n / 1e3:.1f}k"
-    return f"{n / 1e6:.2f}M"
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable columns (strings), in the order readers scan them. A search table gets a
-    `state` column (complete / PRUNED / failed / running, as the search summary has it); the
-    `paper†` column only appears when some row has a paper number."""
-    search = "state" in table
-    parts = sorted({c[: -len("/uf1_mean")] for c in table.columns if c.endswith("/uf1_mean")})
-    rows = []
-    for _, r in table.iterrows():
-        row = {"variant": r["variant"] + (" [oracle]" if r["oracle"] else "")}
-        for m in ("uf1", "uar", "acc"):
-            row[m.upper()] = _pm(r.get(f"{m}_mean"), r.get(f"{m}_std"))
-        for ds in parts:
-            row[f"{ds} UF1"] = _pm(r.get(f"{ds}/uf1_mean"), r.get(f"{ds}/uf1_std"))
-        if "delta_uf1" in table:
-            d = r["delta_uf1"]
-            row[f"ΔUF1 vs {table.attrs.get('delta_reference', 'reference')}"] = (
-                "–" if pd.isna(d) else f"{d:+.3f}"
-            )
-        row["params"] = params_text(r.get("params"))
-        row["GFLOPs"] = _num(r.get("gflops"), ".3g")
-        if search:  # the state says why folds are missing
-            row["state"] = str(r["state"])
-            lost = r["state"] == "complete" and not r["complete"]  # logs missing on disk
-            row["folds"] = r["folds"] + (" INCOMPLETE" if lost else "")
-        else:
-            row["folds"] = r["folds"] + ("" if r["complete"] else " INCOMPLETE")
-        row["seeds"] = str(r["seeds"])
-        paper = [
-            f"{m.upper()} {r[f'paper_{m}']:.3f}"
-            for m in ("uf1", "uar", "acc")
-            if not pd.isna(r.get(f"paper_{m}"))
-        ]
-        row["paper†"] = ", ".join(paper) if paper else ""
-        rows.append(row)
-    disp = pd.DataFrame(rows)
-    if "paper†" in disp and not disp["paper†"].astype(bool).any():
-        disp = disp.drop(columns="paper†")
-    return disp
+from mer.experiment import formatting as fmt
+from mer.experiment.aggregate import PAPER_NOTE
+from mer.experiment.formatting import display_table, params_text  # noqa: F401 - report names
+from mer.util.jsonio import dumps
 
 
 def notes(
@@ -111,8 +51,8 @@ def notes(
         out.append(f"† {PAPER_NOTE}.")
     if baseline:
         out.append(
-            f"Always-negative baseline on the same clips: UF1 {baseline['uf1']:.3f}, UAR "
-            f"{baseline['uar']:.3f}, accuracy {baseline['acc']:.3f}."
+            f"Always-negative baseline on the same clips: UF1 {fmt.number(baseline['uf1'])}, "
+            f"UAR {fmt.number(baseline['uar'])}, accuracy {fmt.number(baseline['acc'])}."
         )
     if search:
         out.append(search_note(search))
@@ -162,78 +102,46 @@ def search_note(search: dict) -> str:
     return text + " " + str(held.get("note") or "No clean test estimate exists.")
 
 
-def to_markdown(
-    title: str,
-    disp: pd.DataFrame,
-    note_lines: list[str],
-    images: dict[str, Path],
-    search: dict | None,
-) -> str:
-    header = "| " + " | ".join(disp.columns) + " |"
-    sep = "|" + "|".join("---" for _ in disp.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in disp.itertuples(index=False)]
-    lines = [f"# {title}", "", header, sep, *body, ""]
-    lines += [f"- {n}" for n in note_lines]
-    if search:
-        lines += ["", "## Search", "", "```", _json(search), "```"]
+@dataclass
+class Page:
+    """What a report page shows: the display table, notes, figures and the search summary."""
+
+    title: str
+    disp: pd.DataFrame  # mer.experiment.formatting.display_table
+    notes: list[str]
+    images: dict[str, Path]
+    search: dict | None = None
+
+
+def to_markdown(page: Page) -> str:
+    lines = [f"# {page.title}", "", fmt.markdown(page.disp), ""]
+    lines += [f"- {n}" for n in page.notes]
+    if page.search:
+        lines += ["", "## Search", "", "```", dumps(page.search, indent=2), "```"]
     lines += ["", "## Figures", ""]
-    lines += [f"![{k}]({p.name})" for k, p in images.items()]
+    lines += [f"![{k}]({p.name})" for k, p in page.images.items()]
     return "\n".join(lines) + "\n"
 
 
 def to_latex(disp: pd.DataFrame) -> str:
-    esc = {
-        "&": r"\&",
-        "%": r"\%",
-        "_": r"\_",
-        "#": r"\#",
-        "±": r"$\pm$",
-        "Δ": r"$\Delta$",
-        "†": r"$^\dagger$",
-        "–": "--",
-    }
-
-    def tex(s: str) -> str:
-        for a, b in esc.items():
-            s = s.replace(a, b)
-        return s
-
-    cols = "l" + "r" * (len(disp.columns) - 1)
-    lines = [
-        r"\begin{tabular}{" + cols + "}",
-        r"\toprule",
-        " & ".join(tex(c) for c in disp.columns) + r" \\",
-        r"\midrule",
-    ]
-    lines += [" & ".join(tex(str(v)) for v in row) + r" \\" for row in disp.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    return fmt.latex(disp)
 
 
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj, indent=2, default=str)
-
-
-def to_html(
-    title: str,
-    disp: pd.DataFrame,
-    note_lines: list[str],
-    images: dict[str, Path],
-    search: dict | None,
-) -> str:
+def to_html(page: Page) -> str:
     """One page, images embedded as data URIs: it can be mailed or opened without the folder."""
-    table_html = disp.to_html(index=False, escape=True, border=0, classes="ablation")
+    title, search = page.title, page.search
+    table_html = page.disp.to_html(index=False, escape=True, border=0, classes="ablation")
     figs = []
-    for key, path in images.items():
+    for key, path in page.images.items():
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         figs.append(
             f'<figure><img alt="{html.escape(key)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(key)}</figcaption></figure>"
         )
-    search_html = f"<h2>Search</h2><pre>{html.escape(_json(search))}</pre>" if search else ""
-    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in note_lines)
+    search_html = (
+        f"<h2>Search</h2><pre>{html.escape(dumps(search, indent=2))}</pre>" if search else ""
+    )
+    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in page.notes)
     style = (
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
         "table.ablation{border-collapse:collapse;font-size:14px}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer.report.data import RunData
+from mer.experiment.run import RunData
 
 
 def log_report(run: RunData, written: dict[str, Path], *, mode: str = "offline") -> None:

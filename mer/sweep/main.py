@@ -121,7 +121,7 @@ def missing_media_roots(data_cfg: Any) -> list[str]:
     A dry run reads annotations only (so GPU-hours can be planned on a laptop without the
     media); it still says which roots are missing here, so a typo shows before `mer prepare`.
     """
-    if data_cfg.dataset == "synthetic":
+    if data_cfg.is_synthetic:
         return []
     roots = [("data.root", data_cfg.root)]
     roots += [(f"data.sources.{n}.root", s.root) for n, s in (data_cfg.sources or {}).items()]
@@ -132,7 +132,7 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     from mer.config import config_hash
     from mer.data.cache import known_coverage, load_samples_only
     from mer.data.checks import check_table
-    from mer.sweep.plan import (
+    from mer.experiment.plan import (
         build_plan,
         describe,
         estimate_search_gpu_hours,
@@ -150,9 +150,9 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
                 "r": d.root,
                 "a": d.annotations,
                 "s": d.sources,
-                "y": d.synthetic if d.dataset == "synthetic" else None,
+                "y": d.synthetic if d.is_synthetic else None,
                 "l": d.labels,
-                "c": d.cache_dir if d.dataset == "synthetic" else None,
+                "c": d.cache_dir if d.is_synthetic else None,
             }
         )
         if key not in memo:
@@ -194,8 +194,8 @@ def run_one_trial(cfg: ExperimentConfig, text: str, out: Path, *, resume: bool) 
     from mer.config import variant_config
     from mer.data.cache import prepare_data
     from mer.errors import ConfigError
-    from mer.sweep.plan import build_plan, data_key_of
-    from mer.sweep.results import ResultsStore
+    from mer.experiment.plan import build_plan, data_key_of
+    from mer.experiment.store import ResultsStore
     from mer.sweep.trial import LocalReporter, TestHooks, execute_trial
 
     variant = text.split("/")[0]

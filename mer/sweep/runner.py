@@ -16,7 +16,6 @@ configs understood by `mer.sweep.trial.spec_from_config`.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -31,12 +30,15 @@ import yaml
 from ray import tune
 
 from mer.config import ExperimentConfig, FacesConfig, SearchConfig, flatten, to_dict
-from mer.errors import ConfigError
-from mer.sweep import plan as plan_mod
-from mer.sweep.plan import SweepPlan, TrialSpec
-from mer.sweep.results import ResultsStore, Summary, format_table, write_run_files, write_summary
-from mer.sweep.tracking import Tracker, make_tracker
+from mer.errors import ConfigError, DataError
+from mer.experiment import layout
+from mer.experiment import plan as plan_mod
+from mer.experiment.plan import SweepPlan, TrialSpec
+from mer.experiment.store import ResultsStore, write_run_files
+from mer.experiment.summary import Summary, console_table, write_summary
+from mer.sweep.tracking import Tracker, display_rows, make_tracker
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY, TestHooks, spec_from_config, tune_trainable
+from mer.util.jsonio import read_json, to_plain, write_json
 
 log = logging.getLogger(__name__)
 
@@ -359,18 +361,6 @@ class SweepCallback(tune.Callback):
             s.on_error(trial.config, trial)
 
 
-def _plain(obj: dict[str, Any]) -> dict[str, Any]:
-    """JSON round trip (numpy numbers → Python, NaN → None) so markers compare equal."""
-    return {
-        k: (
-            None
-            if isinstance(v, float) and math.isnan(v)
-            else (v.item() if hasattr(v, "item") else v)
-        )
-        for k, v in obj.items()
-    }
-
-
 def _trial_error(trial: Any) -> str:
     """The failed trial's error text: Tune writes it to the trial's local (driver) folder first
     and syncs it to storage later, so read it there."""
@@ -384,11 +374,11 @@ def trial_name(trial: Any) -> str:
     c = trial.config
     if "spec" in c:
         return str(c["spec"])
-    return f"{c.get('label') or c['variant']}/{c['fold']}/s{c['seed']}"
+    return layout.trial_id(c.get("label") or c["variant"], c["fold"], c["seed"])
 
 
 def trial_dirname(trial: Any) -> str:
-    return trial_name(trial).replace("/", "__") + f"-{trial.trial_id}"
+    return layout.fold_safe(trial_name(trial)) + f"-{trial.trial_id}"
 
 
 # -------------------------------------------------------------------------------- the session
@@ -578,7 +568,7 @@ class Session:
             vcfg,
             tracked,
             bool(result.get("oracle")),
-            on_done=self._marker(spec, "wandb.done"),
+            on_done=self._marker(spec, layout.WANDB_TRIAL_MARKER),
         )
         self._maybe_variant_done(spec)
 
@@ -650,7 +640,7 @@ class Session:
         if not self.tracker.enabled:
             return
         for rec in self.store.records().values():
-            if rec.status != "done" or (rec.path / "wandb.done").exists():
+            if not rec.done or (rec.path / layout.WANDB_TRIAL_MARKER).exists():
                 continue
             try:
                 spec = self.plan.spec(rec.trial)
@@ -658,13 +648,13 @@ class Session:
                 continue
             payload = dict(rec.info)
             hist = rec.history()
-            payload["history"] = json.loads(hist.to_json(orient="records")) if len(hist) else []
+            payload["history"] = to_plain(hist.to_dict(orient="records"))
             self.tracker.trial(
                 spec,
                 self.plan.variants[spec.variant].cfg,
                 payload,
                 bool(rec.info.get("oracle")),
-                on_done=self._marker(spec, "wandb.done"),
+                on_done=self._marker(spec, layout.WANDB_TRIAL_MARKER),
             )
 
     def _maybe_variant_done(self, spec: TrialSpec) -> None:
@@ -707,20 +697,20 @@ class Session:
         self._variant_logged.add(variant)
         row = summary.table[summary.table["variant"] == variant].iloc[0].to_dict()
         state = {k: row.get(k) for k in ("folds_done", "folds_failed", "uf1_mean", "uar_mean")}
-        marker = self.store.trials_dir / variant / "wandb_summary.json"
+        marker = self.store.trials_dir / variant / layout.WANDB_SUMMARY_MARKER
         if not self.tracker.enabled:
             return False
-        if marker.exists() and json.loads(marker.read_text()) == _plain(state):
+        if marker.exists() and read_json(marker) == to_plain(state):
             return False
         seeds = [r for r in summary.seeds if r["variant"] == variant]
         pred = summary.predictions
         pred = pred[pred["variant"] == variant] if len(pred) else pred
 
         def done() -> None:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps(_plain(state)))
+            write_json(marker, state)
 
-        self.tracker.variant(self.plan, variant, row, seeds, pred, on_done=done)
+        shown = display_rows(summary.table)[variant]
+        self.tracker.variant(self.plan, variant, row, seeds, pred, on_done=done, display_row=shown)
         return True
 
     # ----------------------------------------------------------------------------- finish
@@ -767,9 +757,6 @@ def shared_experiment_name(name: str, out: Path) -> str:
     return f"{_safe(name)}-{digest}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-STORAGE_FILE = "storage.json"  # where the sweep's Tune state lives (--storage), for --resume
-
-
 def storage_key(storage: str | None) -> str | None:
     """--storage as Tune gets it and runs compare it: local paths absolute (Tune's pyarrow
     refuses relative ones), URIs (s3://...) as given without a trailing slash."""
@@ -781,13 +768,13 @@ def storage_key(storage: str | None) -> str | None:
 
 
 def _read_storage_record(out: Path) -> dict[str, Any] | None:
-    path = out / STORAGE_FILE
+    path = out / layout.STORAGE_FILE
     if not path.exists():
         return None
     try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc}); it records --storage") from None
+        record = read_json(path, what="it records --storage")
+    except DataError as exc:  # a --resume option problem: the run stops before it starts
+        raise ConfigError(str(exc)) from None
     return record if isinstance(record, dict) else {}
 
 
@@ -815,36 +802,22 @@ def experiment_for(cfg: ExperimentConfig, opts: RunOptions) -> str:
     record = _read_storage_record(opts.out) if opts.resume else None
     if record and record.get("experiment"):
         return str(record["experiment"])
-    if opts.resume and (opts.out / "config.yaml").exists():
+    if opts.resume and (opts.out / layout.CONFIG_FILE).exists():
         return _safe(cfg.name)  # written by a mer without storage.json: its experiment name
     return shared_experiment_name(cfg.name, opts.out)
 
 
 def _record_storage(opts: RunOptions, experiment: str) -> None:
     record = {"storage": storage_key(opts.storage), "experiment": experiment}
-    (opts.out / STORAGE_FILE).write_text(json.dumps(record) + "\n")
+    write_json(opts.out / layout.STORAGE_FILE, record, indent=None)
 
 
 # ------------------------------------------------------------------------------ opening a run
-# What a sweep (or `mer train`, under debug/) writes in its output folder.
-SWEEP_ENTRIES = frozenset(
-    {
-        "config.yaml", "plan.json", "environment.json", "trials", "ray", "wandb", "search",
-        "debug", "report", "summary.md", "summary.csv", "summary_seeds.csv", "predictions.csv",
-        STORAGE_FILE,
-    }
-)  # fmt: skip
-
-
 def _foreign_entries(out: Path) -> list[str]:
     """Entries of `out` no sweep writes: a folder holding them is not ours to fill or delete."""
     if not out.is_dir():
         return []
-    return sorted(
-        e.name
-        for e in out.iterdir()
-        if e.name not in SWEEP_ENTRIES and not e.name.endswith("-holdout")
-    )
+    return sorted(e.name for e in out.iterdir() if not layout.is_sweep_entry(e.name))
 
 
 def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
@@ -863,7 +836,7 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create the results folder ({exc})") from None
-    previous = out / "config.yaml"
+    previous = out / layout.CONFIG_FILE
     if opts.overwrite and not opts.resume:
         return any(out.iterdir())
     if not previous.exists():
@@ -924,7 +897,7 @@ def _clear_out_dir(out: Path) -> None:
     inside --out since the folder was checked stays)."""
     log.warning("--overwrite: removing the previous results in %s", out)
     for entry in out.iterdir():
-        if entry.name not in SWEEP_ENTRIES and not entry.name.endswith("-holdout"):
+        if not layout.is_sweep_entry(entry.name):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
@@ -1036,7 +1009,7 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
     finally:
         summary = session.finish()
     print(f"\n{cfg.name}: pooled test metrics per variant (mean ± std over seeds)\n")
-    print(format_table(summary.table))
+    print(console_table(summary.table))
     print(f"\nresults: {opts.out} (summary.md, summary.csv, predictions.csv, trials/)")
     failed = int(summary.table["folds_failed"].sum())
     missing = int((summary.table["folds_total"] - summary.table["folds_done"]).sum()) - failed

@@ -32,7 +32,10 @@ import numpy as np
 import pandas as pd
 
 from mer.config import ExperimentConfig, flatten
-from mer.sweep.plan import SweepPlan, TrialSpec
+from mer.experiment import formatting as fmt
+from mer.experiment.layout import display_name
+from mer.experiment.plan import SweepPlan, TrialSpec
+from mer.util.jsonio import to_plain
 
 log = logging.getLogger(__name__)
 
@@ -40,36 +43,18 @@ MODES = ("offline", "online", "disabled")
 
 
 class Tracker:
-    """No-op tracker (`--wandb disabled`)."""
+    """No-op tracker (`--wandb disabled`): takes the calls WandbTracker does (see there for
+    their arguments), logs nothing and reports each job done at once."""
 
     enabled = False
 
-    def trial(
-        self,
-        spec: TrialSpec,
-        cfg: ExperimentConfig,
-        payload: dict[str, Any],
-        oracle: bool,
-        on_done: Callable[[], None] | None = None,
-    ) -> None:
+    def trial(self, *args: Any, on_done: Callable[[], None] | None = None, **kwargs: Any) -> None:
         if on_done is not None:
             on_done()
 
-    def variant(
-        self,
-        plan: SweepPlan,
-        variant: str,
-        summary_row: dict[str, Any],
-        seed_rows: list[dict],
-        predictions: pd.DataFrame,
-        on_done: Callable[[], None] | None = None,
-    ) -> None:
-        if on_done is not None:
-            on_done()
+    variant = trial
 
-    def sweep(
-        self, plan: SweepPlan, summary: pd.DataFrame, report: dict[str, Path] | None = None
-    ) -> None:
+    def sweep(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def close(self) -> None:
@@ -133,6 +118,16 @@ class WandbTracker(Tracker):
             **kwargs,
         )
 
+    def _submit(self, job: Callable[[], None], on_done: Callable[[], None] | None = None) -> None:
+        """Queue a run-writing job; `on_done` runs after it, only when it succeeded."""
+
+        def then() -> None:
+            job()
+            if on_done is not None:
+                on_done()
+
+        self._queue.put(then)
+
     def close(self) -> None:
         """Wait for every queued run to be written; say how many W&B writes failed."""
         if self._thread.is_alive():
@@ -190,10 +185,8 @@ class WandbTracker(Tracker):
                 run.summary.update({k: v for k, v in summary.items() if v is not None})
             finally:
                 run.finish()
-            if on_done is not None:
-                on_done()
 
-        self._queue.put(job)
+        self._submit(job, on_done)
 
     def variant(
         self,
@@ -203,7 +196,10 @@ class WandbTracker(Tracker):
         seed_rows: list[dict],
         predictions: pd.DataFrame,
         on_done: Callable[[], None] | None = None,
+        display_row: dict[str, str] | None = None,
     ) -> None:
+        """The variant's summary run: `variant_summary` of its aggregate row (and of its row of
+        the display table, when given), confusion matrix and per-fold diagnostic table."""
         vp = plan.variants[variant]
         oracle = bool(summary_row.get("oracle"))
         config = flatten(vp.cfg)
@@ -216,35 +212,12 @@ class WandbTracker(Tracker):
             run = self._init(
                 group=f"{self.sweep_name}/{variant}",
                 job_type=variant,
-                name=f"{variant} [oracle]" if oracle else variant,
+                name=display_name(variant, oracle),
                 tags=_tags(oracle, "summary"),
                 config=config,
             )
             try:
-                summary = {
-                    "pooled/uf1": summary_row.get("uf1_mean"),
-                    "pooled/uar": summary_row.get("uar_mean"),
-                    "pooled/acc": summary_row.get("acc_mean"),
-                    "pooled/uf1_std": summary_row.get("uf1_std"),
-                    "pooled/uar_std": summary_row.get("uar_std"),
-                    "pooled/acc_std": summary_row.get("acc_std"),
-                    "folds_done": summary_row.get("folds_done"),
-                    "folds_failed": summary_row.get("folds_failed"),
-                    "folds_total": summary_row.get("folds_total"),
-                    "complete": summary_row.get("complete"),
-                    "status": summary_row.get("status"),
-                    "oracle": oracle,
-                }
-                for key, val in summary_row.items():
-                    if "/" in key and key.endswith("_mean"):  # per-dataset parts
-                        summary[f"pooled/{key[: -len('_mean')]}"] = val
-                for r in seed_rows:
-                    for m in ("uf1", "uar", "acc"):
-                        if m in r:
-                            summary[f"pooled/s{r['seed']}/{m}"] = r[m]
-                run.summary.update(
-                    {k: _clean(v) for k, v in summary.items() if _clean(v) is not None}
-                )
+                run.summary.update(variant_summary(summary_row, seed_rows, display_row))
                 test = predictions
                 if len(predictions):
                     test = predictions[predictions["split"] == "test"]
@@ -264,18 +237,15 @@ class WandbTracker(Tracker):
                     run.log({"folds_nonstandard_per_fold_scores": table})
             finally:
                 run.finish()
-            if on_done is not None:
-                on_done()
 
-        self._queue.put(job)
+        self._submit(job, on_done)
 
     def sweep(
         self, plan: SweepPlan, summary: pd.DataFrame, report: dict[str, Path] | None = None
     ) -> None:
         """The sweep-level summary run: the variants table and, when given, the report's table
         and figures (`mer report`), so the W&B workspace shows what results/report/ shows."""
-        table = summary.drop(columns=[c for c in ("changes",) if c in summary]).copy()
-        table = table.astype(object).where(pd.notna(table), None)
+        tables = sweep_tables(summary)
         oracle_variants = [
             str(r["variant"]) for _, r in summary.iterrows() if bool(r.get("oracle", False))
         ]
@@ -297,7 +267,7 @@ class WandbTracker(Tracker):
                 },
             )
             try:
-                run.log({"variants": wandb.Table(dataframe=table)})
+                run.log({k: wandb.Table(dataframe=t) for k, t in tables.items()})
                 if report and "csv" in report:
                     ablation = pd.read_csv(report["csv"])
                     ablation = ablation.astype(object).where(pd.notna(ablation), None)
@@ -305,14 +275,58 @@ class WandbTracker(Tracker):
                     for key, path in (report or {}).items():
                         if key.startswith("png:"):
                             run.log({f"report/{key[4:]}": wandb.Image(str(path))})
-                for _, r in summary.iterrows():
-                    value = _clean(r.get("uf1_mean"))
-                    if value is not None:
-                        run.summary[f"{r['name']}/uf1"] = value
+                run.summary.update(sweep_summary(summary))
             finally:
                 run.finish()
 
-        self._queue.put(job)
+        self._submit(job)
+
+
+# ----------------------------------------------------------------------- summary payloads
+def variant_summary(
+    row: dict[str, Any], seed_rows: list[dict], display_row: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A variant summary run's values: its aggregate row at full precision (as summary.csv has
+    it: `pooled/{metric}`, `_std`, per-dataset parts, per seed) and, given its row of the display
+    table, the same text summary.md and the report show (`table/{column}`). Missing values are
+    left out."""
+    summary: dict[str, Any] = {
+        **{f"pooled/{m}": row.get(f"{m}_mean") for m in fmt.SCORE_COLUMNS},
+        **{f"pooled/{m}_std": row.get(f"{m}_std") for m in fmt.SCORE_COLUMNS},
+        **{k: row.get(k) for k in ("folds_done", "folds_failed", "folds_total", "complete")},
+        "status": row.get("status"),
+        "oracle": bool(row.get("oracle")),
+    }
+    for key, val in row.items():
+        if "/" in key and key.endswith("_mean"):  # per-dataset parts
+            summary[f"pooled/{key[: -len('_mean')]}"] = val
+    for r in seed_rows:
+        for m in fmt.SCORE_COLUMNS:
+            if m in r:
+                summary[f"pooled/s{r['seed']}/{m}"] = r[m]
+    for column, text in (display_row or {}).items():
+        summary[f"table/{column}"] = text
+    return {k: v for k, v in to_plain(summary).items() if v is not None}
+
+
+def display_rows(summary: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Each variant's row of the display table (the text summary.md shows), by variant."""
+    shown = fmt.display_table(summary)
+    return {str(v): shown.iloc[i].to_dict() for i, v in enumerate(summary["variant"])}
+
+
+def sweep_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The sweep summary run's tables: `variants`, the aggregate rows at full precision (as
+    summary.csv), and `variants_display`, the same rows as summary.md and the report show them."""
+    table = summary.drop(columns=[c for c in ("changes",) if c in summary]).copy()
+    table = table.astype(object).where(pd.notna(table), None)
+    return {"variants": table, "variants_display": fmt.display_table(summary)}
+
+
+def sweep_summary(summary: pd.DataFrame) -> dict[str, float]:
+    """`{display name}/uf1` per variant with a score."""
+    values = {f"{r['name']}/uf1": to_plain(r.get("uf1_mean")) for _, r in summary.iterrows()}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _tags(oracle: bool, kind: str) -> list[str]:
@@ -321,14 +335,6 @@ def _tags(oracle: bool, kind: str) -> list[str]:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def _clean(v: Any) -> Any:
-    if isinstance(v, (np.integer, np.floating, np.bool_)):
-        v = v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return v
 
 
 def _fold_table(test: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -24,7 +24,6 @@ at most 120 s), so a test can see how many trials Ray runs at once.
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import os
 import socket
@@ -35,7 +34,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mer.config import ExperimentConfig, with_overrides
-from mer.sweep.plan import SweepPlan, TrialSpec
+from mer.experiment.plan import SweepPlan, TrialSpec
+from mer.util.jsonio import dumps
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class TestHooks:
             return
         rec = {"event": kind, "trial": spec.id, "time": time.time(), "pid": os.getpid(), **extra}
         with open(self.events, "a") as fh:  # O_APPEND: one short line per write stays whole
-            fh.write(json.dumps(rec, default=str) + "\n")
+            fh.write(dumps(rec, indent=None) + "\n")
 
     def at_start(self, spec: TrialSpec) -> None:
         if self.fail_always and fnmatch.fnmatchcase(spec.id, self.fail_always):

@@ -7,7 +7,7 @@
   face through the clip (`track`, mer.data.faces.tracking.follow) or, as the original did, the
   most confident (then largest) box of each frame. The predictor runs in the chosen box.
 - `annotated`: ground-truth landmarks stored beside the media by the synthetic generator
-  (`mer.data.synthetic.landmark_path(media)`: float32 (n_frames, 68, 2), sorted frame order).
+  (`mer.datasets.synthetic.landmark_path(media)`: float32 (n_frames, 68, 2), sorted frame order).
 
 Measured on the real media (README, data section): true faces score 0.83-2.6 (1.2 and up for the
 subject of a talking-face video, grey, darkened, halved, blurred or rolled 30 degrees), false
@@ -172,7 +172,7 @@ class AnnotatedLandmarks:
     name = "annotated"
 
     def __call__(self, frames: np.ndarray, *, path: Path, positions: np.ndarray) -> np.ndarray:
-        from mer.data.synthetic import landmark_path
+        from mer.datasets.synthetic import landmark_path
 
         file = Path(landmark_path(Path(path)))
         if not file.is_file():

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mer.config import config_hash
 from mer.data.keys import key_config
+from mer.util.jsonio import write_json
 
 if TYPE_CHECKING:
     from mer.config import DataConfig
@@ -32,10 +32,7 @@ def record(data_cfg: DataConfig, cache: Path | None, key: str, faces: dict[str, 
     path = coverage_file(data_cfg)
     body = {"cache": str(cache), "key": key, "faces": faces}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(body, indent=1, default=str) + "\n")
-        os.replace(tmp, path)
+        write_json(path, body)
     except OSError as exc:  # only the dry run's information is lost
         log.warning("%s: cannot record the face coverage (%s)", path, exc)
 

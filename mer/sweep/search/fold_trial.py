@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from mer.config import ExperimentConfig, variant_config, with_overrides
-from mer.sweep.plan import search_label  # noqa: F401 - re-exported by mer.sweep.search
+from mer.experiment.layout import search_label  # noqa: F401 - re-exported by mer.sweep.search
 
 RESULT_KEYS = ("val_true", "val_pred")
 SKIPPED_KEY = "mer_skipped"  # = mer.sweep.trial.SKIPPED_KEY: a resumed trial already on disk

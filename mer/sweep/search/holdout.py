@@ -27,21 +27,21 @@ Here: the evaluation's config (`holdout_raw`, written by `_write_holdout_config`
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mer.config import ExperimentConfig, variant_config
 from mer.errors import ConfigError
+from mer.experiment import layout
+from mer.experiment.layout import HOLDOUT_CONFIG, holdout_dir, holdout_name
+from mer.util.jsonio import read_json, to_plain
 
 log = logging.getLogger(__name__)
 
-HOLDOUT_CONFIG = "holdout.yaml"
 HOLDOUT_NOTE = "held-out subjects, never seen by the search"
 NO_HOLDOUT_NOTE = (
     "No clean test estimate: search.holdout_subjects is 0, so every subject's labels fed the "
@@ -51,23 +51,13 @@ NO_HOLDOUT_NOTE = (
 )
 
 
-def holdout_name(cfg: ExperimentConfig) -> str:
-    """Name of the hold-out evaluation sweep (its results: OUT/{name})."""
-    return f"{cfg.name}-holdout"
-
-
-def holdout_dir(cfg: ExperimentConfig, out_dir: str | Path) -> Path:
-    """Results folder of the hold-out evaluation: inside the search's own folder."""
-    return Path(out_dir).expanduser().resolve() / holdout_name(cfg)
-
-
 def holdout_protocol(vcfg: ExperimentConfig, subjects: Sequence[str]) -> dict[str, Any]:
     """LOSO over the whole table restricted to the held-out subjects' folds: each fold trains on
     every other subject (development and other held-out ones). Selection as the variant has it;
     validation subjects only where that selection needs them (inner_val)."""
     selection = vcfg.protocol.selection
     return {
-        "split": "megc2019" if vcfg.data.dataset == "megc2019" else "loso",
+        "split": vcfg.data.spec.split,  # the dataset's own LOSO (megc2019: the composite's)
         "selection": selection,
         "val_subjects": vcfg.protocol.val_subjects if selection == "inner_val" else 0,
         "folds": list(subjects),
@@ -146,7 +136,7 @@ def _write_holdout_config(
 
     best = {v: e["best"]["overrides"] for v, e in entries.items() if e.get("best")}
     raw = holdout_raw(cfg, best, held, out)
-    path = out / "search" / HOLDOUT_CONFIG
+    path = out / layout.SEARCH_DIR / HOLDOUT_CONFIG
     path.parent.mkdir(parents=True, exist_ok=True)
     skipped = [v for v in entries if v not in best]
     text = _holdout_header(cfg, path, skipped) + yaml.safe_dump(raw, sort_keys=False)
@@ -159,17 +149,15 @@ def _holdout_results(
     hdir: Path, variant: str, expected: Mapping[str, Any], subjects: Sequence[str]
 ) -> dict[str, Any]:
     """Pooled metrics of one variant from the hold-out evaluation's own summary files."""
-    summary, plan_path = hdir / "summary.csv", hdir / "plan.json"
+    summary, plan_path = hdir / layout.SUMMARY_CSV, hdir / layout.PLAN_FILE
     if not summary.exists() or not plan_path.exists():
         return {"available": False, "reason": f"not evaluated yet (no results in {hdir})"}
-    planned = json.loads(plan_path.read_text()).get("variants", {}).get(variant)
+    planned = read_json(plan_path, what="the hold-out plan").get("variants", {}).get(variant)
     table = pd.read_csv(summary)
     rows = table[table["variant"].astype(str) == variant]
     if planned is None or rows.empty:
         return {"available": False, "reason": f"variant {variant} not in {hdir}"}
-    same = json.loads(json.dumps(planned.get("overrides"), sort_keys=True)) == json.loads(
-        json.dumps(dict(expected), sort_keys=True, default=_json_default)
-    )
+    same = to_plain(planned.get("overrides")) == to_plain(dict(expected))
     folds = sorted({f["name"] for fs in planned.get("folds", {}).values() for f in fs})
     if not same or folds != sorted(subjects):
         return {
@@ -192,7 +180,7 @@ def _holdout_results(
         complete=bool(row["complete"]),
         oracle=bool(row["oracle"]),
     )
-    seeds_path = hdir / "summary_seeds.csv"
+    seeds_path = hdir / layout.SUMMARY_SEEDS
     if seeds_path.exists():
         per_seed = pd.read_csv(seeds_path)
         mine = per_seed[per_seed["variant"].astype(str) == variant]
@@ -280,9 +268,3 @@ def evaluate_holdout(cfg: ExperimentConfig, opts: Any, path: Path) -> int:
         hout,
     )
     return run_ablation(hcfg, hopts)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return str(value)

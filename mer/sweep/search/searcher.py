@@ -66,6 +66,7 @@ from ray.tune.search import Searcher
 
 from mer.config import ExperimentConfig, variant_config, with_overrides
 from mer.errors import ConfigError
+from mer.experiment import layout
 from mer.metrics import megc_scores
 from mer.sweep.search.fold_trial import RESULT_KEYS, SKIPPED_KEY, search_label, val_labels
 from mer.sweep.search.storage import directions, open_storage, storage_url, study_name
@@ -490,7 +491,7 @@ class FoldFanoutSearcher(Searcher):
         }
 
     def _marker(self, variant: str, number: int) -> Path:
-        return self._out / "search" / "cancelled" / f"{variant}__c{number:04d}"
+        return layout.cancel_marker(self._out, variant, number)
 
     # ---------------------------------------------------------------------------- results
     def on_trial_complete(

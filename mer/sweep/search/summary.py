@@ -11,7 +11,6 @@ OUT/{name}-holdout/summary.csv, labelled "held-out subjects, never seen by the s
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,12 @@ import pandas as pd
 
 from mer.config import ExperimentConfig
 from mer.errors import ConfigError
-from mer.sweep.search.holdout import (
-    HOLDOUT_NOTE,
-    NO_HOLDOUT_NOTE,
-    _holdout_section,
-    _json_default,
-)
+from mer.experiment import formatting as fmt
+from mer.experiment import layout
+from mer.sweep.search.holdout import HOLDOUT_NOTE, NO_HOLDOUT_NOTE, _holdout_section
 from mer.sweep.search.storage import directions, open_storage, storage_url, study_name
+from mer.util.files import write_csv_atomic, write_text_atomic
+from mer.util.jsonio import read_json, write_json
 
 
 def _best(study: Any, multi: bool) -> Any | None:
@@ -41,10 +39,10 @@ def _best(study: Any, multi: bool) -> Any | None:
 
 def _plan_holdout(out: Path) -> dict[str, list[str]]:
     """The held-out subjects per variant as the run's plan.json recorded them (empty if none)."""
-    path = out / "plan.json"
+    path = out / layout.PLAN_FILE
     if not path.exists():
         return {}
-    variants = json.loads(path.read_text()).get("variants", {})
+    variants = read_json(path, what="the sweep's plan").get("variants", {})
     return {v: list(info.get("holdout_subjects") or []) for v, info in variants.items()}
 
 
@@ -134,14 +132,13 @@ def write_search_summary(
                 ]
         best_doc["variants"][v] = entry
     best_doc["holdout"] = _holdout_section(cfg, out, best_doc["variants"], held)
-    folder = out / "search"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "best.json").write_text(json.dumps(best_doc, indent=2, default=_json_default) + "\n")
+    folder = out / layout.SEARCH_DIR
+    write_json(folder / layout.SEARCH_BEST, best_doc, indent=2)
     extra = [c for c in ("params", "gflops") if c not in names]
     columns = ["variant", "config_id", "state", *names, *extra, "overrides", "folds_done", "reason"]
     table = pd.DataFrame(rows, columns=columns)
-    table.to_csv(folder / "summary.csv", index=False)
-    (folder / "summary.md").write_text(_markdown(best_doc, table))
+    write_csv_atomic(folder / layout.SEARCH_SUMMARY_CSV, table)
+    write_text_atomic(folder / layout.SEARCH_SUMMARY_MD, _markdown(best_doc, table))
     return best_doc
 
 
@@ -224,9 +221,19 @@ def format_search_summary(doc: Mapping[str, Any]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    """An objective value or held-out metric (fmt.OBJECTIVE_DECIMALS); other values as text."""
     if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.4f}"
-    return "—" if value is None else str(value)
+        return fmt.number(value, fmt.OBJECTIVE_DECIMALS)
+    return fmt.MISSING if value is None else str(value)
+
+
+def _display(table: pd.DataFrame) -> pd.DataFrame:
+    """The configurations table as text: sizes as the report shows them, values via `_fmt`."""
+    out = table.astype(object).where(pd.notna(table), None)
+    for col in out.columns:
+        show = {"params": fmt.params_text, "gflops": fmt.gflops_text}.get(col, _fmt)
+        out[col] = [show(v) for v in out[col]]
+    return out
 
 
 def _markdown(best_doc: Mapping[str, Any], table: pd.DataFrame) -> str:
@@ -250,14 +257,6 @@ def _markdown(best_doc: Mapping[str, Any], table: pd.DataFrame) -> str:
         lines += [line[0].upper() + line[1:] for line in _holdout_lines(best_doc, entry)]
         lines.append("")
     if not table.empty:
-        cols = list(table.columns)
-        lines += [
-            "## All configurations (inner-validation objective)",
-            "",
-            "| " + " | ".join(cols) + " |",
-            "|" + "---|" * len(cols),
-        ]
-        for rec in table.itertuples(index=False):
-            lines.append("| " + " | ".join(_fmt(x) for x in rec) + " |")
-        lines.append("")
+        lines += ["## All configurations (inner-validation objective)", ""]
+        lines += [fmt.markdown(_display(table)), ""]
     return "\n".join(lines)

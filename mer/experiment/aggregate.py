@@ -1,0 +1,237 @@
+"""The one pipeline from prediction logs to result tables: per (variant, seed) pooled rows, then
+per variant mean ± std over seeds.
+
+Every number is recomputed from the trial prediction logs (never copied from a trial's own
+summary), so the tables and the logs cannot disagree. summary.csv/.md, the printed table, the
+report (CSV, Markdown, HTML, LaTeX) and the W&B summary runs are all renderings of `aggregate`'s
+output (formatted by mer.experiment.formatting).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mer.experiment import layout
+from mer.experiment.plan import changes_text
+from mer.experiment.run import RunData, concat_predictions
+from mer.experiment.searchlog import STATES
+from mer.metrics import POOLED_METRICS, pooled_scores
+
+METRICS = POOLED_METRICS
+STATUS_COMPLETE = "complete"
+
+# MODEL.md §7: the paper's numbers, computed under the original's per-subject protocol with the
+# epoch chosen on the test subject; shown beside matching variants, never compared as equals.
+# Keys: (dataset, variant name) -> {metric: value}.
+PAPER_ROWS: dict[tuple[str, str], dict[str, float]] = {
+    ("smic", "single_ce"): {"uf1": 0.517, "uar": 0.533},
+    ("smic", "single_wce"): {"uf1": 0.559, "uar": 0.563},
+    ("smic", "single_wce_lstm"): {"uf1": 0.686, "uar": 0.702},
+    ("smic", "single_wce_gru"): {"uf1": 0.703, "uar": 0.715},
+    ("smic", "single_wce_gru_cbam"): {"uf1": 0.656, "uar": 0.681},
+    ("smic", "dual_cbam"): {"uf1": 0.692, "uar": 0.721},
+    ("smic", "dual_ec_cbam"): {"uf1": 0.732, "uar": 0.737},
+    ("smic", "dual_ec_cbam_mha"): {"uf1": 0.692, "uar": 0.722},
+    ("smic", "full"): {"uf1": 0.745, "uar": 0.751},
+    ("samm", "full"): {"uf1": 0.860, "uar": 0.885},
+    ("samm", "au_off"): {"uf1": 0.720},
+    ("casme2", "full"): {"uf1": 0.944, "uar": 0.956},
+    ("casme2", "au_off"): {"uf1": 0.818},
+    ("casme3", "full"): {"uf1": 0.8036, "uar": 0.8161},
+    ("deception", "full"): {"acc": 0.8360},
+}
+PAPER_NOTE = (
+    "paper: the original's per-subject scores averaged over subjects with the best epoch chosen on "
+    "the test subject (MODEL.md §7); not comparable with pooled LOSO numbers"
+)
+
+
+@dataclass
+class Aggregate:
+    table: pd.DataFrame  # per variant (per configuration for a search)
+    seeds: list[dict[str, Any]]  # per (variant, seed)
+    predictions: pd.DataFrame  # the rows pooled into them (every split)
+
+
+def aggregate(run: RunData) -> Aggregate:
+    """Pooled rows per (variant, seed), the per-variant table, and the predictions they pool."""
+    seeds, frames = _pool(run)
+    return Aggregate(variant_table(run, seeds), seeds, concat_predictions(frames))
+
+
+def seed_rows(run: RunData) -> list[dict[str, Any]]:
+    """One row per (variant, seed): pooled metrics on the run's split (test; a search's val),
+    per-dataset parts, `n_test`, fold counts, failed trial ids, oracle flag, training seconds."""
+    return _pool(run)[0]
+
+
+def _pool(run: RunData) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+    """Seed rows and the prediction frames of the trials they count. A (variant, seed) with a
+    failed or missing fold is marked incomplete: its metrics are computed on the folds that
+    finished and flagged so, never passed off as the full protocol."""
+    skip = {u["trial"] for u in run.uncounted}
+    by_key: dict[tuple[str, int], list] = {}
+    for t in run.trials:
+        if t.trial not in skip:
+            by_key.setdefault((t.variant, t.seed), []).append(t)
+    rows: list[dict[str, Any]] = []
+    used: list[pd.DataFrame] = []
+    for variant in run.variants:
+        names = run.classes_of(variant)
+        planned_oracle = bool(run.variant_info(variant).get("oracle", False))
+        for seed in run.seeds:
+            expected = run.expected_folds(variant, seed)
+            recs = by_key.get((variant, seed), [])
+            if expected:  # the plan's trials only
+                recs = [r for r in recs if r.fold in expected]
+            done = [r for r in recs if r.done and r.trial in run.trial_predictions]
+            failed = [r.trial for r in recs if not r.done]
+            total = len(expected) or len(done)
+            row: dict[str, Any] = {
+                "variant": variant,
+                "seed": int(seed),
+                "folds_total": total,
+                "folds_done": len(done),
+                "folds_failed": len(failed),
+                "failed_trials": " ".join(failed),
+                "complete": len(done) == total and not failed,
+                "oracle": planned_oracle or any(bool(r.info.get("oracle")) for r in done),
+            }
+            if done:
+                frames = [run.trial_predictions[r.trial] for r in done]
+                used += frames
+                pred = pd.concat(frames, ignore_index=True)
+                sub = pred[pred["split"] == run.split]
+                if len(sub):
+                    scores = pooled_scores(sub, len(names), names, split=run.split)
+                    row.update(scores, oracle=row["oracle"] or scores["oracle"])
+                secs = [(r.info.get("timings") or {}).get("total") for r in done]
+                row["train_seconds"] = float(np.nansum([s or 0.0 for s in secs]))
+            rows.append(row)
+    return rows, used
+
+
+def _mean_std(values: list[Any]) -> tuple[float, float]:
+    vals = [float(v) for v in values if v is not None and not pd.isna(v)]
+    if not vals:
+        return math.nan, math.nan
+    # one seed has no spread to report: NaN ("–" in tables), not a reassuring 0.000
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
+
+
+def status_text(complete: bool, done: int, total: int, failed: int) -> str:
+    """`complete`, or INCOMPLETE with the folds done (and failed)."""
+    if complete:
+        return STATUS_COMPLETE
+    return f"INCOMPLETE (folds {done}/{total}" + (f", {failed} failed" if failed else "") + ")"
+
+
+def paper_dataset(run: RunData, variant: str) -> str | None:
+    """The real dataset a variant's numbers are on, for PAPER_ROWS; None for generated data.
+
+    A synthetic run (`data.dataset: synthetic`, even with `data.synthetic.layout: casme2` and
+    `casme2/...` subjects) is no evidence about the paper's numbers, so it gets none."""
+    data = run.config.get("data") or {}
+    dataset = data.get("dataset")
+    overrides = run.variant_info(variant).get("overrides") or {}
+    if isinstance(overrides, dict) and "data.dataset" in overrides:
+        dataset = overrides["data.dataset"]
+    dataset = str(dataset or "")
+    return dataset if dataset and dataset != "synthetic" else None
+
+
+def _state(run: RunData, variant: str, complete_folds: bool) -> tuple[str, str | None]:
+    """A search configuration's state as the search summary records it (STATES), and why."""
+    rec = run.configs.get(variant) or {}
+    state = rec.get("state")
+    if state is None:  # not in the summary (yet): a search still running or interrupted
+        return (STATUS_COMPLETE if complete_folds else "running"), None
+    return STATES.get(state, str(state).lower()), rec.get("reason")
+
+
+def _changes(info: dict[str, Any]) -> str:
+    text = changes_text(info.get("overrides"))
+    sampled = (info.get("config") or {}).get("overrides")
+    return f"{text}; sampled {sampled}" if sampled else text
+
+
+def variant_table(run: RunData, seeds: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per variant: UF1/UAR/acc mean ± std over seeds (sample std; NaN for one seed), per-dataset
+    parts, folds done/failed/total, status, oracle tag and display name, params, GFLOPs, what the
+    variant changes, paper numbers (real-dataset runs only) and the UF1 difference to the
+    reference variant (`delta_uf1`, see `delta_reference`).
+
+    For a search each row is one configuration, with its own params/GFLOPs (search summary or
+    its fold results) and its `state` as the search summary has it (complete / PRUNED / failed /
+    running, with `reason`): only a configuration the search completed is `complete`; a pruned
+    one's scores cover the folds the search counted before pruning it."""
+    search = run.mode == "search"
+    rows = []
+    for variant in run.variants:
+        rs = [r for r in seeds if r["variant"] == variant]
+        info = run.variant_info(variant)
+        stats = info.get("stats") or {}
+        oracle = bool(info.get("oracle", False)) or any(r["oracle"] for r in rs)
+        done = sum(r["folds_done"] for r in rs)
+        failed = sum(r["folds_failed"] for r in rs)
+        total = sum(r["folds_total"] for r in rs)
+        complete = bool(rs) and all(r["complete"] for r in rs)
+        row: dict[str, Any] = {
+            "variant": variant,
+            "name": layout.display_name(variant, oracle),
+            "oracle": oracle,
+            "seeds": len(rs),
+            "seeds_scored": sum(1 for r in rs if "uf1" in r),
+            "folds_done": done,
+            "folds_failed": failed,
+            "folds_total": total,
+        }
+        if search:
+            state, reason = _state(run, variant, complete)
+            complete = complete and state == STATUS_COMPLETE
+            row["state"], row["reason"] = state, reason
+        row["complete"] = complete
+        row["status"] = status_text(complete, done, total, failed)
+        row["params"] = stats.get("params")
+        row["gflops"] = stats.get("gflops")
+        row["changes"] = _changes(info)
+        for key in list(METRICS) + sorted({k for r in rs for k in r if "/" in k}):
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in rs])
+        paper = PAPER_ROWS.get((paper_dataset(run, variant), variant), {})
+        for m in METRICS:
+            row[f"paper_{m}"] = paper.get(m, math.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if search:
+        table.attrs["uncounted"] = list(run.uncounted)
+    # a search's rows are configurations ranked by their objective: no ablation reference
+    ref = None if search else delta_reference(table)
+    table["delta_uf1"] = math.nan
+    if ref is not None:
+        base = float(table.loc[table["variant"] == ref, "uf1_mean"].iloc[0])
+        table["delta_uf1"] = table["uf1_mean"] - base
+        # a difference is only meaningful between like and like: oracle rows get none
+        table.loc[table["oracle"], "delta_uf1"] = math.nan
+        table.attrs["delta_reference"] = ref
+    return table
+
+
+def delta_reference(table: pd.DataFrame) -> str | None:
+    """The variant UF1 differences are taken against: `full` when it is label-free, else the
+    first label-free variant; None when every variant is oracle or there is no UF1.
+
+    An oracle row (ground-truth AU crops, test-set epochs) as the reference would make every
+    label-free variant look worse by the amount the oracle leaks (PROTOCOL.md §4.2-3).
+    """
+    if "uf1_mean" not in table or not len(table):
+        return None
+    clean = table[~table["oracle"].astype(bool) & table["uf1_mean"].notna()]
+    if not len(clean):
+        return None
+    names = clean["variant"].tolist()
+    return "full" if "full" in names else names[0]

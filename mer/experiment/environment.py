@@ -1,0 +1,80 @@
+"""What a results folder records about the machine and code that produced it (environment.json)."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+VERSIONED = ("torch", "ray", "optuna", "wandb", "numpy", "pandas", "mer")
+
+
+def _version(module: str) -> str | None:
+    try:
+        return version(module)
+    except PackageNotFoundError:  # absent package: no version
+        return None
+
+
+def git_commit(path: Path | None = None) -> dict[str, Any] | None:
+    """Commit and dirty flag of the git checkout holding the `mer` package, if any."""
+    where = path or Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return {"commit": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(argv: list[str] | None = None) -> dict[str, Any]:
+    """Versions, git commit, host and GPUs; never environment variables (they may hold keys).
+
+    Ray is asked about its cluster only when the caller already connected (the sweep driver):
+    this module never starts it."""
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "versions": {m: _version(m) for m in VERSIONED},
+        "git": git_commit(),
+        "argv": list(argv) if argv is not None else None,
+    }
+    gpus: list[str] = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        pass
+    env["driver_gpus"] = gpus
+    ray = sys.modules.get("ray")  # only a Ray the driver imported and connected
+    try:
+        if ray is not None and ray.is_initialized():
+            res = ray.cluster_resources()
+            env["cluster"] = {
+                "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+                "CPU": res.get("CPU", 0),
+                "GPU": res.get("GPU", 0),
+                "accelerators": sorted(k for k in res if k.startswith("accelerator_type:")),
+            }
+    except Exception:  # noqa: BLE001 - diagnostics only
+        pass
+    return env

@@ -1,0 +1,479 @@
+"""The sweep plan: variants × folds × seeds, one trial each, and its dry-run description.
+
+A plan is a pure function of the config and the sample tables, so `--dry-run` (annotations only,
+no media) prints the same trials a real run executes. Fold row indices point into the sample
+table the plan was built from; a real run builds its plan from the prepared data's own table so
+those indices are the ones the trials use.
+
+In search mode, `search.holdout_subjects` subjects per variant (`VariantPlan.holdout`, chosen by
+`mer.protocol.holdout_subjects`) are in no fold of the plan: the search never sees them, and they
+are tested after it (mer.sweep.search).
+
+Ray-free: the sweep, the search, `mer report` and the debug path (`run_sweep.py --trial`) share it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mer.config import ExperimentConfig, config_hash, variant_config
+from mer.errors import ConfigError
+from mer.experiment import layout
+from mer.experiment.layout import search_label  # noqa: F401 - its historical import path
+from mer.protocol import Fold, fold_by_name, holdout_subjects, make_folds
+
+log = logging.getLogger(__name__)
+
+# GPU-hour estimates assume the paper model trains at 350 clips/s on one H100 (PERFORMANCE.md:
+# 300-400 clips/s) and scale other models by their forward FLOPs as mer.models.summary counts
+# them (the paper model: 18.5 GFLOP per 30x128x128 clip; fwd+bwd is ~3x that). Small models are
+# launch-bound rather than FLOP-bound, so for them the estimate is a lower bound.
+PAPER_CLIPS_PER_S = 350.0
+PAPER_FWD_GFLOPS = 18.5
+ASSUMED_TFLOPS = 3 * PAPER_FWD_GFLOPS * PAPER_CLIPS_PER_S / 1000.0  # ~19.4 in counted FLOPs
+ASSUMED_NOTE = (
+    "assumes the paper model's 350 clips/s on one H100 (PERFORMANCE.md: 300-400) scaled by each "
+    "variant's forward GFLOPs (paper model 18.5), i.e. 3 x GFLOPs x train clips x epochs at "
+    f"{ASSUMED_TFLOPS:.1f} TFLOP/s; training only, evaluation ignored"
+)
+
+SamplesFn = Callable[[Any], tuple[pd.DataFrame, list[str]]]
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One Tune trial: a variant's fold for one seed. `id` is also its readable trial name."""
+
+    variant: str
+    fold: str
+    seed: int
+    fold_index: int = 0
+
+    @property
+    def id(self) -> str:
+        return layout.trial_id(self.variant, self.fold, self.seed)
+
+    @property
+    def fold_safe(self) -> str:
+        return layout.fold_safe(self.fold)
+
+    @property
+    def safe(self) -> str:
+        """File-system and Ray-directory form of `id`."""
+        return layout.trial_safe(self.variant, self.fold, self.seed)
+
+    @property
+    def rel_dir(self) -> str:
+        """Folder of this trial's files under `OUT/trials/`."""
+        return layout.trial_rel_dir(self.variant, self.fold, self.seed)
+
+
+@dataclass
+class VariantPlan:
+    name: str
+    overrides: dict[str, Any]
+    cfg: ExperimentConfig
+    data_key: str  # config hash of the variant's data section: variants sharing it share a cache
+    oracle_reasons: list[str]
+    folds: dict[int, list[Fold]] = field(default_factory=dict)  # seed -> folds
+    stats: dict[str, Any] | None = None  # model_stats: params, gflops
+    holdout: list[str] = field(default_factory=list)  # search: subjects in no fold (sorted)
+
+    @property
+    def oracle(self) -> bool:
+        return bool(self.oracle_reasons)
+
+    @property
+    def label(self) -> str:
+        """Name as shown in tables and W&B: oracle variants carry the tag (PROTOCOL.md §4.2)."""
+        return layout.display_name(self.name, self.oracle)
+
+    def changes(self) -> str:
+        return changes_text(self.overrides)
+
+
+def changes_text(overrides: Mapping[str, Any] | None) -> str:
+    """What a variant changes, as tables show it (`key=value, ...`, long values shortened)."""
+    if not overrides:
+        return "(base config)"
+    return ", ".join(f"{k}={_short(v)}" for k, v in overrides.items())
+
+
+@dataclass
+class SweepPlan:
+    cfg: ExperimentConfig
+    variants: dict[str, VariantPlan]
+    trials: list[TrialSpec]
+    samples: dict[str, pd.DataFrame]  # data_key -> sample table the folds index
+    class_names: dict[str, list[str]]
+    # data_key -> face coverage summary (mer.data.faces.table.summary; None: not measured yet)
+    faces: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+
+    def spec(self, trial_id: str) -> TrialSpec:
+        for t in self.trials:
+            if t.id == trial_id:
+                return t
+        raise ConfigError(f"unknown trial {trial_id!r} (not in this sweep's plan)")
+
+    def fold(self, spec: TrialSpec) -> Fold:
+        return fold_by_name(self.variants[spec.variant].folds[spec.seed], spec.fold)
+
+    def trials_of(self, variant: str, seed: int | None = None) -> list[TrialSpec]:
+        return [t for t in self.trials if t.variant == variant and (seed is None or t.seed == seed)]
+
+    def resolve_trial(self, text: str) -> TrialSpec:
+        """`VARIANT/FOLD[/SEED]` (FOLD as named, its `__` form or its subject part; SEED as
+        `3` or `s3`; default the first seed) → the planned trial."""
+        parts = text.strip("/").split("/")
+        if len(parts) < 2:
+            raise ConfigError(f"--trial {text!r}: expected VARIANT/FOLD[/SEED], e.g. full/sub01/0")
+        variant = parts[0]
+        if variant not in self.variants:
+            raise ConfigError(
+                f"--trial {text!r}: unknown variant {variant!r}; this sweep has "
+                f"{', '.join(self.variants)}"
+            )
+        vp = self.variants[variant]
+        seeds = list(vp.folds)
+        rest = parts[1:]
+        candidates: list[tuple[str, int]] = [("/".join(rest), seeds[0])]
+        last = rest[-1][1:] if rest[-1].startswith("s") else rest[-1]
+        if len(rest) >= 2 and last.lstrip("-").isdigit():
+            candidates.insert(0, ("/".join(rest[:-1]), int(last)))
+        errors: list[str] = []
+        for fold_text, seed in candidates:
+            if seed not in vp.folds:
+                errors.append(f"seed {seed} is not in this sweep (seeds: {seeds})")
+                continue
+            try:
+                fold = fold_by_name(vp.folds[seed], fold_text.replace("__", "/"))
+            except ConfigError as exc:
+                errors.append(str(exc))
+                continue
+            return TrialSpec(variant, fold.name, seed, fold.index)
+        raise ConfigError(f"--trial {text!r}: {errors[0]}")
+
+    # ---------------------------------------------------------------------------- serialising
+    def to_json(self) -> dict[str, Any]:
+        """What `plan.json` holds: enough to see (and count) what the sweep runs."""
+        variants = {}
+        for v in self.variants.values():
+            variants[v.name] = {
+                "label": v.label,
+                "overrides": v.overrides,
+                "oracle": v.oracle,
+                "oracle_reasons": v.oracle_reasons,
+                "data_key": v.data_key,
+                "stats": v.stats,
+                "holdout_subjects": list(v.holdout),
+                "folds": {
+                    str(seed): [
+                        {
+                            "name": f.name,
+                            "index": f.index,
+                            "train": int(f.train.size),
+                            "val": int(f.val.size),
+                            "test": int(f.test.size),
+                            "val_subjects": list(f.val_subjects),
+                        }
+                        for f in folds
+                    ]
+                    for seed, folds in v.folds.items()
+                },
+            }
+        return {
+            "name": self.cfg.name,
+            "mode": "search" if self.cfg.search is not None else "ablation",
+            "seeds": list(self.cfg.seeds),
+            "trials": [t.id for t in self.trials],
+            "num_trials": len(self.trials),
+            "variants": variants,
+            "class_names": self.class_names,
+            "faces": self.faces,
+            "estimate": estimate_gpu_hours(self),
+        }
+
+
+# ----------------------------------------------------------------------------------- building
+def oracle_reasons(cfg: ExperimentConfig) -> list[str]:
+    """Why a variant's results are oracle (PROTOCOL.md §4.2-3); empty when they are not."""
+    reasons = []
+    if cfg.protocol.selection == "oracle_test":
+        reasons.append("epoch selected on the test subject (protocol.selection: oracle_test)")
+    if cfg.data.regions.policy == "au_oracle" and cfg.model.branches == "dual":
+        reasons.append("branch-B regions from ground-truth AUs (data.regions.policy: au_oracle)")
+    return reasons
+
+
+def data_key_of(data_cfg: Any) -> str:
+    """Variants whose data sections mean the same arrays share one prepared dataset (settings
+    the dataset or region policy ignores do not split it: `mer.data.cache.key_config`)."""
+    from mer.data.cache import key_config
+
+    return config_hash(key_config(data_cfg), 12)
+
+
+def data_key(cfg: ExperimentConfig) -> str:
+    return data_key_of(cfg.data)
+
+
+def variant_configs(cfg: ExperimentConfig) -> dict[str, ExperimentConfig]:
+    return {name: variant_config(cfg, name) for name in cfg.variants}
+
+
+def build_plan(
+    cfg: ExperimentConfig,
+    samples_for: SamplesFn,
+    *,
+    stats_for: Callable[[ExperimentConfig], dict[str, Any] | None] | None = None,
+    variants: Mapping[str, ExperimentConfig] | None = None,
+    faces_for: Callable[[Any], dict[str, Any] | None] | None = None,
+) -> SweepPlan:
+    """Plan every (variant, fold, seed). `samples_for(data_cfg)` gives the labelled sample table
+    and class names of a data section (annotations only for a dry run, the prepared data's table
+    for a real one); it is called once per distinct data section, and so is `faces_for` where
+    the section looks for faces: its face coverage summary (None: not known yet;
+    mer.data.faces.table)."""
+    from mer.data.faces.table import uses_faces  # the data layer loads on use, as in data_key_of
+
+    faces: dict[str, dict[str, Any] | None] = {}
+    vcfgs = dict(variants) if variants is not None else variant_configs(cfg)
+    samples: dict[str, pd.DataFrame] = {}
+    class_names: dict[str, list[str]] = {}
+    stats_cache: dict[str, dict[str, Any] | None] = {}
+    out: dict[str, VariantPlan] = {}
+    trials: list[TrialSpec] = []
+    for name, vcfg in vcfgs.items():
+        key = data_key(vcfg)
+        if key not in samples:
+            table, names = samples_for(vcfg.data)
+            samples[key], class_names[key] = table, list(names)
+            if faces_for is not None and uses_faces(vcfg.data):
+                faces[key] = faces_for(vcfg.data)
+            if len(names) != vcfg.model.num_classes:
+                raise ConfigError(
+                    f"ablations.{name}: the label scheme {vcfg.data.labels!r} has {len(names)} "
+                    f"classes ({', '.join(names)}) but model.num_classes is "
+                    f"{vcfg.model.num_classes}"
+                )
+        vp = VariantPlan(
+            name=name,
+            overrides=dict(cfg.ablations.get(name, {})),
+            cfg=vcfg,
+            data_key=key,
+            oracle_reasons=oracle_reasons(vcfg),
+        )
+        vp.holdout = search_holdout(vcfg, samples[key])
+        for seed in cfg.seeds:
+            vp.folds[seed] = _make_folds(samples[key], vcfg, seed, vp.holdout)
+            if not vp.folds[seed]:
+                raise ConfigError(f"ablations.{name}: the protocol gives no fold with test clips")
+        if stats_for is not None:
+            skey = config_hash({"m": vcfg.model, "t": vcfg.data.frames.count, "s": vcfg.data.size})
+            if skey not in stats_cache:
+                stats_cache[skey] = stats_for(vcfg)
+            vp.stats = stats_cache[skey]
+        out[name] = vp
+        for seed in cfg.seeds:
+            trials += [TrialSpec(name, f.name, seed, f.index) for f in vp.folds[seed]]
+    return SweepPlan(
+        cfg=cfg, variants=out, trials=trials, samples=samples, class_names=class_names, faces=faces
+    )
+
+
+def search_holdout(vcfg: ExperimentConfig, samples: pd.DataFrame) -> list[str]:
+    """The subjects a search sets aside (`search.holdout_subjects`); none outside search mode."""
+    if vcfg.search is None or not vcfg.search.holdout_subjects:
+        return []
+    return holdout_subjects(samples, vcfg.search.holdout_subjects, vcfg.search.seed)
+
+
+def _make_folds(
+    samples: pd.DataFrame, vcfg: ExperimentConfig, seed: int, held: list[str]
+) -> list[Fold]:
+    """make_folds without the held-out subjects; a fold error then says the hold-out caused it."""
+    try:
+        return make_folds(samples, vcfg.protocol, seed, exclude_subjects=held)
+    except ConfigError as exc:
+        if not held:
+            raise
+        left = samples["subject"].astype(str).nunique() - len(held)
+        raise ConfigError(
+            f"search.holdout_subjects: {len(held)} held-out subject(s) leave {left} for the "
+            f"search folds: {exc}"
+        ) from None
+
+
+def model_stats_or_none(cfg: ExperimentConfig) -> dict[str, Any] | None:
+    """Parameters and forward GFLOPs per clip (mer.models.summary), for the GPU-hour estimate."""
+    from mer.models.summary import model_stats
+
+    stats = model_stats(cfg)
+    return {"params": int(stats["params"]), "gflops": float(stats["gflops"])}
+
+
+# --------------------------------------------------------------------------------- estimating
+def estimate_gpu_hours(plan: SweepPlan) -> dict[str, Any]:
+    """GPU-hours per variant and in all, from FLOPs (see ASSUMED_NOTE)."""
+    per_variant: dict[str, float | None] = {}
+    for v in plan.variants.values():
+        if not v.stats or not v.stats.get("gflops"):
+            per_variant[v.name] = None
+            continue
+        clips = sum(int(f.train.size) for folds in v.folds.values() for f in folds)
+        gflop = 3.0 * float(v.stats["gflops"]) * clips * v.cfg.train.epochs
+        per_variant[v.name] = gflop / (ASSUMED_TFLOPS * 1000.0) / 3600.0
+    known = [h for h in per_variant.values() if h is not None]
+    return {
+        "gpu_hours": sum(known) if known and len(known) == len(per_variant) else None,
+        "per_variant": per_variant,
+        "assumed_tflops": ASSUMED_TFLOPS,
+        "note": ASSUMED_NOTE,
+    }
+
+
+def estimate_search_gpu_hours(plan: SweepPlan) -> float | None:
+    """Upper bound for a search (no pruning) at each variant's base model cost: search.trials
+    configurations per variant, each trained on every fold of the first seed, plus the hold-out
+    evaluation when it runs (one fold per held-out subject and seed, each about a search fold's
+    training set). Searched widths or epochs are not reflected. None without model statistics."""
+    search = plan.cfg.search
+    if search is None:
+        return None
+    seed = plan.cfg.seeds[0]
+    total = 0.0
+    for v in plan.variants.values():
+        if not v.stats or not v.stats.get("gflops"):
+            return None
+        folds = v.folds.get(seed, [])
+        clips = sum(int(f.train.size) for f in folds)
+        per_clip = 3.0 * float(v.stats["gflops"]) * v.cfg.train.epochs
+        held = len(v.holdout) if search.evaluate_holdout else 0
+        holdout_clips = held * len(plan.cfg.seeds) * clips / max(len(folds), 1)
+        total += per_clip * (search.trials * clips + holdout_clips)
+    return total / (ASSUMED_TFLOPS * 1000.0) / 3600.0
+
+
+# ---------------------------------------------------------------------------------- printing
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _range(values: list[int]) -> str:
+    if not values:
+        return "-"
+    lo, hi = min(values), max(values)
+    med = float(np.median(values))
+    med_s = f"{med:.0f}" if med.is_integer() else f"{med:.1f}"
+    return f"{lo}" if lo == hi else f"{lo}-{hi} (median {med_s})"
+
+
+def _fmt_params(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+def _fmt_hours(h: float | None) -> str:
+    if h is None:
+        return "?"
+    return f"{h:.3g}" if h >= 0.01 else f"{h * 3600:.1f} s"
+
+
+def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -> str:
+    """The dry-run text: data, folds, variants and what each changes, trials, resources, cost."""
+    cfg = plan.cfg
+    lines: list[str] = []
+    n_var, n_seed = len(plan.variants), len(cfg.seeds)
+    lines.append(
+        f"Sweep {cfg.name!r} ({'search' if cfg.search is not None else 'ablation'}): "
+        f"{n_var} variant(s) x their folds x {n_seed} seed(s) = {len(plan.trials)} trials"
+    )
+    seen_tables: set[int] = set()
+    for key, table in plan.samples.items():
+        if id(table) in seen_tables:
+            continue
+        seen_tables.add(id(table))
+        users = [v for v in plan.variants.values() if plan.samples[v.data_key] is table]
+        vcfg = users[0].cfg
+        names = plan.class_names[key]
+        counts = np.bincount(table["label"].to_numpy(dtype=np.int64), minlength=len(names))
+        per_class = ", ".join(f"{n} {c}" for n, c in zip(counts.tolist(), names, strict=True))
+        datasets = sorted(table["dataset"].astype(str).unique()) if "dataset" in table else []
+        lines.append(
+            f"Samples ({vcfg.data.dataset}{': ' + '+'.join(datasets) if datasets else ''}, "
+            f"labels {vcfg.data.labels}): {len(table)} clips ({per_class}), "
+            f"{table['subject'].nunique()} subjects"
+        )
+    policies = sorted({v.cfg.data.regions.policy for v in plan.variants.values()})
+    lines.append(
+        f"Prepared datasets: {len(plan.samples)} (one per distinct data section; regions "
+        f"{', '.join(policies)}), each built once on the driver and shared by its variants"
+    )
+    if plan.faces:
+        from mer.data.faces.table import plan_lines  # on use, as above
+
+        users: dict[str, list[str]] = {}
+        for v in plan.variants.values():
+            users.setdefault(v.data_key, []).append(v.name)
+        lines += plan_lines(plan.faces, users)
+    seen: set[tuple] = set()
+    for v in plan.variants.values():
+        for seed, folds in v.folds.items():
+            sig = tuple((f.name, f.train.size, f.val.size, f.test.size) for f in folds)
+            sig += (v.cfg.protocol.split, v.cfg.protocol.selection)
+            if sig in seen:
+                continue
+            who = f" (variant {v.name}, seed {seed})" if seen else ""
+            seen.add(sig)
+            lines.append(
+                f"Folds{who}: {len(folds)} x {v.cfg.protocol.split}, selection "
+                f"{v.cfg.protocol.selection}; test clips per fold "
+                f"{_range([f.test.size for f in folds])}"
+                f"; train {_range([f.train.size for f in folds])}; val "
+                f"{_range([f.val.size for f in folds])}"
+            )
+    held = {tuple(v.holdout) for v in plan.variants.values() if v.holdout}
+    for names in sorted(held):
+        lines.append(
+            f"Held out of the search: {len(names)} subject(s) ({', '.join(names)}), in no "
+            "search fold; each variant's best configuration is tested LOSO on them afterwards"
+        )
+    if cfg.search is not None and not held:
+        lines.append(
+            "Held out of the search: none (search.holdout_subjects 0), so no clean test estimate "
+            "of the chosen configuration"
+        )
+    lines.append(f"Seeds: {', '.join(map(str, cfg.seeds))}")
+    est = estimate_gpu_hours(plan)
+    header = f"  {'variant':<28} {'trials':>6} {'params':>8} {'GFLOPs':>8} {'GPU-h':>8}  changes"
+    lines += ["Variants:", header]
+    for v in plan.variants.values():
+        st = v.stats or {}
+        gf = st.get("gflops")
+        lines.append(
+            f"  {v.label:<28} {len(plan.trials_of(v.name)):>6} {_fmt_params(st.get('params')):>8} "
+            f"{(f'{gf:.3g}' if gf is not None else '?'):>8} "
+            f"{_fmt_hours(est['per_variant'][v.name]):>8}  {v.changes()}"
+        )
+        for reason in v.oracle_reasons:
+            lines.append(f"  {'':<28} oracle: {reason}")
+    r = cfg.resources
+    lines.append(
+        f"Trials: {len(plan.trials)}; per trial {r.gpu_per_trial:g} GPU (0 where the cluster has "
+        f"none) + {r.cpu_per_trial:g} CPU; max concurrent {max_concurrent}; retries "
+        f"{r.max_failures}"
+    )
+    total = est["gpu_hours"]
+    if total is None:
+        lines.append("Estimated GPU-hours: unknown (model statistics unavailable)")
+    else:
+        lines.append(f"Estimated GPU-hours: {total:.3g} ({est['note']})")
+    return "\n".join(lines)
