@@ -121,3 +121,33 @@ def test_only_window_methods_read_onset_apex_offset(method: str) -> None:
         select_frames(clip, 4, method, **window), select_frames(clip, 4, method)
     )
     assert {"onset_apex_offset"} == NEEDS_WINDOW
+
+
+def _textured(levels: list[int | None], seed: int = 0) -> np.ndarray:
+    """Grey frames with structure (a random texture) shifted by levels[i]; None: a black frame."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 60, size=(6, 8))
+    frames = [np.zeros((6, 8)) if v is None else base + v for v in levels]
+    return np.stack(frames).astype(np.uint8)
+
+
+def test_blank_frames_are_never_chosen_by_motion_topk() -> None:
+    from mer.data.frames import blank_mask
+
+    # a black glitch frame at 3: the jumps into and out of it would be the largest motion
+    clip = _textured([0, 5, 5, None, 45, 20, 20, 60])
+    np.testing.assert_array_equal(blank_mask(clip), [0, 0, 0, 1, 0, 0, 0, 0])
+    for count in (3, 5, 7):
+        idx = select_frames(clip, count, "motion_topk")
+        assert 3 not in idx and len(idx) == count and np.all(np.diff(idx) > 0)
+    # scored without it: frame 2's next frame is 4 (|45 - 5| = 40 per pixel, the largest)
+    np.testing.assert_array_equal(select_frames(clip, 1, "motion_topk"), [2])
+    # fewer frames with structure than T: those are stretched, the blank one never used
+    idx = select_frames(_textured([0, None, 30, None]), 4, "motion_topk")
+    np.testing.assert_array_equal(idx, [0, 0, 2, 2])
+    # a uniform title card is constant too; every frame constant: scored as before
+    card = _textured([0, 10, 20])
+    card[1] = 128
+    assert 1 not in select_frames(card, 2, "motion_topk")
+    np.testing.assert_array_equal(blank_mask(_clip([0, 50, 100])), [1, 1, 1])
+    np.testing.assert_array_equal(select_frames(_clip([0, 50, 100]), 2, "motion_topk"), [0, 1])

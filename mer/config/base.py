@@ -20,6 +20,14 @@ class ConfigModel(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=False)
     SECTION: ClassVar[str] = ""
+    # Fields added after config hashes were recorded: the plain form (mer.config.plain.to_dict,
+    # hence config_hash and the written config.yaml) leaves them out while at their default.
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def keys(cls) -> dict[str, str]:
+        """YAML key → field name (a key that is a Python keyword, `global`, has a field alias)."""
+        return {(f.alias or name): name for name, f in cls.model_fields.items()}
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -49,7 +57,7 @@ class ConfigModel(BaseModel):
             return {}
         if not isinstance(data, dict):
             fail(f"expected a mapping, got {data!r}")
-        names = list(cls.model_fields)
+        names = list(cls.keys())
         for key in data:
             if str(key) not in names:
                 close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)

@@ -132,7 +132,7 @@ def with_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experime
 def replace(obj: M, **changes: Any) -> M:
     """`obj` with some fields changed, validated again (what dataclasses.replace was for the
     dataclass config); an ExperimentConfig keeps its raw mapping."""
-    data = {name: getattr(obj, name) for name in type(obj).model_fields}
+    data = {key: getattr(obj, name) for key, name in type(obj).keys().items()}
     data.update(changes)
     new = type(obj).model_validate(data)
     if isinstance(obj, ExperimentConfig):

@@ -16,7 +16,14 @@ def to_dict(obj: Any) -> Any:
     """Resolved config (or any section, or data holding sections) as plain data, without the raw
     copy; sections keep their field order (dump_yaml writes it)."""
     if isinstance(obj, BaseModel):
-        return {name: to_dict(getattr(obj, name)) for name in type(obj).model_fields}
+        added = getattr(type(obj), "ADDED_FIELDS", frozenset())
+        out = {}
+        for name, info in type(obj).model_fields.items():
+            value = getattr(obj, name)
+            if name in added and value == info.get_default(call_default_factory=True):
+                continue  # a later key at its default: earlier configs keep their plain form
+            out[info.alias or name] = to_dict(value)
+        return out
     if isinstance(obj, dict):
         return {str(k): to_dict(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -33,12 +40,18 @@ def config_hash(obj: Any, length: int = 16) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
+def _keys(model: BaseModel) -> dict[str, str]:
+    """YAML key → field name (`data.faces.global` is the field `global_`)."""
+    return {(f.alias or name): name for name, f in type(model).model_fields.items()}
+
+
 def get_dotted(cfg: Any, key: str) -> Any:
     """Read `a.b.c` from a config object or mapping; ConfigError naming the key when missing."""
     node = cfg
     for part in key.split("."):
-        if isinstance(node, BaseModel) and part in type(node).model_fields:
-            node = getattr(node, part)
+        keys = _keys(node) if isinstance(node, BaseModel) else {}
+        if part in keys:
+            node = getattr(node, keys[part])
         elif isinstance(node, dict) and part in node:
             node = node[part]
         else:

@@ -10,9 +10,20 @@ Cache folder `{data.cache_dir}/{key}/`:
     regions.npy         (N, T, S, S, 3) uint8   branch B (absent for policy `none`)
     frame_numbers.npy   (N, T) int64            chosen frame numbers (file numbers; video: 0-based)
     landmarks.npy       (N, T, 68, 2) float32   landmarks used for crops, NaN without a face
-                                                (only when the policy uses landmarks)
-    samples.json        the sample table (+ label, region, oracle_input, face_frames) with dtypes
-    manifest.json       written last: key, data config, source identity, counts, versions, timing
+                                                (only when the policy uses landmarks; per_clip
+                                                boxes: the clip's reference landmarks each frame)
+    samples.json        the sample table (+ label, region, oracle_input, and the face coverage
+                        columns of mer.data.faces.table) with dtypes
+    manifest.json       written last: key, data config, source identity, counts (face coverage
+                        included), clips excluded for low face coverage, versions, timing
+
+Face detections come from the landmark cache (mer.data.faces.store) when another data config
+selected the same frames with the same detector settings; the manifest counts clips detected and
+reused. Clips below `data.faces.min_coverage` are excluded at build time (`on_low_coverage:
+exclude`: not in the arrays, listed in the manifest), or, for `error` and `keep`, checked every
+time the cache is used (they do not change the arrays, so the same cache serves both).
+`{data.cache_dir}/.coverage/{data key}.json` keeps the last coverage summary of each data config,
+which a dry run shows where it exists.
 
 key = sha256 of (CACHE_VERSION, mer.config.config_hash of the data section without cache_dir and
 without settings the chosen policy ignores, identity of the source files). The identity covers
@@ -39,7 +50,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,15 +59,16 @@ import numpy as np
 import pandas as pd
 
 from mer.config import DataConfig, config_hash, to_dict
-from mer.data import checks, frames, regions
+from mer.data import checks, regions
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, process_clip
-from mer.datasets import media
+from mer.data.faces import index as face_index
+from mer.data.faces import table as face_table
+from mer.data.keys import CACHE_VERSION, cache_key, key_config, legacy_changes, source_identity
 from mer.errors import ConfigError, DataError
 from mer.util.jsonio import dumps, read_json, to_plain, write_json
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the processing or the format changes what a key stands for
 MANIFEST = "manifest.json"
 N_LANDMARKS = 68
 
@@ -70,6 +82,8 @@ class PreparedData:
     key: str
     path: Path | None
     oracle_input: bool  # branch-B regions chosen from ground-truth AUs (au_oracle)
+    excluded: list[dict[str, Any]] = field(default_factory=list)  # low face coverage (manifest)
+    faces: dict[str, Any] = field(default_factory=dict)  # coverage summary (mer.data.faces.table)
 
     @property
     def branch_b(self) -> np.ndarray:
@@ -184,87 +198,12 @@ def load_samples_only(data_cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
 
 
 # -------------------------------------------------------------------------------- cache key
-def key_config(data_cfg: DataConfig) -> dict[str, Any]:
-    """The data section as it determines the arrays: without cache_dir, and without settings
-    that the dataset kind or the region policy ignore (so they do not split the cache)."""
-    d = to_dict(data_cfg)
-    d.pop("cache_dir", None)
-    if not data_cfg.is_synthetic:
-        d.pop("synthetic", None)
-    fr = d["frames"]
-    # the window as resolved (auto → annotated/clip); absent where it is what mer did before it
-    # existed (whole clip; onset_apex_offset's own window), so those caches keep their keys
-    fr.pop("window", None)
-    if frames.selection_window(data_cfg) == "annotated" and (
-        data_cfg.frames.select not in frames.NEEDS_WINDOW
-    ):
-        fr["window"] = "annotated"
-    if not data_cfg.frames.skip:
-        fr.pop("skip", None)
-    reg = d["regions"]
-    if data_cfg.regions.policy not in regions.NEEDS_LANDMARKS:
-        for k in ("landmarks", "au_codes", "margin", "keep_aspect", "no_face", "upsample"):
-            reg.pop(k, None)
-    else:
-        if data_cfg.regions.policy != "au_oracle":
-            reg.pop("au_codes", None)
-        if data_cfg.regions.landmarks != "dlib":
-            reg.pop("upsample", None)
-    return d
-
-
-def _stat_line(path: Path) -> tuple[str, int]:
-    st = path.stat()
-    return f"{path}\t{st.st_size}\t{st.st_mtime_ns}\n", st.st_size
-
-
-def source_identity(
-    samples: pd.DataFrame, annotation_files: list[Path], landmark_files: bool = False
-) -> dict[str, Any]:
-    """Digest of the sources' paths, sizes and mtimes (see the module doc)."""
-    h = hashlib.sha256()
-    n_files = n_bytes = 0
-
-    def add(path: Path) -> None:
-        nonlocal n_files, n_bytes
-        line, size = _stat_line(path)
-        h.update(line.encode())
-        n_files += 1
-        n_bytes += size
-
-    for ann in annotation_files:
-        add(ann.resolve())
-    for value in samples["path"]:
-        clip = Path(str(value)).resolve()
-        if clip.is_dir():
-            for _, frame in media.list_frames(clip):
-                add(frame)
-        else:
-            add(clip)
-        if landmark_files:
-            from mer.datasets.synthetic import landmark_path
-
-            lm = landmark_path(clip)
-            if lm.is_file():
-                add(lm)
-    return {"digest": h.hexdigest(), "files": n_files, "bytes": n_bytes}
-
-
 def _annotation_files(data_cfg: DataConfig, src: _Sources) -> list[Path]:
     files = [src.annotations] if src.annotations is not None else []
     for part in data_cfg.sources.values():
         if part.annotations:
             files.append(Path(part.annotations).expanduser())
     return [f for f in files if f.is_file()]
-
-
-def cache_key(data_cfg: DataConfig, identity: dict[str, Any]) -> str:
-    body = json.dumps(
-        {"version": CACHE_VERSION, "config": config_hash(key_config(data_cfg), 32),
-         "sources": identity["digest"]},
-        sort_keys=True,
-    )  # fmt: skip
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- per-clip work
@@ -304,7 +243,12 @@ def _check_config(data_cfg: DataConfig) -> None:
             "data.regions.landmarks to dlib (or annotated for synthetic data), or use policy "
             "fixed / none"
         )
-    needs = r.policy in regions.NEEDS_LANDMARKS
+    if data_cfg.faces.global_ == "face" and r.landmarks == "none":
+        raise ConfigError(
+            "data.faces.global: face crops branch A to the face and needs landmarks; set "
+            "data.regions.landmarks to dlib (or annotated for synthetic data), or use global: frame"
+        )
+    needs = face_table.uses_faces(data_cfg)
     if needs and r.landmarks == "annotated" and not data_cfg.is_synthetic:
         log.warning(
             "data.regions.landmarks: annotated reads <clip>.landmarks.npy files, which only "
@@ -362,6 +306,8 @@ def load_prepared(path: str | Path) -> PreparedData:
         key=manifest["key"],
         path=path,
         oracle_input=bool(manifest["oracle_input"]),
+        excluded=list(manifest.get("excluded", [])),
+        faces=dict(manifest.get("faces", {})),
     )
 
 
@@ -397,6 +343,11 @@ def _prepare(
     assert data.path is not None
     numbers = np.load(data.path / "frame_numbers.npy")
     checks.warn_repeated_frames(list(data.samples["sample_id"]), numbers, data_cfg)
+    data.faces = face_table.summary(data.samples, data.excluded, data_cfg)
+    face_index.record(data_cfg, data.path, data.key, data.faces)
+    for line in face_table.summary_lines(data.faces) if data.faces.get("measured") else []:
+        log.info("%s", line)
+    face_table.check_policy(data.samples, data_cfg)
     return data, built, seconds
 
 
@@ -406,7 +357,7 @@ def _build_or_reuse(
     _check_config(data_cfg)
     samples, class_names, src = _read_table(data_cfg, check_media=True)
     r = data_cfg.regions
-    annotated = r.landmarks == "annotated" and r.policy in regions.NEEDS_LANDMARKS
+    annotated = r.landmarks == "annotated" and face_table.uses_faces(data_cfg)
     identity = source_identity(samples, _annotation_files(data_cfg, src), annotated)
     key = cache_key(data_cfg, identity)
     root = Path(data_cfg.cache_dir).expanduser()
@@ -466,7 +417,7 @@ def _build(
     numbers = np.zeros((n, s.count), dtype=np.int64)
     uses_landmarks = s.policy in regions.NEEDS_LANDMARKS
     points = np.full((n, s.count, N_LANDMARKS, 2), np.nan, dtype=np.float32)
-    region_col, face_col = [], []
+    region_col, stats = [], []
 
     rows = _jobs(samples)
     with tqdm(
@@ -481,24 +432,53 @@ def _build(
             if out.landmarks is not None:
                 points[i] = out.landmarks
             region_col.append(out.region)
-            face_col.append(out.face_frames)
+            stats.append(out.stats)
             bar.update()
     global_arr.flush()
     if region_arr is not None:
         region_arr.flush()
     del global_arr, region_arr
-    np.save(tmp / "frame_numbers.npy", numbers)
-    if uses_landmarks:
-        np.save(tmp / "landmarks.npy", points)
 
     oracle = s.policy == "au_oracle"
     table = samples.copy()
     table["region"] = pd.Series(region_col, dtype=object).astype(str)
     table["oracle_input"] = oracle
-    table["face_frames"] = np.asarray(face_col, dtype=np.int64)
+    table = face_table.add_columns(table, stats, s.count)
+    excluded: list[dict[str, Any]] = []
+    if s.exclude_low is not None:
+        low = face_table.below(table, s.exclude_low)
+        if len(low) == n:
+            raise DataError(
+                f"all {n} clips show a face in fewer than {100 * s.exclude_low:.0f}% of their "
+                f"selected frames (data.faces.min_coverage {s.exclude_low:g}, on_low_coverage "
+                f"exclude), e.g. {low['sample_id'].iloc[0]} ({low['where'].iloc[0]}): nothing "
+                "left to train on; check data.regions.landmarks and the media"
+            )
+        if len(low):
+            excluded = face_table.excluded_records(low)
+            keep = np.setdiff1d(np.arange(n), low.index.to_numpy())
+            _keep_rows(tmp, keep, (len(keep), *shape[1:]))
+            table, numbers, points = (
+                table.iloc[keep].reset_index(drop=True),
+                numbers[keep],
+                points[keep],
+            )
+            log.warning(
+                "data.faces.on_low_coverage exclude: %d of %d clips left out for showing a face "
+                "in fewer than %.0f%% of their selected frames (listed in %s and plan.json): %s",
+                len(excluded), n, 100 * s.exclude_low, MANIFEST,
+                "; ".join(f"{e['sample_id']} ({e['where']}) {e['face_coverage']:.0%}"
+                          for e in excluded[: face_table.SHOWN]),
+            )  # fmt: skip
+    np.save(tmp / "frame_numbers.npy", numbers)
+    if uses_landmarks:
+        np.save(tmp / "landmarks.npy", points)
     write_table(table, tmp / "samples.json")
 
     seconds = time.perf_counter() - t0
+    detected = sum(1 for st in stats if st is not None and st.detected)
+    if s.uses_faces and s.landmark_cache is not None:
+        log.info("landmarks: %d clips detected, %d from the landmark cache", detected, n - detected)
     manifest = {
         "key": key,
         "cache_version": CACHE_VERSION,
@@ -509,7 +489,7 @@ def _build(
         "class_names": class_names,
         "oracle_input": oracle,
         "counts": {
-            "clips": n,
+            "clips": len(table),
             "frames": s.count,
             "size": s.size,
             "per_class": {c: int((table["label"] == i).sum()) for i, c in enumerate(class_names)},
@@ -517,17 +497,39 @@ def _build(
             "per_region": {str(k): int(v) for k, v in table["region"].value_counts().items()},
             "no_face": int((table["face_frames"] == 0).sum()),
             "repeated_frames": int((checks.distinct_frames(numbers) < s.count).sum()),
+            "excluded": len(excluded),
+            "landmarks_detected": detected if s.uses_faces else 0,
+            "landmarks_reused": (n - detected) if s.uses_faces else 0,
         },
+        "excluded": excluded,
+        "faces": face_table.summary(table, excluded, data_cfg),
         "arrays": {
-            "global": list(shape),
-            "regions": list(shape) if s.policy != "none" else None,
+            "global": [len(table), *shape[1:]],
+            "regions": [len(table), *shape[1:]] if s.policy != "none" else None,
             "landmarks": uses_landmarks,
         },
         "build_seconds": round(seconds, 3),
         "clips_per_second": round(n / max(seconds, 1e-9), 2),
-        "versions": _versions(s.landmarks if uses_landmarks else None),
+        "seconds_per_clip": round(seconds / max(n, 1), 4),
+        "versions": _versions(s.landmarks if s.uses_faces else None),
     }
     write_json(tmp / MANIFEST, manifest)
+
+
+def _keep_rows(tmp: Path, keep: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Rewrite the branch arrays in `tmp` with only the rows `keep` (clips excluded)."""
+    for name in ("global.npy", "regions.npy"):
+        path = tmp / name
+        if not path.exists():
+            continue
+        old = np.load(path, mmap_mode="r")
+        part = tmp / f"{name}.part"
+        new = np.lib.format.open_memmap(part, mode="w+", dtype=np.uint8, shape=shape)
+        for j, i in enumerate(keep.tolist()):
+            new[j] = old[i]
+        new.flush()
+        del new, old
+        os.replace(part, path)
 
 
 def _run(rows: list[ClipJob], s: ClipSettings, workers: int) -> Iterator[ClipArrays]:
@@ -588,8 +590,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+known_coverage = face_index.known_coverage  # the dry run's "where known"
+
 __all__ = [
     "PreparedData",
+    "cache_key",
+    "key_config",
+    "known_coverage",
+    "legacy_changes",
+    "source_identity",
     "add_parser",
     "distinct_data_configs",
     "load_prepared",

@@ -1,8 +1,11 @@
 """One clip → its branch arrays: the per-clip pipeline that `mer.data.cache` runs for every sample.
 
 list frames → decode (all frames when the selection looks at pixels, else only the T chosen) →
-select T positions → landmarks on those frames (when the region policy needs them) → branch A
-(whole frame resized) and branch B (region crops, see mer.data.regions).
+select T positions (never a blank frame where the selection looks at pixels) → landmarks on
+those frames when the region policy or the face crop needs them (from the landmark cache when
+another data config detected them already; mer.data.faces.store) → the face coverage and the
+landmarks the crops use (per frame or per clip) → branch A (whole frame or face crop, resized)
+and branch B (region crops, see mer.data.regions).
 
 Kept apart from the cache (and free of pandas) so that decoding worker processes start fast.
 """
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mer.data import faces, frames, regions
+from mer.data.faces import store
 from mer.datasets import media
 from mer.errors import DataError
 
@@ -43,17 +47,41 @@ class ClipSettings:
     video_backend: str = "decord"
     window: str = "clip"  # "annotated" | "clip" (frames.selection_window)
     skip: int = 0
+    # data.faces (the defaults here are the original's behaviour)
+    min_score: float = 0.0
+    track: bool = False
+    boxes: str = "per_frame"  # resolved: "per_frame" | "per_clip"
+    global_crop: str = "frame"  # "frame" | "face"
+    face_margin: float = 0.1
+    exclude_low: float | None = None  # min_coverage when on_low_coverage is exclude
+    landmark_cache: str | None = None  # root of the landmark cache (dlib only); None: none
 
     @classmethod
     def from_config(cls, data_cfg: DataConfig) -> ClipSettings:
-        r = data_cfg.regions
+        r, fc = data_cfg.regions, data_cfg.faces
+        exclude = fc.on_low_coverage == "exclude" and fc.min_coverage > 0
         return cls(
             count=data_cfg.frames.count, select=data_cfg.frames.select, size=data_cfg.size,
             policy=r.policy, landmarks=r.landmarks, upsample=r.upsample, margin=r.margin,
             keep_aspect=r.keep_aspect, no_face=r.no_face, au_codes=tuple(r.au_codes),
             video_backend=data_cfg.video_backend, window=frames.selection_window(data_cfg),
-            skip=data_cfg.frames.skip,
+            skip=data_cfg.frames.skip, min_score=fc.min_score, track=fc.track,
+            boxes=faces.resolve_boxes(fc.boxes, r.landmarks), global_crop=fc.global_,
+            face_margin=fc.margin, exclude_low=fc.min_coverage if exclude else None,
+            landmark_cache=data_cfg.cache_dir if r.landmarks == "dlib" else None,
         )  # fmt: skip
+
+    @property
+    def uses_faces(self) -> bool:
+        """Whether this pipeline needs landmarks: landmark regions, or a face crop."""
+        return self.policy in regions.NEEDS_LANDMARKS or self.global_crop == "face"
+
+    def detector_settings(self) -> dict[str, object]:
+        """What the detections depend on (the landmark cache key)."""
+        return {
+            "provider": self.landmarks, "upsample": self.upsample, "min_score": self.min_score,
+            "track": self.track, "video_backend": self.video_backend,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,6 +98,22 @@ class ClipJob:
 
 
 @dataclass
+class FaceStats:
+    """What the sample table records about a clip's faces and frames (mer.data.cache)."""
+
+    face_frames: int = -1  # selected frames with a (tracked) face; -1: faces not looked for
+    filled_run: int = -1  # longest run of selected frames without a face; -1: not looked for
+    rejected: int = 0  # detections below data.faces.min_score
+    off_track: int = 0  # frames whose only detections lay off the tracked face
+    blank_skipped: int = 0  # blank/constant frames the selection passed over (motion_topk)
+    blank_selected: int = 0  # blank/constant frames among the T chosen
+    detected: bool = False  # landmarks detected now (False: from the landmark cache, or none)
+
+    def coverage(self, count: int) -> float:
+        return self.face_frames / count if self.face_frames >= 0 else float("nan")
+
+
+@dataclass
 class ClipArrays:
     global_clip: np.ndarray  # (T, S, S, 3) uint8
     region_clip: np.ndarray | None  # (T, S, S, 3) uint8; None for policy none
@@ -77,16 +121,19 @@ class ClipArrays:
     landmarks: np.ndarray | None  # (T, 68, 2) float32 used for the crops; None if not used/found
     region: str  # value of the sample table's `region` column
     face_frames: int  # selected frames with a detected face; -1 when landmarks are not used
+    stats: FaceStats | None = None
 
 
-_PROVIDERS: dict[tuple[str, int], faces.LandmarkProvider | None] = {}
+_PROVIDERS: dict[tuple, faces.LandmarkProvider | None] = {}
 
 
 def provider(s: ClipSettings) -> faces.LandmarkProvider | None:
     """The landmark provider, created once per process (dlib's predictor takes ~1 s to load)."""
-    key = (s.landmarks, s.upsample)
+    key = (s.landmarks, s.upsample, s.min_score, s.track)
     if key not in _PROVIDERS:
-        _PROVIDERS[key] = faces.get_provider(s.landmarks, upsample=s.upsample)
+        _PROVIDERS[key] = faces.get_provider(
+            s.landmarks, upsample=s.upsample, min_score=s.min_score, track=s.track
+        )
     return _PROVIDERS[key]
 
 
@@ -154,46 +201,86 @@ def selection_span(
     return lo + s.skip, hi, apex
 
 
-def _process(job: ClipJob, s: ClipSettings) -> ClipArrays:
-    src = media.open_clip(job.path, backend=s.video_backend)
+def _select(
+    job: ClipJob, s: ClipSettings, src: media.ClipSource
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(positions, decoded frames, blank frames skipped) of the T selected frames."""
     lo, hi, apex = selection_span(job, src.numbers, s)
     span = np.arange(lo, hi + 1, dtype=np.int64)
-    if s.select in frames.NEEDS_PIXELS:
-        if src.is_video:  # videos can be long: grey pass, then decode only the chosen frames
-            idx = lo + frames.select_frames(src.read_grey(span), s.count, s.select)
-            clip = src.read(idx)
-        else:  # image sequences: decode each frame once
-            everything = src.read(span)
-            rel = frames.select_frames(everything, s.count, s.select)
-            idx, clip = lo + rel, everything[rel]
-    else:
+    if s.select not in frames.NEEDS_PIXELS:
         idx = lo + frames.select_frames(len(span), s.count, s.select, apex_idx=apex)
+        return idx, src.read(idx), 0
+    if src.is_video:  # videos can be long: grey pass, then decode only the chosen frames
+        grey = src.read_grey(span)
+        idx = lo + frames.select_frames(grey, s.count, s.select)
         clip = src.read(idx)
+    else:  # image sequences: decode each frame once
+        everything = src.read(span)
+        grey = media.to_grey(everything)
+        rel = frames.select_frames(grey, s.count, s.select)
+        idx, clip = lo + rel, everything[rel]
+    blank = frames.blank_mask(grey)
+    skipped = int(blank.sum()) if 0 < blank.sum() < len(blank) else 0  # frames.select_frames
+    return idx, clip, skipped
 
-    points, n_face = None, -1
-    if s.policy in regions.NEEDS_LANDMARKS:
-        prov = provider(s)
-        assert prov is not None  # the cache refuses such a config before any decoding
-        points, n_face = faces.clip_landmarks(
-            prov, clip, path=Path(src.path), positions=idx, no_face=s.no_face
-        )
+
+def _detect(
+    s: ClipSettings, src: media.ClipSource, clip: np.ndarray, idx: np.ndarray
+) -> tuple[faces.FaceDetections, bool]:
+    """The clip's detections, from the landmark cache when there (True: detected now)."""
+    prov = provider(s)
+    assert prov is not None  # the cache refuses such a config before any decoding
+    key = None
+    if s.landmark_cache is not None:
+        key = store.store_key(src.path, src.files, idx, s.detector_settings())
+        cached = store.load(Path(s.landmark_cache), key, len(idx))
+        if cached is not None:
+            return cached, False
+    det = faces.detect_clip(prov, clip, path=Path(src.path), positions=idx)
+    if key is not None:
+        store.save(Path(s.landmark_cache), key, det)  # type: ignore[arg-type]
+    return det, True
+
+
+def _process(job: ClipJob, s: ClipSettings) -> ClipArrays:
+    src = media.open_clip(job.path, backend=s.video_backend)
+    idx, clip, skipped = _select(job, s, src)
+    stats = FaceStats(blank_skipped=skipped, blank_selected=int(frames.blank_mask(clip).sum()))
+    points = None
+    if s.uses_faces:
+        det, stats.detected = _detect(s, src, clip, idx)
+        filled, found = faces.fill_missing(det.points)
+        cover = faces.Coverage.of(found)
+        stats.face_frames, stats.filled_run = cover.frames, cover.filled_run
+        stats.rejected, stats.off_track = det.rejected, det.off_track
+        if cover.frames == 0:
+            if s.exclude_low is None:  # no face and not excluded: data.regions.no_face
+                faces.no_face_fallback(src.path, len(clip), s.no_face)
+            filled = None
+        points = faces.crop_landmarks(det.points, filled, idx, s.boxes)
     if s.policy == "au_oracle":
         region = regions.oracle_region(job.aus, s.au_codes)
     else:
         region = regions.POLICY_REGION[s.policy]
     if s.policy in regions.NEEDS_LANDMARKS and points is None:
         region = regions.WHOLE_FRAME
+    whole = clip
+    if s.global_crop == "face" and points is not None:
+        whole = regions.face_frames(clip, points, s.face_margin)  # type: ignore[assignment]
     region_clip = None
-    if s.policy != "none":
+    if s.policy == "fixed":
+        region_clip = regions.region_frames(whole, None, "fixed", s.size)
+    elif s.policy != "none":
         region_clip = regions.region_frames(
             clip, points, s.policy, s.size, region=region if s.policy == "au_oracle" else "face",
             margin=s.margin, keep_aspect=s.keep_aspect,
         )  # fmt: skip
     return ClipArrays(
-        global_clip=regions.global_frames(clip, s.size),
+        global_clip=regions.global_frames(whole, s.size),
         region_clip=region_clip,
         numbers=np.asarray(src.numbers, dtype=np.int64)[idx],
-        landmarks=points,
+        landmarks=points if s.policy in regions.NEEDS_LANDMARKS else None,
         region=region,
-        face_frames=n_face,
+        face_frames=stats.face_frames,
+        stats=stats,
     )

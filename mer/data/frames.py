@@ -6,6 +6,12 @@ Methods (`data.frames.select`):
   |grey[i+1] - grey[i]| (grey = ITU-R 601 luma, `media.to_grey`; integer sums: exact). The last
   frame has no next frame and scores below every other frame, so it is chosen only when the clip
   has exactly T frames. The T best are kept in time order; ties go to the earlier frame.
+  Blank or constant frames (`blank_mask`: a black glitch frame, a uniform title card) are never
+  chosen: the jump into and out of one looks like motion, so they would be preferred. The
+  scores are those of the clip without them (frame i's next frame is the next frame that is not
+  blank); the prepare step counts the frames skipped (sample table `blank_skipped`). A clip
+  whose every frame is constant has nothing else to choose: it is scored as it is (its face
+  coverage, where measured, shows it). Fewer non-blank frames than T: those are stretched.
 - `uniform` (the original for SAMM): round-half-up of linspace(0, n-1, T): both ends included.
 - `first` (the original for SMIC): the first T frames.
 - `onset_apex_offset`: the onset..offset window (inclusive) spread like `uniform`; the apex, when
@@ -33,6 +39,10 @@ if TYPE_CHECKING:
     from mer.config import DataConfig
 
 log = logging.getLogger(__name__)
+
+#: A frame whose grey levels have a standard deviation below this is blank or constant: no
+#: structure beyond sensor noise (sigma about 2); real frames of the face media have 40-75.
+BLANK_STD = 3.0
 
 METHODS = ("motion_topk", "uniform", "first", "onset_apex_offset")
 #: Methods that need the pixels of every frame (the others need only the frame count).
@@ -65,6 +75,13 @@ def _spread(n: int, count: int) -> np.ndarray:
     if count == 1:
         return np.zeros(1, dtype=np.int64)
     return np.floor(np.linspace(0.0, n - 1, count) + 0.5).astype(np.int64)
+
+
+def blank_mask(frames: np.ndarray) -> np.ndarray:
+    """(F,) bool: frames (RGB or grey) whose grey standard deviation is below BLANK_STD."""
+    grey = to_grey(np.asarray(frames))
+    flat = grey.reshape(len(grey), -1)
+    return np.array([float(f.std()) < BLANK_STD for f in flat], dtype=bool)
 
 
 def motion_scores(frames: np.ndarray) -> np.ndarray:
@@ -114,8 +131,18 @@ def select_frames(
         return np.arange(count, dtype=np.int64)
     if method == "uniform":
         return _spread(n, count)
-    scores = motion_scores(np.asarray(frames))
-    order = np.lexsort((np.arange(n), -scores))  # by score descending, then earlier first
+    grey = to_grey(np.asarray(frames))
+    valid = np.flatnonzero(~blank_mask(grey))
+    if valid.size in (0, n):  # nothing to skip, or nothing else to choose (see the module doc)
+        return _top_motion(grey, count)
+    if valid.size < count:
+        return valid[stretch(valid.size, count)]
+    return valid[_top_motion(grey[valid], count)]
+
+
+def _top_motion(grey: np.ndarray, count: int) -> np.ndarray:
+    scores = motion_scores(grey)
+    order = np.lexsort((np.arange(len(grey)), -scores))  # by score descending, then earlier first
     return np.sort(order[:count]).astype(np.int64)
 
 

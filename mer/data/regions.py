@@ -21,14 +21,23 @@ height, 3/13 at nose-tip height, 5/11 below the mouth, 19/24 the brow tops, 17/2
 pixel box holding the landmarks (floor of the minimum, ceil of the maximum, inclusive), widened
 by `margin` × its width/height on each side, clamped to the image (at least 1 pixel). With
 `keep_aspect` the crop is zero-padded (centred) to a square before resizing; otherwise it is
-stretched. Every resize is PIL bilinear to (size, size): deterministic. Branch A is the whole
-frame resized without keeping the aspect ratio, like the original.
+stretched. Every resize is PIL bilinear to (size, size): deterministic.
+
+Which landmarks cut the boxes is the registration's choice (mer.data.faces.registration,
+`data.faces.boxes`): each frame's own (`per_frame`, the original) or one set per clip
+(`per_clip`: every frame gets the same boxes).
+
+Branch A (`data.faces.global`): the whole frame resized without keeping the aspect ratio, like
+the original (`frame`), or the face (`face`): the square box around all 68 landmarks, `margin`
+× its larger side added on each side (`face_box`), zero-padded where it leaves the frame, then
+resized (aspect kept). With a face crop, the `fixed` policy's bands are fractions of that face
+box (they were meant for face-cropped frames), and the `none` policy's branch B is the face crop.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -130,9 +139,38 @@ def crop(
     return resize(patch, height, width)
 
 
-def global_frames(frames: np.ndarray, size: int) -> np.ndarray:
+def global_frames(frames: np.ndarray | Sequence[np.ndarray], size: int) -> np.ndarray:
     """Branch A: whole frames (T, H, W, 3) → (T, size, size, 3), aspect not kept."""
     return np.stack([resize(f, size, size) for f in frames])
+
+
+def face_box(points: np.ndarray, margin: float) -> Box:
+    """Square half-open box (x0, y0, x1, y1) around all `points` (68, 2): the landmarks' pixel
+    box (as `landmark_box`) centred in a square of side max(width, height) × (1 + 2·margin).
+    Not clamped: it may reach outside the frame (`crop_padded` pads)."""
+    xs, ys = points[:, 0].astype(np.float64), points[:, 1].astype(np.float64)
+    x_lo, x_hi = math.floor(xs.min()), math.ceil(xs.max()) + 1
+    y_lo, y_hi = math.floor(ys.min()), math.ceil(ys.max()) + 1
+    side = max(1, math.ceil(max(x_hi - x_lo, y_hi - y_lo) * (1.0 + 2.0 * margin)))
+    x0 = math.floor((x_lo + x_hi - side) / 2)
+    y0 = math.floor((y_lo + y_hi - side) / 2)
+    return x0, y0, x0 + side, y0 + side
+
+
+def crop_padded(frame: np.ndarray, box: Box) -> np.ndarray:
+    """`box` of `frame`, zero where it reaches outside the frame (nothing is shifted)."""
+    x0, y0, x1, y1 = box
+    height, width = frame.shape[:2]
+    out = np.zeros((y1 - y0, x1 - x0, frame.shape[2]), dtype=frame.dtype)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = frame[sy0:sy1, sx0:sx1]
+    return out
+
+
+def face_frames(frames: np.ndarray, landmarks: np.ndarray, margin: float) -> list[np.ndarray]:
+    """Each frame's face crop (`face_box` of its landmarks, padded), at source resolution."""
+    return [crop_padded(f, face_box(p, margin)) for f, p in zip(frames, landmarks, strict=True)]
 
 
 def _cells(size: int, parts: int) -> list[int]:
@@ -141,7 +179,7 @@ def _cells(size: int, parts: int) -> list[int]:
 
 
 def region_frames(
-    frames: np.ndarray,
+    frames: np.ndarray | Sequence[np.ndarray],
     landmarks: np.ndarray | None,
     policy: str,
     size: int,
@@ -153,15 +191,16 @@ def region_frames(
     """Branch B for one clip: (T, H, W, 3) frames → (T, size, size, 3).
 
     `landmarks` (T, 68, 2) are needed by `au_oracle` (crop of `region`) and `all`; None there
-    means no face was found: the whole frame stands in (the same as branch A).
+    means no face was found: the whole frame stands in (the same as branch A). `fixed` takes
+    the frames as given (whole frames, or the face crops of `face_frames`, sizes may differ).
     """
     if policy not in ("au_oracle", "all", "fixed"):
         raise ValueError(f"region_frames: policy {policy!r} has no region input")
     if policy in NEEDS_LANDMARKS and landmarks is None:
         return global_frames(frames, size)
-    height, width = frames.shape[1:3]
     out = np.empty((len(frames), size, size, 3), dtype=np.uint8)
     for t, frame in enumerate(frames):
+        height, width = frame.shape[:2]
         if policy == "au_oracle":
             assert landmarks is not None
             box = landmark_box(landmarks[t][list(REGION_LANDMARKS[region])], width, height, margin)

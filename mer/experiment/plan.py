@@ -112,6 +112,8 @@ class SweepPlan:
     trials: list[TrialSpec]
     samples: dict[str, pd.DataFrame]  # data_key -> sample table the folds index
     class_names: dict[str, list[str]]
+    # data_key -> face coverage summary (mer.data.faces.table.summary; None: not measured yet)
+    faces: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     def spec(self, trial_id: str) -> TrialSpec:
         for t in self.trials:
@@ -193,6 +195,7 @@ class SweepPlan:
             "num_trials": len(self.trials),
             "variants": variants,
             "class_names": self.class_names,
+            "faces": self.faces,
             "estimate": estimate_gpu_hours(self),
         }
 
@@ -230,10 +233,16 @@ def build_plan(
     *,
     stats_for: Callable[[ExperimentConfig], dict[str, Any] | None] | None = None,
     variants: Mapping[str, ExperimentConfig] | None = None,
+    faces_for: Callable[[Any], dict[str, Any] | None] | None = None,
 ) -> SweepPlan:
     """Plan every (variant, fold, seed). `samples_for(data_cfg)` gives the labelled sample table
     and class names of a data section (annotations only for a dry run, the prepared data's table
-    for a real one); it is called once per distinct data section."""
+    for a real one); it is called once per distinct data section, and so is `faces_for` where
+    the section looks for faces: its face coverage summary (None: not known yet;
+    mer.data.faces.table)."""
+    from mer.data.faces.table import uses_faces  # the data layer loads on use, as in data_key_of
+
+    faces: dict[str, dict[str, Any] | None] = {}
     vcfgs = dict(variants) if variants is not None else variant_configs(cfg)
     samples: dict[str, pd.DataFrame] = {}
     class_names: dict[str, list[str]] = {}
@@ -245,6 +254,8 @@ def build_plan(
         if key not in samples:
             table, names = samples_for(vcfg.data)
             samples[key], class_names[key] = table, list(names)
+            if faces_for is not None and uses_faces(vcfg.data):
+                faces[key] = faces_for(vcfg.data)
             if len(names) != vcfg.model.num_classes:
                 raise ConfigError(
                     f"ablations.{name}: the label scheme {vcfg.data.labels!r} has {len(names)} "
@@ -271,7 +282,9 @@ def build_plan(
         out[name] = vp
         for seed in cfg.seeds:
             trials += [TrialSpec(name, f.name, seed, f.index) for f in vp.folds[seed]]
-    return SweepPlan(cfg=cfg, variants=out, trials=trials, samples=samples, class_names=class_names)
+    return SweepPlan(
+        cfg=cfg, variants=out, trials=trials, samples=samples, class_names=class_names, faces=faces
+    )
 
 
 def search_holdout(vcfg: ExperimentConfig, samples: pd.DataFrame) -> list[str]:
@@ -404,6 +417,13 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
         f"Prepared datasets: {len(plan.samples)} (one per distinct data section; regions "
         f"{', '.join(policies)}), each built once on the driver and shared by its variants"
     )
+    if plan.faces:
+        from mer.data.faces.table import plan_lines  # on use, as above
+
+        users: dict[str, list[str]] = {}
+        for v in plan.variants.values():
+            users.setdefault(v.data_key, []).append(v.name)
+        lines += plan_lines(plan.faces, users)
     seen: set[tuple] = set()
     for v in plan.variants.values():
         for seed, folds in v.folds.items():

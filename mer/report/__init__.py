@@ -46,6 +46,7 @@ def _render(
     run: RunData, formats: tuple[str, ...], out_dir: Path
 ) -> tuple[dict[str, Path], object]:
     """Write report.csv, the requested formats and the figures; returns them and the table."""
+    from mer.data.faces.table import report_lines as face_report_lines
     from mer.experiment import formatting as fmt
     from mer.report.plots import make_plots
     from mer.report.render import Page, notes, to_html, to_latex, to_markdown
@@ -58,7 +59,8 @@ def _render(
     page = Page(
         title=f"{run.name}: {run.mode} results",
         disp=fmt.display_table(table),
-        notes=notes(run.name, table, always_negative_baseline(run), run.search),
+        notes=notes(run.name, table, always_negative_baseline(run), run.search)
+        + face_report_lines(run.plan),  # face coverage, clips excluded (plan.json)
         images=images,
         search=run.search,
     )

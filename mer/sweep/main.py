@@ -130,7 +130,7 @@ def missing_media_roots(data_cfg: Any) -> list[str]:
 
 def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     from mer.config import config_hash
-    from mer.data.cache import load_samples_only
+    from mer.data.cache import known_coverage, load_samples_only
     from mer.data.checks import check_table
     from mer.experiment.plan import (
         build_plan,
@@ -161,7 +161,7 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
             check_table(memo[key][0], data_cfg)
         return memo[key]
 
-    plan = build_plan(cfg, samples_for, stats_for=model_stats_or_none)
+    plan = build_plan(cfg, samples_for, stats_for=model_stats_or_none, faces_for=known_coverage)
     missing = sorted(
         {m for v in variant_configs(cfg).values() for m in missing_media_roots(v.data)}
     )

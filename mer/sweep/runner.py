@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from ray import tune
 
-from mer.config import ExperimentConfig, SearchConfig, flatten, to_dict
+from mer.config import ExperimentConfig, FacesConfig, SearchConfig, flatten, to_dict
 from mer.errors import ConfigError, DataError
 from mer.experiment import layout
 from mer.experiment import plan as plan_mod
@@ -848,17 +848,21 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
             f"{out} already holds a sweep's results; continue it with --resume, write elsewhere "
             "with --out DIR, or replace it with --overwrite"
         )
-    old = flatten(yaml.safe_load(previous.read_text()) or {})
+    old_raw = yaml.safe_load(previous.read_text()) or {}
+    old = flatten(old_raw)
     new = flatten(to_dict(cfg))
-    # a key a newer mer added (absent from the old file) at its default changes nothing
+    # a key a newer mer added (absent from the old file) at its default changes nothing, nor
+    # one set to what mer did before it existed (data.faces: FacesConfig.LEGACY)
     defaults = flatten(to_dict(ExperimentConfig()))
     defaults.update({f"search.{k}": v for k, v in flatten(to_dict(SearchConfig())).items()})
+    defaults.update({f"data.faces.{k}": v for k, v in to_dict(FacesConfig()).items()})
+    legacy = {f"data.faces.{k}": v for k, v in FacesConfig.LEGACY.items()}
     # resources.* say where and how many trials run, not what they compute: free to change
     diff = sorted(
         k
         for k in set(old) | set(new)
         if old.get(k) != new.get(k)
-        and not (k not in old and new.get(k) == defaults.get(k))
+        and not (k not in old and new.get(k) in (defaults.get(k), legacy.get(k, defaults.get(k))))
         and not k.startswith("resources.")
     )
     if diff:
@@ -867,8 +871,25 @@ def _check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
             f"{' ...' if len(diff) > 8 else ''}; resume with the same config and --set "
             "options, or use --out for a new sweep"
         )
+    _check_faces_legacy(old_raw, cfg, out)
     _check_storage(opts)
     return False
+
+
+def _check_faces_legacy(old_raw: dict[str, Any], cfg: ExperimentConfig, out: Path) -> None:
+    """A sweep started before data.faces existed must not go on with faces handled otherwise."""
+    from mer.data.cache import legacy_changes  # the data layer loads on use (prepare_datasets)
+
+    changed = legacy_changes(old_raw, cfg)
+    if changed:
+        sets = " ".join(f"--set data.faces.{k}={v}" for k, v in FacesConfig.LEGACY.items())
+        raise ConfigError(
+            f"--resume: the sweep in {out} was started before data.faces existed, and today's "
+            f"defaults (dlib min_score, face tracking, per-clip boxes) would prepare other data "
+            f"for {', '.join(changed)} than its finished trials had; resume with the faces "
+            f"handling it had ({sets.replace('True', 'true').replace('False', 'false')}), "
+            "or use --out for a new sweep"
+        )
 
 
 def _clear_out_dir(out: Path) -> None:
@@ -919,7 +940,11 @@ def open_session(
         return d.samples, list(d.class_names)
 
     plan = plan_mod.build_plan(
-        cfg, samples_for, stats_for=plan_mod.model_stats_or_none, variants=vcfgs
+        cfg,
+        samples_for,
+        stats_for=plan_mod.model_stats_or_none,
+        variants=vcfgs,
+        faces_for=lambda data_cfg: data[plan_mod.data_key_of(data_cfg)].faces,
     )
     started = connect(opts.address, num_cpus=opts.num_cpus)
     try:
