@@ -322,15 +322,18 @@ def test_face_settings_enter_the_key_only_where_they_change_the_arrays(tmp_path:
     assert "faces" not in key_config(_cfg(tmp_path, tmp_path))
 
 
-def test_faces_section_is_validated_and_left_out_at_its_defaults() -> None:
+def test_faces_section_is_validated_and_hashed_only_when_set() -> None:
     from mer.config import from_dict, get_dotted, to_dict
 
     cfg = from_dict({"data": {"faces": {"global": "face", "boxes": "per_clip"}}})
     assert cfg.data.faces.global_ == "face" and get_dotted(cfg, "data.faces.global") == "face"
     assert getattr(cfg.data.faces, "global") == "face"
     assert to_dict(cfg)["data"]["faces"]["global"] == "face"
-    assert "faces" not in to_dict(from_dict({}))["data"]  # earlier configs' plain form
-    assert "faces" not in to_dict(from_dict({"data": {"faces": {}}}))["data"]
+    # config.yaml shows the resolved faces settings; the hashed (canonical) form leaves them out
+    # at their defaults, so configs from before data.faces keep their hashes
+    assert to_dict(from_dict({}))["data"]["faces"]["min_score"] == 0.5
+    assert "faces" not in to_dict(from_dict({}), canonical=True)["data"]
+    assert "faces" not in to_dict(from_dict({"data": {"faces": {}}}), canonical=True)["data"]
     for bad, words in [
         ({"min_score": -0.1}, "data.faces.min_score: expected a value in [0.0, inf]"),
         ({"min_coverage": 1.5}, "data.faces.min_coverage: expected a value in [0.0, 1.0]"),
@@ -362,7 +365,7 @@ def test_resume_of_a_sweep_from_before_data_faces(tmp_path: Path) -> None:
         out.mkdir()
         cfg = load_config(demo, [f"data.regions.landmarks={landmarks}"])
         old = yaml.safe_load(dump_yaml(cfg))
-        assert "faces" not in old["data"]  # as an older mer wrote it
+        del old["data"]["faces"]  # as an older mer wrote it: no data.faces section
         (out / "config.yaml").write_text(yaml.safe_dump(old))
         if not refused:
             _check_out_dir(cfg, RunOptions(out=out, resume=True))

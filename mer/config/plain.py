@@ -12,22 +12,26 @@ from pydantic import BaseModel
 from mer.errors import ConfigError
 
 
-def to_dict(obj: Any) -> Any:
+def to_dict(obj: Any, *, canonical: bool = False) -> Any:
     """Resolved config (or any section, or data holding sections) as plain data, without the raw
-    copy; sections keep their field order (dump_yaml writes it)."""
+    copy; sections keep their field order (dump_yaml writes it), and every setting is there, so
+    a results folder's config.yaml says everything that made its numbers.
+
+    `canonical` (what `config_hash` hashes) leaves out a section mer added later (ADDED_FIELDS)
+    while it is at its default, so configs written before it existed keep their hashes."""
     if isinstance(obj, BaseModel):
-        added = getattr(type(obj), "ADDED_FIELDS", frozenset())
+        added = getattr(type(obj), "ADDED_FIELDS", frozenset()) if canonical else frozenset()
         out = {}
         for name, info in type(obj).model_fields.items():
             value = getattr(obj, name)
             if name in added and value == info.get_default(call_default_factory=True):
-                continue  # a later key at its default: earlier configs keep their plain form
-            out[info.alias or name] = to_dict(value)
+                continue
+            out[info.alias or name] = to_dict(value, canonical=canonical)
         return out
     if isinstance(obj, dict):
-        return {str(k): to_dict(v) for k, v in obj.items()}
+        return {str(k): to_dict(v, canonical=canonical) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
+        return [to_dict(v, canonical=canonical) for v in obj]
     return obj
 
 
@@ -36,7 +40,8 @@ def config_hash(obj: Any, length: int = 16) -> str:
 
     The prepared-data cache and --resume key on it: the canonical form must never change.
     """
-    canonical = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), default=str)
+    plain = to_dict(obj, canonical=True)
+    canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
