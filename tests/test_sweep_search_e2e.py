@@ -1,4 +1,4 @@
-"""Search mode end to end through the real trainable (mer.sweep.runner Session → mer.train):
+"""Search mode end to end through the real trainable (mer.sweep.session Session → mer.train):
 sweeps/demo_search.yaml shrunk to 5 subjects (2 held out), 2 configurations x 3 folds x 2 epochs
 on synthetic data, then the hold-out evaluation (2 LOSO folds), interrupted (its trials fail) and
 resumed without re-running any search trial."""
@@ -51,7 +51,7 @@ def _trial_dirs(out):
 
 
 def test_search_end_to_end_through_the_real_trainable(tmp_path, capsys, monkeypatch):
-    from mer.sweep.runner import RunOptions
+    from mer.sweep.options import RunOptions
 
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # Ray workers import mer from this checkout
     cfg = _cfg(tmp_path)

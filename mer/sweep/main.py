@@ -248,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_search_config(args.config, args.set)  # a bad space fails here, first
         if args.dry_run:
             return dry_run(cfg, args)
-        from mer.sweep.runner import RunOptions, output_dir, storage_key
+        from mer.sweep.options import RunOptions
+        from mer.sweep.outdir import output_dir, storage_key
 
         out = output_dir(cfg, args.out)
         if args.trial:
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
             status = run_search(cfg, opts)
         else:
-            from mer.sweep.runner import run_ablation
+            from mer.sweep.ablation import run_ablation
 
             status = run_ablation(cfg, opts)
         log.info("sweep %s finished in %.1f s (status %d)", cfg.name, time.monotonic() - t0, status)
