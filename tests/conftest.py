@@ -43,7 +43,7 @@ def finished_sweep(tmp_path_factory):
     from mer.config import load_config
     from mer.sweep.ablation import run_ablation
     from mer.sweep.options import RunOptions
-    from mer.sweep.trial import TestHooks
+    from tests.support.faults import FaultHooks
 
     base = tmp_path_factory.mktemp("sweep")
     events = base / "events.jsonl"
@@ -58,7 +58,7 @@ def finished_sweep(tmp_path_factory):
             "max_failures: 1}",
         ],
     )
-    hooks = TestHooks(
+    hooks = FaultHooks(
         events=str(events),
         fail_once_dir=str(base / "fail-once"),
         fail_match=FAIL_ONCE,
@@ -74,7 +74,7 @@ def finished_sweep(tmp_path_factory):
         try:
             status = run_ablation(
                 cfg,
-                RunOptions(out=out, wandb="offline", test_hooks=hooks, report_every_s=0.0),
+                RunOptions(out=out, wandb="offline", trial_hooks=hooks, report_every_s=0.0),
             )
         finally:
             ray.shutdown()

@@ -196,7 +196,8 @@ def run_one_trial(cfg: ExperimentConfig, text: str, out: Path, *, resume: bool) 
     from mer.errors import ConfigError
     from mer.experiment.plan import build_plan, data_key_of
     from mer.experiment.store import ResultsStore
-    from mer.sweep.trial import LocalReporter, TestHooks, execute_trial
+    from mer.sweep.hooks import load_trial_hooks
+    from mer.sweep.trial import LocalReporter, execute_trial
 
     variant = text.split("/")[0]
     if not variant or text.count("/") not in (1, 2):
@@ -224,7 +225,7 @@ def run_one_trial(cfg: ExperimentConfig, text: str, out: Path, *, resume: bool) 
         data,
         plan.fold(spec),
         reporter,
-        test_hooks=TestHooks.from_env(),
+        hooks=load_trial_hooks(),
         report_every_s=0.0,
         plan_oracle=plan.variants[variant].oracle,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mer.sweep.trial import TestHooks
+from mer.sweep.hooks import TrialHooks, load_trial_hooks
 
 
 @dataclass
@@ -27,4 +27,5 @@ class RunOptions:
     num_cpus: int | None = None  # CPUs of a local Ray (default: all)
     report_every_s: float = 30.0
     argv: list[str] | None = None
-    test_hooks: TestHooks = field(default_factory=TestHooks.from_env)
+    # code run inside every trial (mer.sweep.hooks); default: what MER_TRIAL_HOOKS names, if set
+    trial_hooks: TrialHooks = field(default_factory=load_trial_hooks)

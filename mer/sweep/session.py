@@ -140,7 +140,7 @@ class Session:
             plan=self.plan,
             data_refs=self.data_refs,
             done=frozenset(self.done_at_start),
-            test_hooks=self.opts.test_hooks,
+            hooks=self.opts.trial_hooks,
             report_every_s=self.opts.report_every_s,
         )
         return tune.with_resources(fn, self.resources)
