@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from mer.cli import main as mer_main
+from mer.cli.sweep import main
 from mer.errors import ConfigError
 from mer.sweep.cluster import check_reachable
-from mer.sweep.main import main
 from mer.sweep.options import RunOptions
 from mer.sweep.outdir import check_out_dir
 from tests.conftest import tiny_overrides

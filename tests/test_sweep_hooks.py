@@ -79,7 +79,7 @@ def test_a_bad_variable_is_a_config_error(value, message):
 
 
 def test_a_trial_calls_start_each_checkpoint_and_end_in_order(tmp_path, monkeypatch):
-    from mer.sweep.main import main
+    from mer.cli.sweep import main
 
     calls.clear()
     monkeypatch.setenv("MER_TRIAL_HOOKS", "tests.test_sweep_hooks:Recorder")
@@ -99,7 +99,7 @@ def test_a_trial_calls_start_each_checkpoint_and_end_in_order(tmp_path, monkeypa
 
 
 def test_a_bad_variable_stops_the_command_line_with_one_line(tmp_path, monkeypatch, capsys):
-    from mer.sweep.main import main
+    from mer.cli.sweep import main
 
     monkeypatch.setenv("MER_TRIAL_HOOKS", "nope")
     args = [str(REPO / "sweeps" / "demo.yaml"), "--out", str(tmp_path / "o")]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mer.cli.sweep import main
 from mer.config import from_dict, load_config, variant_config
 from mer.errors import ConfigError
 from mer.experiment.plan import (
@@ -20,7 +21,6 @@ from mer.experiment.plan import (
     estimate_gpu_hours,
     oracle_reasons,
 )
-from mer.sweep.main import main
 from mer.sweep.resources import max_concurrent, trial_resources
 
 REPO = Path(__file__).resolve().parents[1]

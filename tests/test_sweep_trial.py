@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mer.sweep.main import main
+from mer.cli.sweep import main
 from tests.conftest import tiny_overrides
 from tests.support import faults
 from tests.support.faults import InjectedFailure

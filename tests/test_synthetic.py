@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from mer.cli.synth import add_parser
 from mer.data.synthetic import (
     LAYOUTS,
     ensure_dataset,
@@ -26,7 +27,6 @@ from mer.data.synthetic import (
 from mer.data.synthetic.face import MIRROR, canonical_shape, parse_aus
 from mer.data.synthetic.plan import plan_layout
 from mer.data.synthetic.sequence import Blink, Expression, SequencePlan, Subject, render_sequence
-from mer.data.synthetic_cli import add_parser
 from mer.errors import ConfigError, DataError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"

@@ -30,8 +30,8 @@ folds for `cfg.seeds[0]`, calls `Session.run(search_alg=searcher, num_samples=-1
 search summary and, once every variant's search is finished, the hold-out evaluation's config,
 then runs that evaluation (`evaluate_holdout`; with `--resume` it continues an interrupted one, and
 a finished search re-runs no search trial) and rewrites the summary with its metrics.
-`mer.sweep.main` only has to dispatch to it when the config has a `search` section. What it does,
-for anyone wiring Tune differently (driver)::
+`mer sweep` (mer.cli.sweep) only has to dispatch to it when the config has a `search` section.
+What it does, for anyone wiring Tune differently (driver)::
 
     searcher = FoldFanoutSearcher(cfg, folds, out_dir)     # folds: names in protocol order, from
                                                            # the seed-cfg.seeds[0] plan, or a

@@ -6,23 +6,20 @@ import argparse
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+from mer.cli import common
 
-from mer.data.synthetic import (
-    LAYOUTS,
-    SyntheticDataset,
-    frame_width,
-    landmark_path,
-    write_dataset,
-    write_megc2019,
-)
+# mer.data.synthetic.LAYOUTS plus the composite; spelled out because importing the synthetic
+# package (numpy, image libraries) would slow `mer --help` (tests/test_cli.py keeps them equal)
+LAYOUT_CHOICES = ("casme2", "samm", "smic", "casme3", "deception", "videos", "megc2019")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `synth` on the `mer` command line."""
     p = subparsers.add_parser(
         "synth",
+        parents=[common.parent(config=False)],
         help="write a synthetic dataset in a real dataset's layout",
         description="Write face-like synthetic micro-expression clips in the on-disk layout of a "
         "real dataset (frames or videos, annotation workbook, ground-truth landmarks). Same "
@@ -34,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="folder to create (replaced if it holds a synthetic "
         "dataset, refused if it holds anything else)",
     )
-    p.add_argument("--layout", choices=(*LAYOUTS, "megc2019"), default="casme2")
+    p.add_argument("--layout", choices=LAYOUT_CHOICES, default="casme2")
     p.add_argument("--subjects", type=int, default=3, help="subjects (per dataset for megc2019)")
     p.add_argument("--clips", type=int, default=4, help="clips per subject")
     p.add_argument("--frames", type=int, default=24, help="frames per clip")
@@ -63,16 +60,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--no-mapping", action="store_true", help="deception: leave out the clip-to-subject CSV"
     )
-    p.set_defaults(func=synth_command)
+    p.set_defaults(func=run)
     return p
 
 
-add_synth_parser = add_parser
+def run(args: argparse.Namespace) -> int:
+    # lazy: the synthetic writers import numpy and image libraries; `mer --help` stays fast
+    from mer.data.synthetic import write_dataset, write_megc2019
 
-
-def synth_command(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    common = dict(
+    common_args = dict(
         subjects=args.subjects,
         clips=args.clips,
         frames=args.frames,
@@ -83,20 +80,25 @@ def synth_command(args: argparse.Namespace) -> int:
         framing=args.framing,
     )
     if args.layout == "megc2019":
-        megc = write_megc2019(args.out, **common)
+        megc = write_megc2019(args.out, **common_args)
         for ds in megc.parts.values():
             print(summary(ds, args.size, args.framing))
         n_rows = len(megc.gt.read_text().splitlines())
         print(f"composite ground truth: {megc.gt} ({n_rows} rows)")
     else:
-        ds = write_dataset(args.out, args.layout, mapping=not args.no_mapping, **common)
+        ds = write_dataset(args.out, args.layout, mapping=not args.no_mapping, **common_args)
         print(summary(ds, args.size, args.framing))
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0
 
 
-def summary(ds: SyntheticDataset, size: int, framing: str = "scene") -> str:
-    """Counts and paths of one written dataset, a few lines."""
+def summary(ds: Any, size: int, framing: str = "scene") -> str:
+    """Counts and paths of one written dataset (a SyntheticDataset), a few lines."""
+    # lazy: numpy and the synthetic package are slow imports; `mer --help` stays fast
+    import numpy as np
+
+    from mer.data.synthetic import frame_width, landmark_path
+
     media = list(dict.fromkeys(c.media for c in ds.clips))
     n_frames = sum(int(np.load(landmark_path(m), mmap_mode="r").shape[0]) for m in media)
     labels = Counter(
