@@ -41,8 +41,9 @@ def tiny_overrides(cache: Path) -> list[str]:
 def finished_sweep(tmp_path_factory):
     ray = pytest.importorskip("ray")
     from mer.config import load_config
-    from mer.sweep import runner
-    from mer.sweep.trial import TestHooks
+    from mer.sweep.ablation import run_ablation
+    from mer.sweep.options import RunOptions
+    from tests.support.faults import FaultHooks
 
     base = tmp_path_factory.mktemp("sweep")
     events = base / "events.jsonl"
@@ -57,7 +58,7 @@ def finished_sweep(tmp_path_factory):
             "max_failures: 1}",
         ],
     )
-    hooks = TestHooks(
+    hooks = FaultHooks(
         events=str(events),
         fail_once_dir=str(base / "fail-once"),
         fail_match=FAIL_ONCE,
@@ -71,9 +72,9 @@ def finished_sweep(tmp_path_factory):
         temp = tempfile.mkdtemp(prefix="mer-ray-")  # short: Ray's socket paths are limited
         ray.init(address="local", num_cpus=4, num_gpus=1, include_dashboard=False, _temp_dir=temp)
         try:
-            status = runner.run_ablation(
+            status = run_ablation(
                 cfg,
-                runner.RunOptions(out=out, wandb="offline", test_hooks=hooks, report_every_s=0.0),
+                RunOptions(out=out, wandb="offline", trial_hooks=hooks, report_every_s=0.0),
             )
         finally:
             ray.shutdown()

@@ -13,6 +13,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from mer.cli.prepare import add_parser as add_prepare_parser
 from mer.config import DataConfig, FramesConfig, RegionsConfig, SyntheticConfig
 from mer.data import cache as cache_mod
 from mer.data import checks, clips, regions
@@ -602,7 +603,7 @@ ablations:
 """
     )
     parser = argparse.ArgumentParser()
-    cache_mod.add_parser(parser.add_subparsers())
+    add_prepare_parser(parser.add_subparsers())
     args = parser.parse_args(["prepare", str(sweep), "--set", "data.size=24", "--workers", "1"])
     assert args.func(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -248,7 +248,7 @@ def test_report_and_experiment_layers_import_no_sweep_ray_or_wandb():
 def test_a_real_sweeps_wandb_summary_runs_show_summary_md_text(finished_sweep):
     """The Ray sweep of tests/conftest.py: each variant's W&B summary run carries its summary.md
     row, cell for cell (what the driver hands to wandb, read back from the offline run)."""
-    from mer.sweep.tracking import offline_runs
+    from tests.support.wandb_offline import offline_runs
 
     out = finished_sweep["out"]
     rows = _markdown_rows((out / "summary.md").read_text())

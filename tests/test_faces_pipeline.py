@@ -357,7 +357,8 @@ def test_resume_of_a_sweep_from_before_data_faces(tmp_path: Path) -> None:
     import yaml
 
     from mer.config import dump_yaml, load_config
-    from mer.sweep.runner import RunOptions, _check_out_dir
+    from mer.sweep.options import RunOptions
+    from mer.sweep.outdir import check_out_dir as _check_out_dir
 
     demo = Path(__file__).resolve().parents[1] / "sweeps" / "demo.yaml"
     for landmarks, refused in (("annotated", False), ("dlib", True)):

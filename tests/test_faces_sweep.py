@@ -17,10 +17,10 @@ pytestmark = pytest.mark.slow
 
 def test_raw_framed_sweep_with_face_crop_reports_coverage(tmp_path: Path, capsys) -> None:
     ray = pytest.importorskip("ray")
+    from mer.cli.sweep import main
     from mer.config import load_config
     from mer.report import write_report
     from mer.sweep import runner
-    from mer.sweep.main import main
 
     overrides = tiny_overrides(tmp_path / "cache") + [
         "data.synthetic.framing=scene",  # CASME II RAW: the face is a small part of the frame

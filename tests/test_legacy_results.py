@@ -28,6 +28,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.support import faults
+
 pytest.importorskip("ray")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,8 +245,10 @@ def test_legacy_checkpoint_loads_into_the_current_model():
 
 # ------------------------------------------------------------------------------ resume runs
 def _env(events: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MER_TEST_"))}
-    env.update(PYTHONPATH=str(REPO), MER_TEST_TRIAL_EVENTS=str(events))
+    prefixes = ("RAY_", "MER_TEST_", "MER_TRIAL_HOOKS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(PYTHONPATH=str(REPO), MER_TRIAL_HOOKS=faults.HOOKS)
+    env.update(MER_TEST_TRIAL_EVENTS=str(events))
     return env
 
 

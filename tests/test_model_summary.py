@@ -7,9 +7,10 @@ import textwrap
 
 import pytest
 
+from mer.cli.summary import add_parser
 from mer.config import from_dict
 from mer.errors import ConfigError
-from mer.models.summary import add_parser, format_table, model_stats, summary_rows
+from mer.models.summary import format_table, model_stats, summary_rows
 
 
 def _paper_forward_flops() -> int:

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from mer.cli import main as mer_main
+from mer.cli.sweep import main
 from mer.errors import ConfigError
-from mer.sweep.main import main
-from mer.sweep.runner import RunOptions, _check_out_dir, check_reachable
+from mer.sweep.cluster import check_reachable
+from mer.sweep.options import RunOptions
+from mer.sweep.outdir import check_out_dir
 from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,11 +72,11 @@ def test_a_folder_holding_other_files_is_never_filled_or_deleted(tmp_path):
     (out / "thesis.tex").write_text("months of work")
     for overwrite in (False, True):
         with pytest.raises(ConfigError, match=r"holds files no sweep wrote \(thesis.tex\)"):
-            _check_out_dir(None, RunOptions(out=out, overwrite=overwrite))
+            check_out_dir(None, RunOptions(out=out, overwrite=overwrite))
     assert (out / "thesis.tex").read_text() == "months of work"
     (out / "thesis.tex").unlink()
     (out / "debug").mkdir()  # what `mer train` writes there first
-    _check_out_dir(None, RunOptions(out=out))
+    check_out_dir(None, RunOptions(out=out))
 
 
 def test_unwritable_paths_are_one_line_errors(tmp_path, capsys):
@@ -133,10 +135,10 @@ def test_resume_accepts_keys_a_newer_mer_added_at_their_defaults(tmp_path):
     old = yaml.safe_load(dump_yaml(cfg))
     del old["tracking"]["wandb"]["tags"]  # as written by an older mer
     (out / "config.yaml").write_text(yaml.safe_dump(old))
-    _check_out_dir(cfg, RunOptions(out=out, resume=True))
+    check_out_dir(cfg, RunOptions(out=out, resume=True))
     changed = load_config(DEMO, ["tracking.wandb.tags=[mine]"])
     with pytest.raises(ConfigError, match="config differs .* at tracking.wandb.tags"):
-        _check_out_dir(changed, RunOptions(out=out, resume=True))
+        check_out_dir(changed, RunOptions(out=out, resume=True))
 
 
 def test_overwrite_keeps_the_previous_results_when_the_new_run_cannot_start(tmp_path, capsys):
@@ -145,7 +147,7 @@ def test_overwrite_keeps_the_previous_results_when_the_new_run_cannot_start(tmp_
     (out / "trials" / "full").mkdir(parents=True)
     (out / "config.yaml").write_text("name: previous\n")
     (out / "summary.md").write_text("last week's table")
-    assert _check_out_dir(None, RunOptions(out=out, overwrite=True)) is True
+    assert check_out_dir(None, RunOptions(out=out, overwrite=True)) is True
     assert (out / "summary.md").exists()  # the check alone deletes nothing
     missing = tmp_path / "nowhere"
     status = main(
@@ -156,7 +158,7 @@ def test_overwrite_keeps_the_previous_results_when_the_new_run_cannot_start(tmp_
     assert status == 2 and str(missing) in capsys.readouterr().err
     assert (out / "summary.md").read_text() == "last week's table"
     assert (out / "trials" / "full").is_dir()
-    assert _check_out_dir(None, RunOptions(out=tmp_path / "new", overwrite=True)) is False
+    assert check_out_dir(None, RunOptions(out=tmp_path / "new", overwrite=True)) is False
 
 
 def _serve_once(reply: bytes | None) -> int:
@@ -220,7 +222,7 @@ def test_a_refused_cluster_leaves_the_previous_results_and_cleared_folders_keep_
 ):
     """--overwrite with train.device: cuda on a CPU-only Ray: refused before anything is
     removed or written; a clear removes only what a sweep writes."""
-    from mer.sweep.runner import _clear_out_dir
+    from mer.sweep.outdir import clear_out_dir
 
     out = tmp_path / "run"
     (out / "trials").mkdir(parents=True)
@@ -237,7 +239,7 @@ def test_a_refused_cluster_leaves_the_previous_results_and_cleared_folders_keep_
     assert (out / "summary.md").read_text() == "last week's table"
     assert (out / "config.yaml").read_text() == "name: previous\n"
     (out / "cache").mkdir()  # e.g. a data.cache_dir inside --out, built after the check
-    _clear_out_dir(out)
+    clear_out_dir(out)
     assert sorted(p.name for p in out.iterdir()) == ["cache"]
 
 
@@ -245,9 +247,9 @@ def test_shared_storage_experiments_are_per_run_and_resume_checks_storage(tmp_pa
     """Two sweeps of one config on one --storage must not restore each other's checkpoints, and
     --resume must look where (and under which experiment) the sweep put its Tune state."""
     from mer.config import dump_yaml, load_config
-    from mer.sweep.runner import (
-        _record_storage,
+    from mer.sweep.outdir import (
         experiment_for,
+        record_storage,
         shared_experiment_name,
         storage_key,
     )
@@ -269,23 +271,23 @@ def test_shared_storage_experiments_are_per_run_and_resume_checks_storage(tmp_pa
     # a sweep from before OUT/storage.json: its experiment was named after the sweep alone
     legacy = RunOptions(out=out, resume=True, storage=shared)
     assert experiment_for(cfg, legacy) == "demo"
-    _record_storage(legacy, "demo-1234abcd-20261127-080000")
+    record_storage(legacy, "demo-1234abcd-20261127-080000")
     assert experiment_for(cfg, legacy) == "demo-1234abcd-20261127-080000"  # read back
     assert (
         experiment_for(cfg, RunOptions(out=out, storage=shared)) != "demo-1234abcd-20261127-080000"
     )
     assert experiment_for(cfg, RunOptions(out=out)) == "tune"  # OUT/ray
-    _check_out_dir(cfg, RunOptions(out=out, resume=True, storage=shared + "/"))
+    check_out_dir(cfg, RunOptions(out=out, resume=True, storage=shared + "/"))
     with pytest.raises(ConfigError) as err:
-        _check_out_dir(cfg, RunOptions(out=out, resume=True))
+        check_out_dir(cfg, RunOptions(out=out, resume=True))
     assert f"keeps its Tune state under --storage {shared}" in str(err.value)
     assert "but this run has no --storage" in str(err.value)
-    _record_storage(RunOptions(out=out), "tune")
+    record_storage(RunOptions(out=out), "tune")
     with pytest.raises(ConfigError, match="under no --storage .* this run has --storage"):
-        _check_out_dir(cfg, RunOptions(out=out, resume=True, storage="s3://bucket/mer"))
+        check_out_dir(cfg, RunOptions(out=out, resume=True, storage="s3://bucket/mer"))
     # resources.* may change on --resume (where trials run, not what they compute)
     moved = load_config(DEMO, ["resources.wait_for_gpus=true", "resources.gpu_per_trial=0.5"])
-    _check_out_dir(moved, RunOptions(out=out, resume=True))
+    check_out_dir(moved, RunOptions(out=out, resume=True))
     (out / "storage.json").write_text("{broken")
     with pytest.raises(ConfigError, match="storage.json: not valid JSON"):
-        _check_out_dir(cfg, RunOptions(out=out, resume=True))
+        check_out_dir(cfg, RunOptions(out=out, resume=True))

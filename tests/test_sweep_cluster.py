@@ -24,6 +24,7 @@ import pytest
 pytest.importorskip("ray")
 
 from tests.conftest import tiny_overrides  # noqa: E402
+from tests.support import faults  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,8 @@ def test_sweep_runs_trials_on_both_nodes(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     # `ray start` turns on token authentication, which ray.init does not; this throwaway local
     # cluster opts out (a real cluster's driver sets RAY_AUTH_MODE=token and gets the token)
-    env.update(PYTHONPATH=str(REPO), MER_TEST_TRIAL_SLEEP="2", RAY_AUTH_MODE="disabled")
+    env.update(PYTHONPATH=str(REPO), MER_TRIAL_HOOKS=faults.HOOKS, MER_TEST_TRIAL_SLEEP="2")
+    env.update(RAY_AUTH_MODE="disabled")
     common = ["--num-cpus", "1", "--num-gpus", "0", "--block", "--disable-usage-stats"]
     head = subprocess.Popen(
         [

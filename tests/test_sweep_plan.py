@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mer.cli.sweep import main
 from mer.config import from_dict, load_config, variant_config
 from mer.errors import ConfigError
 from mer.experiment.plan import (
@@ -20,8 +21,7 @@ from mer.experiment.plan import (
     estimate_gpu_hours,
     oracle_reasons,
 )
-from mer.sweep.main import main
-from mer.sweep.runner import max_concurrent, trial_resources
+from mer.sweep.resources import max_concurrent, trial_resources
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
@@ -217,12 +217,12 @@ def test_resources_without_gpus_and_concurrency_default():
 def test_gpu_workers_still_to_come_keep_the_gpu_share(caplog):
     """cluster.yaml starts GPU workers on demand (min_workers 0): at launch the cluster has no
     GPU, but trials must still ask for one, or the autoscaler never starts any."""
-    from mer.sweep.runner import capacity
+    from mer.sweep.resources import capacity
 
     cfg = _cfg()  # gpu_per_trial 0.25, cpu_per_trial 1
     head = {"CPU": 8.0}
     ceiling = {"CPU": 8.0 + 8 * 4, "GPU": 8.0}  # 8 x g5.xlarge (1 GPU, 4 vCPU) at most
-    with caplog.at_level("WARNING", logger="mer.sweep.runner"):
+    with caplog.at_level("WARNING", logger="mer.sweep.resources"):
         res = trial_resources(cfg, head, ceiling, remote=True)
     assert res == {"CPU": 1.0, "GPU": 0.25}
     assert "no GPU node is up yet" in caplog.text and "up to 8 GPUs" in caplog.text
@@ -243,7 +243,7 @@ def test_gpu_workers_still_to_come_keep_the_gpu_share(caplog):
 def test_cuda_variants_without_a_gpu_share_are_refused_before_any_trial():
     from types import SimpleNamespace
 
-    from mer.sweep.runner import check_devices
+    from mer.sweep.resources import check_devices
 
     cfg = _cfg()
     cuda = from_dict({"train": {"device": "cuda"}})

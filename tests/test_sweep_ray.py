@@ -20,8 +20,8 @@ ray = pytest.importorskip("ray")
 from mer.config import load_config  # noqa: E402
 from mer.experiment.store import ResultsStore  # noqa: E402
 from mer.metrics import megc_scores  # noqa: E402
-from mer.sweep.tracking import offline_runs  # noqa: E402
 from tests.conftest import FINISHED_SWEEP_FAKE_KEY  # noqa: E402
+from tests.support.wandb_offline import offline_runs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

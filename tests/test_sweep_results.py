@@ -16,7 +16,8 @@ from mer.experiment.plan import build_plan
 from mer.experiment.store import ResultsStore, write_run_files
 from mer.experiment.summary import write_summary
 from mer.metrics import megc_scores
-from mer.sweep.tracking import WandbTracker, offline_runs
+from mer.sweep.tracking import WandbTracker
+from tests.support.wandb_offline import offline_runs
 
 K = 3
 NAMES = ["negative", "positive", "surprise"]

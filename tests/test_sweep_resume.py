@@ -1,6 +1,6 @@
 """Kill the sweep driver mid-sweep (SIGKILL of its whole process group, Ray included), then
 `--resume`: the sweep finishes and no finished trial trains again. Trials are counted through the
-MER_TEST_TRIAL_EVENTS hook (one line per trial start / end)."""
+MER_TEST_TRIAL_EVENTS probe of tests/support/faults.py (one line per trial start / end)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("ray")
 
 from tests.conftest import tiny_overrides  # noqa: E402
+from tests.support import faults  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +52,8 @@ def _command(out: Path, cache: Path, *extra: str) -> list[str]:
 
 def _env(events: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(PYTHONPATH=str(REPO), MER_TEST_TRIAL_EVENTS=str(events), MER_TEST_TRIAL_SLEEP="1.5")
+    env.update(PYTHONPATH=str(REPO), MER_TRIAL_HOOKS=faults.HOOKS)
+    env.update(MER_TEST_TRIAL_EVENTS=str(events), MER_TEST_TRIAL_SLEEP="1.5")
     return env
 
 
@@ -168,7 +170,7 @@ def test_ctrl_c_stops_a_resumed_sweep_and_says_how_to_continue(tmp_path):
     done = len(list(out.glob("trials/*/*/*/result.json")))
     assert 1 <= done < 5 and "INTERRUPTED" in stdout
     # W&B: the finished trials' runs, and no summary run of a variant that is only paused
-    from mer.sweep.tracking import offline_runs
+    from tests.support.wandb_offline import offline_runs
 
     runs = offline_runs(out)
     assert runs and all("trial" in r["tags"] for r in runs), [r["name"] for r in runs]

@@ -1,4 +1,4 @@
-"""Search mode end to end through the real trainable (mer.sweep.runner Session → mer.train):
+"""Search mode end to end through the real trainable (mer.sweep.session Session → mer.train):
 sweeps/demo_search.yaml shrunk to 5 subjects (2 held out), 2 configurations x 3 folds x 2 epochs
 on synthetic data, then the hold-out evaluation (2 LOSO folds), interrupted (its trials fail) and
 resumed without re-running any search trial."""
@@ -23,7 +23,7 @@ from mer.sweep.search import (  # noqa: E402
     run_search,
     search_label,
 )
-from mer.sweep.trial import TestHooks  # noqa: E402
+from tests.support.faults import FaultHooks  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,14 +51,14 @@ def _trial_dirs(out):
 
 
 def test_search_end_to_end_through_the_real_trainable(tmp_path, capsys, monkeypatch):
-    from mer.sweep.runner import RunOptions
+    from mer.sweep.options import RunOptions
 
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # Ray workers import mer from this checkout
     cfg = _cfg(tmp_path)
     out = tmp_path / "out"
     # the hold-out evaluation's trials (ids "full/<subject>/s0") fail: an interrupted evaluation
-    broken = TestHooks(fail_always="full/*")
-    opts = RunOptions(out=out, num_cpus=2, wandb="disabled", test_hooks=broken)
+    broken = FaultHooks(fail_always="full/*")
+    opts = RunOptions(out=out, num_cpus=2, wandb="disabled", trial_hooks=broken)
     assert run_search(cfg, opts) == 1
     printed = capsys.readouterr().out
     assert "best configuration per variant" in printed and "INCOMPLETE: the hold-out" in printed
@@ -89,7 +89,7 @@ def test_search_end_to_end_through_the_real_trainable(tmp_path, capsys, monkeypa
     # --resume: the finished search runs nothing new; the evaluation retries its failed folds
     search_dirs = _trial_dirs(out)
     assert len(search_dirs) == 6
-    opts = RunOptions(out=out, num_cpus=2, wandb="disabled", resume=True, test_hooks=TestHooks())
+    opts = RunOptions(out=out, num_cpus=2, wandb="disabled", resume=True, trial_hooks=FaultHooks())
     assert run_search(cfg, opts) == 0
     printed = capsys.readouterr().out
     assert len(study.get_trials()) == 2 and _trial_dirs(out) == search_dirs

@@ -17,7 +17,7 @@ from mer.experiment.plan import build_plan, oracle_reasons
 from mer.experiment.store import ResultsStore, write_run_files
 from mer.experiment.summary import write_summary
 from mer.metrics import megc_scores
-from mer.sweep.runner import output_dir
+from mer.sweep.outdir import output_dir
 from mer.sweep.search import (
     HOLDOUT_NOTE,
     FoldFanoutSearcher,

@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mer.sweep.main import main
-from mer.sweep.trial import InjectedFailure
+from mer.cli.sweep import main
 from tests.conftest import tiny_overrides
+from tests.support import faults
+from tests.support.faults import InjectedFailure
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,7 @@ def test_failed_trial_resumes_from_its_checkpoint_and_matches_an_uninterrupted_r
     cache = tmp_path / "cache"
     whole = tmp_path / "whole"
     assert main(_args(whole, cache, "regions_none/sub01")) == 0
+    monkeypatch.setenv("MER_TRIAL_HOOKS", faults.HOOKS)
     monkeypatch.setenv("MER_TEST_FAIL_ONCE", str(tmp_path / "markers"))
     out = tmp_path / "out"
     with pytest.raises(InjectedFailure, match="after epoch 1"):
@@ -71,11 +73,11 @@ def test_unknown_trial_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_test_hooks_are_off_by_default_and_warn_when_an_env_variable_turns_one_on(caplog):
-    from mer.sweep.trial import TestHooks
+    from tests.support.faults import FaultHooks
 
-    with caplog.at_level("WARNING", logger="mer.sweep.trial"):
-        assert not TestHooks.from_env({"PATH": "/bin"}).active
+    with caplog.at_level("WARNING", logger="tests.support.faults"):
+        assert not FaultHooks.from_env({"PATH": "/bin"}).active
         assert not caplog.records
-        hooks = TestHooks.from_env({"MER_TEST_TRIAL_SLEEP": "2"})
+        hooks = FaultHooks.from_env({"MER_TEST_TRIAL_SLEEP": "2"})
     assert hooks.active and hooks.sleep_s == 2.0
     assert "MER_TEST_TRIAL_SLEEP" in caplog.text and "fail on purpose" in caplog.text

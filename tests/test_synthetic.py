@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from mer.cli.synth import add_parser
 from mer.config import SyntheticConfig
-from mer.data.synthetic_cli import add_parser
 from mer.datasets.catalog.megc2019 import ensure_megc2019, write_megc2019
 from mer.datasets.registry import with_synthetic_layout
 from mer.datasets.synthetic import ensure_dataset, landmark_path, write_dataset

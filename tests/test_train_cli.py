@@ -9,10 +9,10 @@ import json
 import pytest
 import yaml
 
+from mer.cli.train import add_parser
 from mer.errors import ConfigError
 from mer.metrics import megc_scores
 from mer.predlog import read_predictions
-from mer.train_cli import add_parser
 from tests.test_train_support import tiny_data, use_tiny_net
 
 

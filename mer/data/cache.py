@@ -39,7 +39,6 @@ system supports it, makes a second preparer wait instead of building the same th
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -545,25 +544,6 @@ def _run(rows: list[ClipJob], s: ClipSettings, workers: int) -> Iterator[ClipArr
         yield from pool.map(process_clip, rows, [s] * len(rows), chunksize=1)
 
 
-# ------------------------------------------------------------------------------------- CLI
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "prepare",
-        help="decode clips, select frames and crop regions once for every data config of a sweep",
-        description="Prepare (or reuse) the cached arrays of every distinct data config among "
-        "the sweep's variants; prints each cache path, clip count and speed.",
-    )
-    p.add_argument("config", help="sweep YAML")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. data.size=64")  # fmt: skip
-    p.add_argument(
-        "--workers", type=int, default=0,
-        help="decoding processes (default 0: one per CPU, at most 8)",
-    )  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_prepare)
-
-
 def distinct_data_configs(cfg: Any) -> list[DataConfig]:
     """The distinct data sections among a sweep's variants, in variant order (settings that
     `key_config` ignores do not make a section distinct)."""
@@ -576,18 +556,16 @@ def distinct_data_configs(cfg: Any) -> list[DataConfig]:
     return list(seen.values())
 
 
-def _cmd_prepare(args: argparse.Namespace) -> int:
-    from mer.config import load_config
+def prepare_sweep(
+    cfg: Any, *, progress: bool = True, workers: int = 0
+) -> Iterator[tuple[PreparedData, bool, float]]:
+    """Prepare (or reuse) the cache of every distinct data section of a sweep, one after
+    another (what `mer prepare` does): (data, built now?, seconds spent building) for each.
 
-    cfg = load_config(args.config, args.set)
-    workers = args.workers if args.workers > 0 else min(8, os.cpu_count() or 1)
+    `workers` 0: one decoding process per CPU, at most 8."""
+    workers = workers if workers > 0 else min(8, os.cpu_count() or 1)
     for data_cfg in distinct_data_configs(cfg):
-        data, built, seconds = _prepare(data_cfg, progress=not args.quiet, workers=workers)
-        n = len(data.samples)
-        speed = f"{n / max(seconds, 1e-9):.1f} clips/s" if built else "reused, nothing decoded"
-        oracle = "  [oracle regions]" if data.oracle_input else ""
-        print(f"{data.path}  {n} clips  {speed}{oracle}")
-    return 0
+        yield _prepare(data_cfg, progress=progress, workers=workers)
 
 
 known_coverage = face_index.known_coverage  # the dry run's "where known"
@@ -599,9 +577,9 @@ __all__ = [
     "known_coverage",
     "legacy_changes",
     "source_identity",
-    "add_parser",
     "distinct_data_configs",
     "load_prepared",
     "load_samples_only",
     "prepare_data",
+    "prepare_sweep",
 ]

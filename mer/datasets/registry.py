@@ -25,7 +25,8 @@ CATALOG = "mer.datasets.catalog"
 SYNTHETIC = "synthetic"
 
 
-def _hint(name: str, options: Iterable[str]) -> str:
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """`did you mean 'x'? ` for the closest option, or "" (for messages listing the options)."""
     close = difflib.get_close_matches(str(name), list(options), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}? " if close else ""
 
@@ -103,7 +104,7 @@ def get(name: str) -> DatasetSpec:
     spec = find(name)
     if spec is None:
         raise ConfigError(
-            f"data.dataset: unknown dataset {name!r} ({_hint(name, names())}expected one of "
+            f"data.dataset: unknown dataset {name!r} ({did_you_mean(name, names())}expected one of "
             f"{', '.join(names())})"
         )
     return spec
@@ -119,7 +120,7 @@ def synthetic_layout(name: str) -> SyntheticLayout:
     spec = find(name)
     if spec is None or spec.synthetic is None:
         layouts = with_synthetic_layout()
-        hint = _hint(name, layouts)
+        hint = did_you_mean(name, layouts)
         raise ConfigError(
             f"synthetic layout {name!r}: expected one of {', '.join(layouts)}"
             + (f" ({hint.strip()})" if hint else "")

@@ -1,4 +1,4 @@
-"""`mer summary SWEEP.yaml`: parameters, forward GFLOPs and output shape of every ablation variant.
+"""Parameters, forward GFLOPs and output shape of every ablation variant (`mer summary`).
 
 Models are built on the meta device: no memory is allocated and no weights are drawn, so even the
 10 M-parameter presets at 30×128×128 are summarised in well under a second. FLOPs are those
@@ -8,11 +8,10 @@ pooling, activations and other elementwise ops are not counted) for one clip, fo
 
 from __future__ import annotations
 
-import argparse
 import logging
 from typing import Any
 
-from mer.config import ExperimentConfig, flatten, load_config, variant_config
+from mer.config import ExperimentConfig, flatten, variant_config
 from mer.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -101,29 +100,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), sep, *(line(r) for r in body)])
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, args.set)
-    print(f"{cfg.name}: input {'×'.join(str(n) for n in input_shape(cfg)[1:])} (C×T×H×W)")
-    print(format_table(summary_rows(cfg)))
-    return 0
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "summary",
-        help="parameters, GFLOPs and output shape of each ablation variant",
-        description="Build every ablation variant of a sweep (on the meta device) and print its "
-        "parameter count, forward GFLOPs per clip and output shape, and which switches "
-        "differ from the first variant.",
-    )
-    parser.add_argument("config", help="sweep YAML")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (repeatable), e.g. --set model.dropout=0.3",
-    )
-    parser.set_defaults(func=run)

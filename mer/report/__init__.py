@@ -1,8 +1,7 @@
-"""`mer report RUN_DIR`: the ablation table, plots and a self-contained HTML page for a sweep."""
+"""The ablation table, plots and a self-contained HTML page for a sweep (`mer report RUN_DIR`)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +12,7 @@ from mer.util.files import write_csv_atomic, write_text_atomic
 if TYPE_CHECKING:
     from mer.experiment.run import RunData
 
-__all__ = ["RunData", "ablation_table", "add_parser", "load_run", "write_report"]
+__all__ = ["RunData", "ablation_table", "load_run", "report_run", "write_report"]
 
 
 def __getattr__(name: str):
@@ -83,40 +82,13 @@ def write_report(
     return _render(run, formats, Path(out) if out else run.run_dir / REPORT_DIR)[0]
 
 
-def _run(args: argparse.Namespace) -> int:
+def report_run(
+    run_dir: str | Path, formats: tuple[str, ...] = FORMATS, out: str | Path | None = None
+) -> tuple[RunData, dict[str, Path], object]:
+    """`write_report` for `mer report`, which also prints the table and may log the files to
+    W&B: returns the run read, the files written and the ablation table."""
     from mer.experiment.run import load_run
-    from mer.experiment.summary import console_table
 
-    formats = FORMATS if args.format == "all" else (args.format,)
-    run = load_run(args.run_dir)
-    written, table = _render(run, formats, Path(args.out) if args.out else run.run_dir / REPORT_DIR)
-    print(console_table(table))
-    pngs = sum(1 for k in written if k.startswith("png:"))
-    for key in ("csv", "md", "html", "latex"):
-        if key in written:
-            print(f"{key:>5}: {written[key]}")
-    print(f"figures: {pngs} PNG in {written['csv'].parent}")
-    if args.wandb != "disabled":
-        from mer.report.wandb_log import log_report
-
-        log_report(run, written, mode=args.wandb)
-    return 0
-
-
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "report",
-        help="tables, plots and an HTML page for a sweep's output folder",
-        description="Recompute pooled metrics from a sweep's prediction logs and write the "
-        "ablation table (CSV, Markdown, HTML, LaTeX) and figures under RUN_DIR/report/.",
-    )
-    p.add_argument("run_dir", help="the sweep's output folder, e.g. results/demo")
-    p.add_argument("--format", choices=(*FORMATS, "all"), default="all")
-    p.add_argument("--out", default=None, help="folder for the report (default RUN_DIR/report)")
-    p.add_argument(
-        "--wandb",
-        choices=("offline", "online", "disabled"),
-        default="disabled",
-        help="also log the table and figures to the sweep's W&B summary run",
-    )
-    p.set_defaults(func=_run)
+    run = load_run(run_dir)
+    written, table = _render(run, formats, Path(out) if out else run.run_dir / REPORT_DIR)
+    return run, written, table

@@ -13,16 +13,13 @@ background thread, so W&B never stalls the Tune event loop; failures there are l
 stop the sweep. Curves therefore appear when a trial finishes, not epoch by epoch.
 
 The API key is never written by this module: configs are built from the experiment config only,
-never from the environment. `read_offline_run` decodes an offline `.wandb` file (tests, and a
-quick look at a run without syncing it).
+never from the environment.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
-import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -358,80 +355,3 @@ def make_tracker(mode: str, out: Path, cfg: ExperimentConfig) -> Tracker:
     return WandbTracker(
         out, sweep=cfg.name, project=w.project, entity=w.entity, mode=mode, tags=list(w.tags)
     )
-
-
-# ------------------------------------------------------------------------- offline run reader
-def _records(path: Path) -> Any:
-    """Raw records of a `.wandb` file (LevelDB log format: 32 KiB blocks, 7-byte headers)."""
-    data = Path(path).read_bytes()
-    if data[:4] != b":W&B":
-        raise ValueError(f"{path}: not a W&B run file")
-    pos, block, buf = 7, 32768, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        if length == 0 and kind == 0:
-            pos += left
-            continue
-        chunk = data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind == 1:
-            yield chunk
-        elif kind == 2:
-            buf = chunk
-        elif kind == 3:
-            buf += chunk
-        elif kind == 4:
-            yield buf + chunk
-            buf = b""
-
-
-def read_offline_run(run_dir: Path) -> dict[str, Any]:
-    """Group, job type, name, tags, config, summary and history of an offline run folder."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    files = sorted(Path(run_dir).glob("run-*.wandb"))
-    if not files:
-        raise FileNotFoundError(f"{run_dir}: no run-*.wandb file")
-    out: dict[str, Any] = {"config": {}, "summary": {}, "history": []}
-
-    def key_of(item: Any) -> str:
-        return item.key or "/".join(item.nested_key)
-
-    for raw in _records(files[0]):
-        rec = pb.Record()
-        rec.ParseFromString(raw)
-        kind = rec.WhichOneof("record_type")
-        if kind == "run":
-            r = rec.run
-            out.update(
-                id=r.run_id,
-                group=r.run_group,
-                job_type=r.job_type,
-                name=r.display_name,
-                tags=list(r.tags),
-                project=r.project,
-            )
-            for item in r.config.update:
-                out["config"][key_of(item)] = json.loads(item.value_json)
-        elif kind == "config":
-            for item in rec.config.update:
-                if key_of(item):
-                    out["config"][key_of(item)] = json.loads(item.value_json)
-        elif kind == "summary":
-            for item in rec.summary.update:
-                out["summary"][key_of(item)] = json.loads(item.value_json)
-        elif kind == "history":
-            out["history"].append(
-                {key_of(item): json.loads(item.value_json) for item in rec.history.item}
-            )
-    out["config"].pop("_wandb", None)
-    return out
-
-
-def offline_runs(out: Path) -> list[dict[str, Any]]:
-    """Every offline run under `OUT/wandb`, read with `read_offline_run`."""
-    return [read_offline_run(d) for d in sorted((Path(out) / "wandb").glob("offline-run-*"))]

@@ -11,31 +11,25 @@ What a trial reports:
   driver's results callback writes to `OUT/trials/...` (the driver owns the results folder, so
   trials on other nodes need no shared file system).
 
-Test hooks (environment variables read by the sweep driver and handed to trials as `TestHooks`,
-so they work on any node): MER_TEST_TRIAL_EVENTS=FILE appends one JSON line per trial start/end
-(pid, node, timestamps, device, resumed epoch); MER_TEST_FAIL_ONCE=DIR makes trials whose id
-matches MER_TEST_FAIL_MATCH (fnmatch, default `*`) raise once right after their first checkpoint
-(a marker in DIR remembers it), to exercise retry-from-checkpoint; MER_TEST_FAIL_ALWAYS=PATTERN
-makes matching trials always fail at start; MER_TEST_TRIAL_SLEEP=S sleeps S seconds at start;
-MER_TEST_TRIAL_BARRIER=N makes a trial wait at start until N trials have started (events file;
-at most 120 s), so a test can see how many trials Ray runs at once.
+Trial hooks (mer.sweep.hooks.TrialHooks, handed to trials by the driver so they work on any
+node) run at the trial's start, after each checkpoint and at its end: profiling, chaos testing,
+and the test suite's fault injection plug in there.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
+import resource
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from mer.config import ExperimentConfig, with_overrides
 from mer.experiment.plan import SweepPlan, TrialSpec
-from mer.util.jsonio import dumps
+from mer.sweep.hooks import NoTrialHooks, TrialHooks
 
 log = logging.getLogger(__name__)
 
@@ -43,81 +37,6 @@ CHECKPOINT_FILE = "state.pt"
 FINAL_KEY = "mer_final"
 SKIPPED_KEY = "mer_skipped"
 PROGRESS_KEYS = ("epoch", "loss", "lr", "train_acc", "val_uf1", "val_uar", "val_acc", "seconds")
-
-
-class InjectedFailure(RuntimeError):
-    """Raised by the MER_TEST_FAIL_* test hooks."""
-
-
-# --------------------------------------------------------------------------------- test hooks
-@dataclass(frozen=True)
-class TestHooks:
-    """Fault and timing probes for tests (see the module docstring); all off by default."""
-
-    __test__ = False  # not a pytest class
-
-    events: str | None = None
-    fail_once_dir: str | None = None
-    fail_match: str = "*"
-    fail_always: str | None = None
-    sleep_s: float = 0.0
-    barrier: int = 0
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> TestHooks:
-        env = dict(os.environ if env is None else env)
-        hooks = cls(
-            events=env.get("MER_TEST_TRIAL_EVENTS") or None,
-            fail_once_dir=env.get("MER_TEST_FAIL_ONCE") or None,
-            fail_match=env.get("MER_TEST_FAIL_MATCH") or "*",
-            fail_always=env.get("MER_TEST_FAIL_ALWAYS") or None,
-            sleep_s=float(env.get("MER_TEST_TRIAL_SLEEP") or 0.0),
-            barrier=int(env.get("MER_TEST_TRIAL_BARRIER") or 0),
-        )
-        if hooks.active:  # a leftover variable must not silently slow or fail a real sweep
-            names = sorted(k for k in env if k.startswith("MER_TEST_") and env[k])
-            log.warning("test hooks active (%s): trials may sleep or fail on purpose", names)
-        return hooks
-
-    @property
-    def active(self) -> bool:
-        return (
-            bool(self.events or self.fail_once_dir or self.fail_always)
-            or self.sleep_s > 0
-            or self.barrier > 0
-        )
-
-    def event(self, kind: str, spec: TrialSpec, **extra: Any) -> None:
-        if not self.events:
-            return
-        rec = {"event": kind, "trial": spec.id, "time": time.time(), "pid": os.getpid(), **extra}
-        with open(self.events, "a") as fh:  # O_APPEND: one short line per write stays whole
-            fh.write(dumps(rec, indent=None) + "\n")
-
-    def at_start(self, spec: TrialSpec) -> None:
-        if self.fail_always and fnmatch.fnmatchcase(spec.id, self.fail_always):
-            raise InjectedFailure(f"MER_TEST_FAIL_ALWAYS: trial {spec.id} fails by request")
-        if self.sleep_s > 0:
-            time.sleep(self.sleep_s)
-        if self.barrier and self.events:
-            deadline = time.monotonic() + 120.0
-            while self._starts() < self.barrier and time.monotonic() < deadline:
-                time.sleep(0.05)
-
-    def _starts(self) -> int:
-        with open(self.events) as fh:
-            return sum(1 for line in fh if '"event": "start"' in line)
-
-    def after_checkpoint(self, spec: TrialSpec, epoch: int) -> None:
-        if not self.fail_once_dir or not fnmatch.fnmatchcase(spec.id, self.fail_match):
-            return
-        marker = Path(self.fail_once_dir) / f"{spec.safe}.failed"
-        if marker.exists():
-            return
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{epoch}\n")
-        self.event("injected_failure", spec, epoch=epoch)
-        raise InjectedFailure(f"MER_TEST_FAIL_ONCE: trial {spec.id} fails after epoch {epoch}")
 
 
 # ---------------------------------------------------------------------------------- reporters
@@ -130,7 +49,7 @@ class Reporter(Protocol):
 
 
 def _save_state(state: dict[str, Any], folder: Path) -> None:
-    import torch
+    import torch  # lazy: torch takes seconds to import; the driver imports this module too
 
     tmp = folder / (CHECKPOINT_FILE + ".tmp")
     torch.save(state, tmp)
@@ -138,7 +57,7 @@ def _save_state(state: dict[str, Any], folder: Path) -> None:
 
 
 def _load_state(folder: Path) -> dict[str, Any]:
-    import torch
+    import torch  # lazy: torch takes seconds to import; the driver imports this module too
 
     return torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
@@ -147,7 +66,7 @@ class TuneReporter:
     """Reports through `ray.tune.report`; checkpoints as Tune checkpoints (retries resume)."""
 
     def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> None:
-        from ray import tune
+        from ray import tune  # lazy: the --trial debug path runs without Ray
 
         if checkpoint is None:
             tune.report(metrics)
@@ -157,7 +76,7 @@ class TuneReporter:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     def restore(self) -> dict[str, Any] | None:
-        from ray import tune
+        from ray import tune  # lazy: the --trial debug path runs without Ray
 
         ckpt = tune.get_checkpoint()
         if ckpt is None:
@@ -205,33 +124,35 @@ def execute_trial(
     fold: Any,
     reporter: Reporter,
     *,
-    test_hooks: TestHooks | None = None,
+    hooks: TrialHooks | None = None,
     report_every_s: float = 30.0,
     plan_oracle: bool = False,
     stop_marker: str | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one fold; report progress, checkpoints and the final payload.
 
-    `stop_marker`: a file whose appearance ends training early (a search configuration that was
-    pruned); checked once per epoch.
+    `hooks` (default: none) run at the start, after each checkpoint and at the end, in this
+    process. `stop_marker`: a file whose appearance ends training early (a search configuration
+    that was pruned); checked once per epoch.
     """
-    hooks = test_hooks or TestHooks()
+    hooks = hooks or NoTrialHooks()
     started = time.time()
     resume = reporter.restore()
     resumed_epoch = int(resume["epoch"]) if resume is not None and "epoch" in resume else None
     node = _node_id()
-    hooks.event("start", spec, node=node, resumed_from=resumed_epoch, **_device_info(cfg))
     if resumed_epoch is not None:
         log.info("%s: resuming from the checkpoint of epoch %d", spec.id, resumed_epoch)
+    ended = {"node": node, "resumed_from": resumed_epoch, "started": started}
     try:
+        hooks.on_start(spec, {"node": node, "resumed_from": resumed_epoch, **_device_info(cfg)})
         payload = _train(
             spec, cfg, data, fold, reporter, hooks, resume, report_every_s, plan_oracle, stop_marker
         )
     except BaseException as exc:
-        hooks.event("error", spec, error=repr(exc)[:300])
+        hooks.on_end(spec, ended, exc)
         raise
     payload.update(resumed_from=resumed_epoch, node=node, started_at=started)
-    hooks.event("end", spec, node=node, resumed_from=resumed_epoch, started=started)
+    hooks.on_end(spec, ended, None)
     reporter.report(payload)
     return payload
 
@@ -242,15 +163,13 @@ def _train(
     data: Any,
     fold: Any,
     reporter: Reporter,
-    hooks: TestHooks,
+    hooks: TrialHooks,
     resume: dict[str, Any] | None,
     report_every_s: float,
     plan_oracle: bool,
     stop_marker: str | None,
 ) -> dict[str, Any]:
-    from mer.train import FoldHooks, run_fold
-
-    hooks.at_start(spec)
+    from mer.train import FoldHooks, run_fold  # lazy: imports torch (seconds)
 
     pending: dict[str, Any] = {}
     last_report = [time.monotonic()]
@@ -310,15 +229,13 @@ def _train(
 
 def _cpu_seconds() -> float:
     """CPU time of this process so far (all threads): trial cost independent of machine load."""
-    import resource
-
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
 
 
 def _node_id() -> str | None:
     try:
-        import ray
+        import ray  # lazy: the --trial debug path runs without Ray
 
         if ray.is_initialized():
             return ray.get_runtime_context().get_node_id()
@@ -328,6 +245,7 @@ def _node_id() -> str | None:
 
 
 def _device_info(cfg: ExperimentConfig) -> dict[str, Any]:
+    # lazy: torch takes seconds to import; the driver imports this module too
     import torch
 
     from mer.training.runtime import resolve_runtime
@@ -337,7 +255,7 @@ def _device_info(cfg: ExperimentConfig) -> dict[str, Any]:
     info["device"] = str(resolve_runtime(cfg.train).device)  # what run_fold will train on
     info["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
-        import ray
+        import ray  # lazy: the --trial debug path runs without Ray
 
         if ray.is_initialized():
             info["ray_gpu_ids"] = [str(g) for g in ray.get_gpu_ids()]
@@ -374,7 +292,7 @@ def tune_trainable(
     plan: SweepPlan,
     data_refs: dict[str, Any],
     done: frozenset[str] = frozenset(),
-    test_hooks: TestHooks | None = None,
+    hooks: TrialHooks | None = None,
     report_every_s: float = 30.0,
 ) -> None:
     """The Tune function trainable (wrapped with `tune.with_parameters` by the runner).
@@ -384,6 +302,7 @@ def tune_trainable(
     `done` lists trials whose results the driver already has (a resumed sweep): they return
     at once instead of training again.
     """
+    # lazy: only Tune trials run this; the --trial debug path imports this module without Ray
     import ray
     from ray import tune
 
@@ -402,7 +321,7 @@ def tune_trainable(
         data,
         fold,
         TuneReporter(),
-        test_hooks=test_hooks,
+        hooks=hooks,
         report_every_s=report_every_s,
         plan_oracle=vp.oracle,
         stop_marker=config.get("cancel_marker"),

@@ -21,17 +21,17 @@ Where the parts are (each module's docstring says more; every name below is re-e
 - `summary`: OUT/search/{best.json, summary.csv, summary.md} and the console summary
   (`write_search_summary`, `format_search_summary`).
 
-Contract with the runner (mer.sweep.main / runner / trial)
------------------------------------------------------------
-`run_search(cfg, opts)` is the search-mode counterpart of `mer.sweep.runner.run_ablation`: it
-opens the runner's Session (data, plan, Ray, results folder), builds the searcher from the plan's
+Contract with the session (mer.sweep.session / trial)
+----------------------------------------------------
+`run_search(cfg, opts)` is the search-mode counterpart of `mer.sweep.ablation.run_ablation`: it
+opens the sweep's Session (data, plan, Ray, results folder), builds the searcher from the plan's
 folds for `cfg.seeds[0]`, calls `Session.run(search_alg=searcher, num_samples=-1)` (with
 `--resume`, Session.run restores the Tune experiment and Tune restores the searcher), writes the
 search summary and, once every variant's search is finished, the hold-out evaluation's config,
 then runs that evaluation (`evaluate_holdout`; with `--resume` it continues an interrupted one, and
 a finished search re-runs no search trial) and rewrites the summary with its metrics.
-`mer.sweep.main` only has to dispatch to it when the config has a `search` section. What it does,
-for anyone wiring Tune differently (driver)::
+`mer sweep` (mer.cli.sweep) only has to dispatch to it when the config has a `search` section.
+What it does, for anyone wiring Tune differently (driver)::
 
     searcher = FoldFanoutSearcher(cfg, folds, out_dir)     # folds: names in protocol order, from
                                                            # the seed-cfg.seeds[0] plan, or a
@@ -60,6 +60,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+
+import ray
 
 from mer.config import ExperimentConfig
 from mer.errors import ConfigError
@@ -95,6 +97,7 @@ from mer.sweep.search.storage import (
 )
 from mer.sweep.search.summary import _search_scope as _search_scope  # tests import it from here
 from mer.sweep.search.summary import format_search_summary, write_search_summary
+from mer.sweep.session import open_session
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -127,14 +130,12 @@ log = logging.getLogger(__name__)
 
 
 def run_search(cfg: ExperimentConfig, opts: Any) -> int:
-    """Search mode end to end on the runner's Session (opts: mer.sweep.runner.RunOptions), then
+    """Search mode end to end on the runner's Session (opts: mer.sweep.options.RunOptions), then
     the hold-out evaluation (`evaluate_holdout`) when the search is finished.
 
     Exit status 0 when every variant's search used its budget, has a completed configuration and
     (if run) its hold-out evaluation is complete; 1 otherwise (continue with --resume).
     """
-    from mer.sweep.runner import open_session
-
     if cfg.search is None:
         raise ConfigError("search: this sweep has no `search` section (search mode needs one)")
     session = open_session(cfg, opts)
@@ -167,8 +168,6 @@ def run_search(cfg: ExperimentConfig, opts: Any) -> int:
             doc = write_search_summary(cfg, session.out, variants=list(folds), holdout=held)
     finally:
         if session.started_ray:
-            import ray
-
             ray.shutdown()
     print()
     print(format_search_summary(doc))

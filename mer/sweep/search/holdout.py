@@ -11,7 +11,7 @@ builds the folds over the remaining, development, subjects). After the search, e
 configuration (chosen on inner validation only) is trained and tested LOSO on the held-out subjects:
 one fold per held-out subject, training on every other subject. That evaluation is an ordinary
 ablation sweep, generated as OUT/search/holdout.yaml (`holdout_raw`; variant = searched variant +
-its best overrides) and run at the end of `run_search` through `mer.sweep.runner.run_ablation` on
+its best overrides) and run at the end of `run_search` through `mer.sweep.ablation.run_ablation` on
 the same Ray (unless `search.evaluate_holdout: false`); its results are a normal sweep folder,
 OUT/{name}-holdout/ (summary, prediction logs, W&B, report), and can be run or resumed by hand
 (`python run_sweep.py OUT/search/holdout.yaml [--resume]`). Its pooled test metrics are the only
@@ -38,6 +38,8 @@ from mer.config import ExperimentConfig, variant_config
 from mer.errors import ConfigError
 from mer.experiment import layout
 from mer.experiment.layout import HOLDOUT_CONFIG, holdout_dir, holdout_name
+from mer.sweep.ablation import run_ablation
+from mer.sweep.outdir import output_dir
 from mer.util.jsonio import read_json, to_plain
 
 log = logging.getLogger(__name__)
@@ -250,7 +252,6 @@ def evaluate_holdout(cfg: ExperimentConfig, opts: Any, path: Path) -> int:
     """
     import dataclasses
 
-    from mer.sweep.runner import output_dir, run_ablation
     from mer.sweep.space import load_search_config
 
     hcfg = load_search_config(path)

@@ -6,34 +6,18 @@ import argparse
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from mer.config import SyntheticConfig
-from mer.datasets import registry
-from mer.datasets.synthetic import (
-    CLASSES,
-    SyntheticDataset,
-    frame_width,
-    landmark_path,
-    write_dataset,
-)
-
-
-def _has_others(layout: str) -> bool:
-    return registry.synthetic_layout(layout).has_others
-
-
-def layout_choices() -> list[str]:
-    """The layouts the generator writes, then the composites it writes from their parts."""
-    composites = [s.name for s in registry.specs() if s.write_synthetic is not None]
-    return [*registry.with_synthetic_layout(), *composites]
+from mer.cli import common
+from mer.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `synth` on the `mer` command line."""
+    """Register `synth` on the `mer` command line. The layouts are the registry's (checked when
+    the command runs: listing them here would import every dataset module for `mer --help`)."""
     p = subparsers.add_parser(
         "synth",
+        parents=[common.parent(config=False)],
         help="write a synthetic dataset in a real dataset's layout",
         description="Write face-like synthetic micro-expression clips in the on-disk layout of a "
         "real dataset (frames or videos, annotation workbook, ground-truth landmarks). Same "
@@ -45,7 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="folder to create (replaced if it holds a synthetic "
         "dataset, refused if it holds anything else)",
     )
-    p.add_argument("--layout", choices=layout_choices(), default="casme2")
+    p.add_argument(
+        "--layout",
+        default="casme2",
+        help="the dataset whose layout to write (casme2, samm, smic, casme3, deception, videos, "
+        "or a composite such as megc2019; every registered dataset with a synthetic layout)",
+    )
     p.add_argument("--subjects", type=int, default=3, help="subjects (per dataset for megc2019)")
     p.add_argument("--clips", type=int, default=4, help="clips per subject")
     p.add_argument("--frames", type=int, default=24, help="frames per clip")
@@ -61,9 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--others",
         type=int,
         default=None,
-        help="clips per subject outside the three classes (layouts "
-        + ", ".join(n for n in registry.with_synthetic_layout() if _has_others(n))
-        + "; default 1 when clips >= 4)",
+        help="clips per subject outside the layout's classes, for layouts whose dataset codes "
+        "such clips (default 1 when clips >= 4)",
     )
     p.add_argument(
         "--framing",
@@ -75,15 +63,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument(
         "--no-mapping", action="store_true", help="deception: leave out the clip-to-subject CSV"
     )
-    p.set_defaults(func=synth_command)
+    p.set_defaults(func=run)
     return p
 
 
-add_synth_parser = add_parser
+def layout_choices() -> list[str]:
+    """The layouts the generator writes, then the composites it writes from their parts."""
+    # lazy: the registry imports every dataset module (pandas, image libraries)
+    from mer.datasets import registry
+
+    composites = [s.name for s in registry.specs() if s.write_synthetic is not None]
+    return [*registry.with_synthetic_layout(), *composites]
 
 
-def synth_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    # lazy: the registry and the writers import numpy, pandas and image libraries
+    from mer.config import SyntheticConfig
+    from mer.datasets import registry
+    from mer.datasets.synthetic import write_dataset
+
     start = time.perf_counter()
+    choices = layout_choices()
+    if args.layout not in choices:
+        raise ConfigError(
+            f"--layout {args.layout!r}: "
+            + registry.did_you_mean(args.layout, choices)
+            + f"expected one of {', '.join(choices)}"
+        )
     spec = registry.get(args.layout)
     # checked as `data.synthetic` of a sweep is (the options are its fields), for each layout
     options = {
@@ -104,8 +110,14 @@ def synth_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(ds: SyntheticDataset, size: int, framing: str = "scene") -> str:
-    """Counts and paths of one written dataset, a few lines."""
+def summary(ds: Any, size: int, framing: str = "scene") -> str:
+    """Counts and paths of one written dataset (a SyntheticDataset), a few lines."""
+    # lazy: numpy and the synthetic package are slow imports; `mer --help` stays fast
+    import numpy as np
+
+    from mer.datasets import registry
+    from mer.datasets.synthetic import CLASSES, frame_width, landmark_path
+
     media = list(dict.fromkeys(c.media for c in ds.clips))
     n_frames = sum(int(np.load(landmark_path(m), mmap_mode="r").shape[0]) for m in media)
     layout = registry.synthetic_layout(ds.layout)

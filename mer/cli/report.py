@@ -1,0 +1,48 @@
+"""`mer report RUN_DIR`: write a sweep's report (tables, figures, HTML) and print the table."""
+
+from __future__ import annotations
+
+import argparse
+
+from mer.cli import common
+from mer.report import FORMATS
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        parents=[common.parent(config=False)],
+        help="tables, plots and an HTML page for a sweep's output folder",
+        description="Recompute pooled metrics from a sweep's prediction logs and write the "
+        "ablation table (CSV, Markdown, HTML, LaTeX) and figures under RUN_DIR/report/.",
+    )
+    p.add_argument("run_dir", help="the sweep's output folder, e.g. results/demo")
+    p.add_argument("--format", choices=(*FORMATS, "all"), default="all")
+    p.add_argument("--out", default=None, help="folder for the report (default RUN_DIR/report)")
+    p.add_argument(
+        "--wandb",
+        choices=("offline", "online", "disabled"),
+        default="disabled",
+        help="also log the table and figures to the sweep's W&B summary run",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # lazy: pandas and matplotlib are slow imports; `mer --help` stays fast
+    from mer.experiment.summary import console_table
+    from mer.report import report_run
+
+    formats = FORMATS if args.format == "all" else (args.format,)
+    run_data, written, table = report_run(args.run_dir, formats, args.out)
+    print(console_table(table))
+    pngs = sum(1 for k in written if k.startswith("png:"))
+    for key in ("csv", "md", "html", "latex"):
+        if key in written:
+            print(f"{key:>5}: {written[key]}")
+    print(f"figures: {pngs} PNG in {written['csv'].parent}")
+    if args.wandb != "disabled":
+        from mer.report.wandb_log import log_report  # lazy: wandb takes seconds to import
+
+        log_report(run_data, written, mode=args.wandb)
+    return 0

@@ -1,0 +1,99 @@
+"""The ablation grid: every (variant, fold, seed) of the plan as one Tune trial.
+
+Why apart from the session: what the grid needs beyond `Session.run` is its own policy for an
+incomplete run. Tune returns normally after Ctrl-C (or SIGUSR1), so only the results tell an
+interrupted run (exit 130, nothing logged to W&B as final) from one whose trials all ended
+(exit 0, or 1 with failed trials marked INCOMPLETE); and a restored Tune experiment counts a trial
+as finished even when its results folder was deleted since, so those run again in an experiment
+of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ray import tune
+
+from mer.config import ExperimentConfig
+from mer.experiment.summary import console_table
+from mer.sweep.options import RunOptions
+from mer.sweep.session import open_session
+from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY
+
+log = logging.getLogger(__name__)
+
+
+def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
+    """Every (variant, fold, seed) as one Tune trial; prints the summary table. Exit status:
+    0 when every trial finished, 1 when some failed (their variants are marked INCOMPLETE),
+    130 when Ctrl-C / SIGUSR1 stopped the run (continue with --resume)."""
+    session = open_session(cfg, opts)
+    try:
+        ids = [t.id for t in session.plan.trials]
+        # until Tune returns with every trial ended, the run counts as interrupted: a second
+        # Ctrl-C raises KeyboardInterrupt out of fit() and must not log summary runs either
+        session.interrupted = True
+        grid = session.run(param_space={"spec": _grid(ids)})
+        # Tune returns normally after Ctrl-C (or SIGUSR1) too: only an experiment whose every
+        # trial ended may have lost results to rerun; an interrupted one stops here
+        unended = len(ids) - ended_trials(grid)
+        ended = unended == 0
+        session.interrupted = not ended
+        if not ended:
+            log.warning(
+                "sweep interrupted: %d of %d trial(s) did not end; continue with the same "
+                "command plus --resume (not Tuner.restore)",
+                unended, len(ids),
+            )  # fmt: skip
+        lost = session.missing_trials() if opts.resume and ended else []
+        if lost:
+            # Tune restores a trial it saw finish as finished, even when its results folder was
+            # deleted since: those run again in an experiment of their own.
+            log.warning(
+                "--resume: %d trial(s) the restored Tune experiment counts as finished have no "
+                "results in %s (first: %s); running them again",
+                len(lost), opts.out, lost[0],
+            )  # fmt: skip
+            session.interrupted = True
+            rerun = session.run(
+                param_space={"spec": _grid(lost)},
+                fresh_experiment=f"rerun-{time.strftime('%Y%m%d-%H%M%S')}",
+            )
+            session.interrupted = ended_trials(rerun) < len(lost)
+    finally:
+        summary = session.finish()
+    print(f"\n{cfg.name}: pooled test metrics per variant (mean ± std over seeds)\n")
+    print(console_table(summary.table))
+    print(f"\nresults: {opts.out} (summary.md, summary.csv, predictions.csv, trials/)")
+    failed = int(summary.table["folds_failed"].sum())
+    missing = int((summary.table["folds_total"] - summary.table["folds_done"]).sum()) - failed
+    if session.interrupted:
+        print(f"INTERRUPTED: {missing} trial(s) not finished; continue with --resume")
+        return 130
+    if failed or missing:
+        see = f"see {opts.out}/trials/*/*/*/error.txt; " if failed else ""
+        print(
+            f"INCOMPLETE: {failed} trial(s) failed, {missing} not run; {see}rerun with --resume "
+            "to retry them"
+        )
+        return 1
+    return 0
+
+
+def ended_trials(grid: Any) -> int:
+    """Trials of a ResultGrid that ended: failed, or whose last report is the final (or the
+    already-done) one. An interrupted trial shows as TERMINATED in Tune, so status says nothing;
+    trials the interruption kept from starting are not in the grid at all."""
+    n = 0
+    for result in grid:
+        metrics = result.metrics or {}
+        if result.error is not None or metrics.get(FINAL_KEY) or metrics.get(SKIPPED_KEY):
+            n += 1
+    return n
+
+
+def _grid(values: list[str]) -> Any:
+    """Tune's grid over trial ids: one trial per id, in plan order."""
+    return tune.grid_search(values)

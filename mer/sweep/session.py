@@ -1,0 +1,408 @@
+"""One driver run of a sweep on Ray Tune: prepared data in the object store, the Tune experiment
+(new or restored), and Tune's events turned into filed results.
+
+The driver prepares every distinct dataset of the sweep once (variants whose `data` sections
+differ, e.g. AU policy on/off, get one each), puts each in the object store, and hands trials the
+references (`tune.with_parameters`): trials never read media or caches from disk. `SweepCallback`
+files each finished trial's predictions under `OUT/trials/` as it arrives (the driver owns the
+results folder, so trials on other nodes need no shared file system), failed trials are retried
+from their last checkpoint (`FailureConfig`) and permanent failures recorded. A restarted driver
+(`--resume`) restores the Tune experiment and skips trials whose results are already on disk.
+
+Any sweep mode uses it: `open_session` (results folder, data, plan, Ray) then
+`Session.run(param_space=... | search_alg=..., num_samples=...)` with trial configs understood
+by `mer.sweep.trial.spec_from_config` (the ablation grid: mer.sweep.ablation; the Optuna search:
+mer.sweep.search).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+import ray
+from ray import tune
+from ray.tune.logger import JsonLoggerCallback
+
+from mer.config import ExperimentConfig
+from mer.data.cache import prepare_data
+from mer.experiment import layout
+from mer.experiment import plan as plan_mod
+from mer.experiment.plan import SweepPlan, TrialSpec
+from mer.experiment.store import ResultsStore, write_run_files
+from mer.experiment.summary import Summary, write_summary
+from mer.report import write_report
+from mer.sweep import outdir
+from mer.sweep.cluster import alive_nodes, autoscaler_ceiling, check_reachable, connect
+from mer.sweep.options import RunOptions
+from mer.sweep.progress import Progress
+from mer.sweep.resources import capacity, check_devices, max_concurrent, trial_resources
+from mer.sweep.tracking import Tracker, make_tracker
+from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY, spec_from_config, tune_trainable
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------- the callback
+# The Tune callback is pickled into the experiment state (tuner.pkl) and unpickled on restore,
+# so it carries no state of its own: it forwards to the session registered here by
+# `Session.run`, which is the fresh one of the current driver process.
+_ACTIVE: dict[str, Session] = {}
+
+
+class SweepCallback(tune.Callback):
+    """Forwards Tune events to the active Session (stateless, so it pickles and restores)."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_result(trial.config, result)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_complete(trial)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_recover(trial.config, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_error(trial.config, trial)
+
+
+def _trial_error(trial: Any) -> str:
+    """The failed trial's error text: Tune writes it to the trial's local (driver) folder first
+    and syncs it to storage later, so read it there."""
+    local = trial.error_file
+    if local and Path(local).exists():
+        return Path(local).read_text()
+    return str(trial.get_error() or "unknown error (Tune kept no error file)")
+
+
+def trial_name(trial: Any) -> str:
+    c = trial.config
+    if "spec" in c:
+        return str(c["spec"])
+    return layout.trial_id(c.get("label") or c["variant"], c["fold"], c["seed"])
+
+
+def trial_dirname(trial: Any) -> str:
+    return layout.fold_safe(trial_name(trial)) + f"-{trial.trial_id}"
+
+
+# -------------------------------------------------------------------------------- the session
+class Session:
+    """One driver run of a sweep: Ray connection, prepared data, plan, results and tracking."""
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        opts: RunOptions,
+        plan: SweepPlan,
+        data: dict[str, Any],
+        started_ray: bool,
+        resources: dict[str, float],
+        cluster_capacity: dict[str, float],
+        experiment: str = outdir.EXPERIMENT,
+    ):
+        self.cfg = cfg
+        self.opts = opts
+        self.plan = plan
+        self.out = opts.out
+        self.store = ResultsStore(self.out)
+        self.started_ray = started_ray
+        self.cluster = dict(ray.cluster_resources())
+        # concurrency is sized for the cluster as its autoscaler may grow it
+        self.resources = resources  # per trial (trial_resources)
+        self.capacity = cluster_capacity  # as the autoscaler may grow it: sizes concurrency
+        self.data_refs = {key: ray.put(value) for key, value in data.items()}
+        mode = opts.wandb or cfg.tracking.wandb.mode
+        self.tracker: Tracker = make_tracker(mode, self.out, cfg)
+        self.wandb_mode = mode
+        self.progress = Progress(plan, self.store, self.tracker)
+        self.done_at_start = self.progress.done_at_start
+        self.interrupted = False  # Ctrl-C / SIGUSR1 ended the Tune run early
+        self.experiment = experiment  # Tune experiment name under a shared --storage
+        self.progress.catch_up_tracking()
+
+    # ------------------------------------------------------------------------ tune plumbing
+    def trainable(self) -> Any:
+        fn = tune.with_parameters(
+            tune_trainable,
+            plan=self.plan,
+            data_refs=self.data_refs,
+            done=frozenset(self.done_at_start),
+            hooks=self.opts.trial_hooks,
+            report_every_s=self.opts.report_every_s,
+        )
+        return tune.with_resources(fn, self.resources)
+
+    @property
+    def storage(self) -> tuple[str, str]:
+        if self.opts.storage:
+            return str(outdir.storage_key(self.opts.storage)), self.experiment
+        return str(self.out / "ray"), outdir.EXPERIMENT
+
+    def missing_trials(self) -> list[str]:
+        """Planned trials with no result on disk that did not fail in this run, in plan order."""
+        done = self.store.done_ids()
+        failed = self.progress.failed
+        return [t.id for t in self.plan.trials if t.id not in done and t.id not in failed]
+
+    def run(
+        self,
+        *,
+        param_space: dict[str, Any] | None = None,
+        search_alg: Any = None,
+        num_samples: int = 1,
+        callbacks: Sequence[Any] = (),
+        metric: str | None = None,
+        mode: str | None = None,
+        concurrency: int | None = None,
+        fresh_experiment: str | None = None,
+    ) -> Any:
+        """Run (or, with --resume, restore) the Tune experiment; returns the ResultGrid.
+
+        `fresh_experiment`: run a new Tune experiment of that name next to the sweep's own
+        (never restored), for trials the restored experiment will not run again."""
+        # Tune's CSV/TensorBoard loggers would flatten the final prediction payload into
+        # columns; results are filed by our callback, Tune keeps its JSON log.
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+        # num_to_keep forces an experiment snapshot after checkpoints (cheap here); Tune warns
+        # about it on every checkpoint of short trials.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        storage_path, name = self.storage
+        if fresh_experiment:
+            name = f"{name}-{fresh_experiment}"
+        exp_path = f"{storage_path.rstrip('/')}/{name}"
+        n_conc = concurrency or max_concurrent(
+            self.cfg, self.resources, self.capacity, self.opts.max_concurrent, len(self.plan.trials)
+        )
+        log.info(
+            "trials: %d, %g CPU + %g GPU each, up to %d at a time; storage %s",
+            len(self.plan.trials),
+            self.resources["CPU"],
+            self.resources["GPU"],
+            n_conc,
+            exp_path,
+        )
+        if not self.opts.storage and alive_nodes() > 1:
+            log.warning(
+                "a multi-node cluster with the default local storage %s: checkpoints of "
+                "trials on other nodes stay on those nodes, so a retry elsewhere starts "
+                "its fold again; pass --storage with a path every node sees (NFS, "
+                "s3://...) to resume there",
+                exp_path,
+            )
+        if self.done_at_start:
+            log.info(
+                "%d trial(s) already finished in %s: not run again",
+                len(self.done_at_start & {t.id for t in self.plan.trials}),
+                self.out,
+            )
+        _ACTIVE["session"] = self
+        try:
+            if not fresh_experiment and self.opts.resume and tune.Tuner.can_restore(exp_path):
+                log.info("restoring the Tune experiment at %s", exp_path)
+                tuner = tune.Tuner.restore(
+                    exp_path,
+                    trainable=self.trainable(),
+                    resume_errored=True,
+                    param_space=param_space,
+                )
+            else:
+                tuner = tune.Tuner(
+                    self.trainable(),
+                    param_space=param_space,
+                    tune_config=tune.TuneConfig(
+                        search_alg=search_alg,
+                        num_samples=num_samples,
+                        metric=metric,
+                        mode=mode,
+                        max_concurrent_trials=n_conc,
+                        reuse_actors=True,
+                        trial_name_creator=trial_name,
+                        trial_dirname_creator=trial_dirname,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=name,
+                        storage_path=storage_path,
+                        failure_config=tune.FailureConfig(
+                            max_failures=self.cfg.resources.max_failures
+                        ),
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                        callbacks=[SweepCallback(), JsonLoggerCallback(), *callbacks],
+                        verbose=0,
+                    ),
+                )
+            return tuner.fit()
+        finally:
+            _ACTIVE.pop("session", None)
+
+    # ------------------------------------------------------------------------- callbacks
+    def on_result(self, config: dict[str, Any], result: dict[str, Any]) -> None:
+        if result.get(SKIPPED_KEY) or not result.get(FINAL_KEY):
+            return
+        spec, vcfg = spec_from_config(self.plan, config)
+        self.store.write_trial(spec, result)
+        n_done = self.progress.mark_done(spec)
+        # A search fold trial's test score is no estimate of anything (its fold's validation
+        # subjects are other folds' test subjects): it stays in the prediction log, unsummarised.
+        split = "val" if self.cfg.search is not None else "test"
+        sc = result.get(f"{split}_scores") or {}
+        n_clips = sum(1 for s in result["predictions"].get("split", []) if s == split)
+        log.info(
+            "[%s] %s done in %.1f s: %s acc %.3f on %d clip(s)%s",
+            "search" if split == "val" else f"{n_done}/{len(self.plan.trials)}",
+            spec.id,
+            (result.get("timings") or {}).get("total", 0.0),
+            split,
+            sc.get("acc", float("nan")),
+            n_clips,
+            f" (resumed at epoch {result['resumed_from']})" if result.get("resumed_from") else "",
+        )
+        tracked = (
+            result if split == "test" else {k: v for k, v in result.items() if k != "test_scores"}
+        )
+        self.progress.track_trial(spec, vcfg, tracked, bool(result.get("oracle")))
+
+    def on_complete(self, trial: Any) -> None:
+        """A finished fold needs no checkpoint (its results are in trials/): free the storage,
+        which for the paper model is ~90 MB per trial."""
+        try:
+            fs, root = trial.storage.storage_filesystem, trial.storage.trial_fs_path
+            for info in fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)):
+                if info.type == pafs.FileType.Directory and info.base_name.startswith(
+                    "checkpoint_"
+                ):
+                    fs.delete_dir(info.path)
+        except Exception as exc:  # noqa: BLE001 - disk hygiene must not fail the sweep
+            log.warning("could not delete the checkpoints of %s: %r", trial, exc)
+
+    def on_recover(self, config: dict[str, Any], trial: Any) -> None:
+        spec, _ = spec_from_config(self.plan, config)
+        if self._filed_before(spec, f"attempt {trial.num_failures}"):
+            return
+        log.warning(
+            "%s failed (failure %d of at most %d); retrying from its last checkpoint",
+            spec.id,
+            trial.num_failures,
+            self.cfg.resources.max_failures,
+        )
+
+    def _filed_before(self, spec: TrialSpec, what: str) -> bool:
+        """A trial whose results were filed before a driver was killed can come back from
+        Tune's restored state pointing at the checkpoint deleted when it finished: its errors
+        then lose nothing."""
+        if spec.id not in self.done_at_start:
+            return False
+        log.info(
+            "%s: finished and filed before the restart; Tune's restored state points at its "
+            "deleted checkpoint (%s; nothing is lost, Tune's errors about it can be ignored)",
+            spec.id, what,
+        )  # fmt: skip
+        return True
+
+    def on_error(self, config: dict[str, Any], trial: Any) -> None:
+        spec, _ = spec_from_config(self.plan, config)
+        if self._filed_before(spec, "given up"):
+            return
+        err = _trial_error(trial)
+        self.store.write_failure(spec, str(err), attempts=trial.num_failures)
+        log.error(
+            "%s failed permanently after %d attempt(s): %s",
+            spec.id,
+            trial.num_failures,
+            str(err).strip().splitlines()[-1] if str(err).strip() else err,
+        )
+        self.progress.trial_failed(spec)
+
+    # ----------------------------------------------------------------------------- finish
+    def _write_report(self) -> dict[str, Path]:
+        """OUT/report/ (tables, figures, HTML): what `mer report OUT` writes. A failure here is
+        logged with its traceback and leaves the sweep's results, already on disk, as they are."""
+        try:
+            written = write_report(self.out)
+        except Exception:  # noqa: BLE001 - reporting must not lose a finished sweep
+            log.exception("could not write the report; run `mer report %s` to retry", self.out)
+            return {}
+        log.info("report: %s", written.get("html", self.out / "report"))
+        return written
+
+    def finish(self) -> Summary:
+        summary = write_summary(self.out, self.plan)
+        report = self._write_report()
+        # an interrupted run logs no W&B summary runs: its variants are only paused, and the
+        # --resume that finishes them logs the real ones
+        if not self.interrupted:
+            self.progress.log_sweep(summary, report)
+        self.tracker.close()
+        if self.started_ray:
+            ray.shutdown()
+        return summary
+
+
+def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
+    """PreparedData per distinct data section (built or read from the cache, once)."""
+    data: dict[str, Any] = {}
+    for name, vcfg in vcfgs.items():
+        key = plan_mod.data_key(vcfg)
+        if key not in data:
+            t0 = time.monotonic()
+            data[key] = prepare_data(vcfg.data)
+            log.info(
+                "data %s (first used by %s): %d clips ready in %.1f s",
+                key,
+                name,
+                len(data[key].samples),
+                time.monotonic() - t0,
+            )
+    return data
+
+
+def open_session(
+    cfg: ExperimentConfig, opts: RunOptions, variants: dict[str, ExperimentConfig] | None = None
+) -> Session:
+    """Check the output folder, prepare data, plan, write config/plan/environment, start Ray."""
+    if opts.address:
+        check_reachable(opts.address)  # before data preparation, which can take minutes
+    clear = outdir.check_out_dir(cfg, opts)
+    vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
+    data = prepare_datasets(vcfgs)
+
+    def samples_for(data_cfg: Any) -> tuple[Any, list[str]]:
+        d = data[plan_mod.data_key_of(data_cfg)]
+        return d.samples, list(d.class_names)
+
+    plan = plan_mod.build_plan(
+        cfg,
+        samples_for,
+        stats_for=plan_mod.model_stats_or_none,
+        variants=vcfgs,
+        faces_for=lambda data_cfg: data[plan_mod.data_key_of(data_cfg)].faces,
+    )
+    started = connect(opts.address, num_cpus=opts.num_cpus)
+    try:
+        remote = bool(opts.address)
+        cluster, ceiling = dict(ray.cluster_resources()), autoscaler_ceiling() if remote else {}
+        resources = trial_resources(cfg, cluster, ceiling, remote=remote)
+        cluster_capacity = capacity(cfg, cluster, ceiling, remote=remote)
+        check_devices(plan, resources)
+        experiment = outdir.experiment_for(cfg, opts)
+        if clear:  # data, plan and cluster are ready: now the old results may go
+            outdir.clear_out_dir(opts.out)
+        write_run_files(opts.out, plan, argv=opts.argv)
+        outdir.record_storage(opts, experiment)
+        return Session(cfg, opts, plan, data, started, resources, cluster_capacity, experiment)
+    except BaseException:
+        if started:
+            ray.shutdown()
+        raise
