@@ -125,7 +125,7 @@ def print_pooled(report: dict[str, Any], variant: str, seed: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mer.data.cache import prepare_data
-    from mer.experiment.plan import search_holdout
+    from mer.experiment.plan import search_holdout, subject_dependent_reason
     from mer.metrics import pooled_report
     from mer.predlog import megc_file_name, save_fold_result, write_megc, write_predictions
     from mer.protocol import fold_by_name, make_folds
@@ -143,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
         log.info("search config: %d held-out subject(s) in no fold: %s", len(held), held)
     config_yaml = dump_yaml(vcfg)
     extra = {"variant": variant, "seed": seed}
+    # labels of the MEGC file names (predlog.megc_file_name): a subset of the protocol's
+    # subjects is partial; clips standing in for subjects are subject-dependent
+    labels = {
+        "subjects_total": int(data.samples["subject"].astype(str).nunique()) - len(held),
+        "subject_dependent": subject_dependent_reason(vcfg) is not None,
+    }
     base = Path(args.out).expanduser() if args.out else None
 
     if not args.all_folds:
@@ -156,7 +162,11 @@ def run(args: argparse.Namespace) -> int:
             ) from None
         out = base or _default_out(cfg, variant, seed) / fold.safe_name
         result = run_fold(vcfg, data, fold, seed, progress=not args.no_progress)
-        save_fold_result(result, out, config_yaml=config_yaml, extra_columns=extra)
+        # a fold folder's file is one fold by construction: labelled subject-dependent only
+        save_fold_result(
+            result, out, config_yaml=config_yaml, extra_columns=extra,
+            subject_dependent=labels["subject_dependent"],
+        )  # fmt: skip
         print_fold(result, vcfg, out)
         return 0
 
@@ -166,12 +176,15 @@ def run(args: argparse.Namespace) -> int:
         log.info("fold %d/%d: %s", i, len(folds), fold.name)
         result = run_fold(vcfg, data, fold, seed, progress=not args.no_progress)
         fold_out = out / fold.safe_name
-        save_fold_result(result, fold_out, config_yaml=config_yaml, extra_columns=extra)
+        save_fold_result(
+            result, fold_out, config_yaml=config_yaml, extra_columns=extra,
+            subject_dependent=labels["subject_dependent"],
+        )  # fmt: skip
         print_fold(result, vcfg, fold_out)
         tables.append(result.predictions.assign(**extra))
     pred = pd.concat(tables, ignore_index=True)
     write_predictions(pred, out / "predictions.csv")
-    write_megc(pred, out / megc_file_name(pred))
+    write_megc(pred, out / megc_file_name(pred, **labels))
     (out / "config.yaml").write_text(config_yaml)
     report = pooled_report(pred, vcfg.model.num_classes, data.class_names)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -24,12 +24,26 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def _hashed(obj: Any) -> Any:
+    """to_dict without the UNHASHED sections."""
+    if isinstance(obj, BaseModel):
+        skip = getattr(type(obj), "UNHASHED", frozenset())
+        return {n: _hashed(getattr(obj, n)) for n in type(obj).model_fields if n not in skip}
+    if isinstance(obj, dict):
+        return {str(k): _hashed(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_hashed(v) for v in obj]
+    return obj
+
+
 def config_hash(obj: Any, length: int = 16) -> str:
     """Stable content hash: same meaning (values), same hash, whatever the key order or process.
 
-    The prepared-data cache and --resume key on it: the canonical form must never change.
+    The prepared-data cache and --resume key on it: the canonical form must never change. A
+    section listed in its model's `UNHASHED` (ExperimentConfig.report: how results are shown)
+    is left out: it changes no computed number, and a section added later keeps old hashes.
     """
-    canonical = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps(_hashed(obj), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 

@@ -29,6 +29,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -209,11 +210,13 @@ def execute_trial(
     report_every_s: float = 30.0,
     plan_oracle: bool = False,
     stop_marker: str | None = None,
+    plan_labels: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train and evaluate one fold; report progress, checkpoints and the final payload.
 
     `stop_marker`: a file whose appearance ends training early (a search configuration that was
-    pruned); checked once per epoch.
+    pruned); checked once per epoch. `plan_labels`: the variant's labels as W&B tags
+    (VariantPlan.wandb_tags: partial, subject-dependent), recorded in the payload's `labels`.
     """
     hooks = test_hooks or TestHooks()
     started = time.time()
@@ -231,6 +234,7 @@ def execute_trial(
         hooks.event("error", spec, error=repr(exc)[:300])
         raise
     payload.update(resumed_from=resumed_epoch, node=node, started_at=started)
+    payload["labels"] = list(plan_labels)
     hooks.event("end", spec, node=node, resumed_from=resumed_epoch, started=started)
     reporter.report(payload)
     return payload
@@ -406,4 +410,5 @@ def tune_trainable(
         report_every_s=report_every_s,
         plan_oracle=vp.oracle,
         stop_marker=config.get("cancel_marker"),
+        plan_labels=vp.wandb_tags,
     )
