@@ -125,7 +125,8 @@ def print_pooled(report: dict[str, Any], variant: str, seed: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mer.data.cache import prepare_data
-    from mer.experiment.plan import search_holdout, subject_dependent_reason
+    from mer.experiment.labels import subject_dependent_reason
+    from mer.experiment.plan import search_holdout
     from mer.metrics import pooled_report
     from mer.predlog import megc_file_name, save_fold_result, write_megc, write_predictions
     from mer.protocol import fold_by_name, make_folds

@@ -23,9 +23,14 @@ import numpy as np
 import pandas as pd
 
 from mer.config import ExperimentConfig, config_hash, variant_config
-from mer.config.checks import check_report_reference
 from mer.errors import ConfigError
 from mer.experiment import layout
+from mer.experiment.labels import (
+    check_reference,
+    count_subjects,
+    label_variant,
+    subject_dependent_reason,  # noqa: F401 - mer train's name
+)
 from mer.experiment.layout import search_label  # noqa: F401 - its historical import path
 from mer.protocol import Fold, fold_by_name, holdout_subjects, make_folds
 
@@ -217,7 +222,7 @@ class SweepPlan:
                             "val": int(f.val.size),
                             "test": int(f.test.size),
                             "val_subjects": list(f.val_subjects),
-                            "train_subjects": _count_subjects(self.samples[v.data_key], f.train),
+                            "train_subjects": count_subjects(self.samples[v.data_key], f.train),
                         }
                         for f in folds
                     ]
@@ -245,22 +250,6 @@ def oracle_reasons(cfg: ExperimentConfig) -> list[str]:
     if cfg.data.regions.policy == "au_oracle" and cfg.model.branches == "dual":
         reasons.append("branch-B regions from ground-truth AUs (data.regions.policy: au_oracle)")
     return reasons
-
-
-def subject_dependent_reason(cfg: ExperimentConfig) -> str | None:
-    """Why a variant's "subjects" are clips (so one person can be in training and test), or
-    None: the deception reader without a subject CSV makes each clip its own subject."""
-    if cfg.data.dataset == "deception" and not cfg.data.annotations:
-        return (
-            "deception without a subject CSV (data.annotations): each clip is its own subject, so "
-            "leave-one-subject-out is leave-one-clip-out and the same person can be in training "
-            "and test (not subject independent)"
-        )
-    return None
-
-
-def _count_subjects(samples: pd.DataFrame, rows: np.ndarray) -> int:
-    return int(samples["subject"].iloc[rows].astype(str).nunique()) if len(rows) else 0
 
 
 def data_key_of(data_cfg: Any) -> str:
@@ -318,7 +307,7 @@ def build_plan(
             vp.folds[seed] = _make_folds(samples[key], vcfg, seed, vp.holdout)
             if not vp.folds[seed]:
                 raise ConfigError(f"ablations.{name}: the protocol gives no fold with test clips")
-        _label(vp, samples[key])
+        label_variant(vp, samples[key])
         if stats_for is not None:
             skey = config_hash({"m": vcfg.model, "t": vcfg.data.frames.count, "s": vcfg.data.size})
             if skey not in stats_cache:
@@ -330,35 +319,6 @@ def build_plan(
     plan = SweepPlan(cfg=cfg, variants=out, trials=trials, samples=samples, class_names=class_names)
     check_reference(plan)
     return plan
-
-
-def _label(vp: VariantPlan, samples: pd.DataFrame) -> None:
-    """Subjects tested and testable, subject dependence and the paper configuration of a
-    planned variant."""
-    from mer.experiment.paper import paper_config
-
-    vp.subjects_total = int(samples["subject"].astype(str).nunique()) - len(vp.holdout)
-    vp.subjects_tested = min(
-        len({s for f in folds for s in f.test_subjects}) for folds in vp.folds.values()
-    )
-    vp.subject_dependent = subject_dependent_reason(vp.cfg)
-    search = vp.cfg.search is not None
-    plain = not (vp.partial or vp.subject_dependent or vp.cfg.report.holdout_of or search)
-    found = paper_config(vp.cfg) if plain else None
-    vp.paper = found.name if found is not None else None
-
-
-def check_reference(plan: SweepPlan) -> None:
-    """`report.reference` must be a label-free variant: an oracle reference would make every
-    label-free variant look worse by what the oracle leaks (PROTOCOL.md §4.2-3)."""
-    check_report_reference(plan.cfg)
-    ref = plan.cfg.report.reference
-    if ref is not None and ref in plan.variants and plan.variants[ref].oracle:
-        raise ConfigError(
-            f"report.reference: {ref!r} is an oracle variant "
-            f"({'; '.join(plan.variants[ref].oracle_reasons)}); compare label-free variants "
-            "with a label-free reference"
-        )
 
 
 def search_holdout(vcfg: ExperimentConfig, samples: pd.DataFrame) -> list[str]:
@@ -526,7 +486,7 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
     if held:
         v = next(v for v in plan.variants.values() if v.holdout)
         folds = next(iter(v.folds.values()))
-        train = [_count_subjects(plan.samples[v.data_key], f.train) for f in folds]
+        train = [count_subjects(plan.samples[v.data_key], f.train) for f in folds]
         val = v.cfg.protocol.val_subjects if v.cfg.protocol.selection == "inner_val" else 0
         everyone = v.subjects_total + len(v.holdout)
         lines.append(
