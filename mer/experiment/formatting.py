@@ -137,10 +137,10 @@ def _delta(r: pd.Series, ref: str, paired: bool) -> tuple[str, str]:
     Holm-adjusted test, `reference` for the reference row, MISSING where nothing was compared
     (oracle rows, rows without a common clip). A table without comparison columns (written
     before them) shows its plain `delta_uf1`."""
-    if str(r["variant"]) == ref:
-        return "reference", "reference"
     if not paired:
         return signed(r.get("delta_uf1")), MISSING
+    if str(r["variant"]) == ref:
+        return "reference", "reference"
     return (
         difference(r.get("uf1_diff"), r.get("uf1_diff_low"), r.get("uf1_diff_high")),
         verdict(r.get("uf1_detectable"), r.get("uf1_p_holm")),
