@@ -15,8 +15,9 @@ Files written for one fold (`save_fold_result`):
   ``<subject>`` is the subject id without its ``dataset/`` namespace; ``<file>`` is the sample id
   after ``dataset/subject/`` (the clip name; CAS(ME)^3 keeps ``clip/onset``); labels are class
   indices (megc3: 0 negative, 1 positive, 2 surprise). Rows within a block are sorted by sample
-  id. No header, no comments, so an oracle run (any row with ``oracle`` true) says so in the
-  name instead: ``predictions_megc.oracle.txt`` (`megc_file_name`).
+  id. No header, no comments, so a non-standard run says so in the name instead: an oracle run
+  (any row with ``oracle`` true) ``predictions_megc.oracle.txt``, a subset of the subjects
+  ``.partial-K-of-N``, clips standing in for subjects ``.subject-dependent`` (`megc_file_name`).
 - ``history.csv`` — one row per epoch (epoch, loss, ce, lr, train_acc, seconds, val_*, test_*).
 - ``result.json`` — fold, seed, oracle flags, selected epoch, scores, timings, params.
 """
@@ -246,11 +247,26 @@ def result_summary(result: Any) -> dict[str, Any]:
     return to_plain(out)
 
 
-def megc_file_name(pred: Any) -> str:
-    """The MEGC text file's name: the format has no room for a tag, so oracle runs carry it in
-    the name (PROTOCOL.md §4.2: every oracle result is labelled, files included)."""
-    oracle = "oracle" in pred and bool(pred["oracle"].astype(bool).any())
-    return "predictions_megc.oracle.txt" if oracle else "predictions_megc.txt"
+def megc_file_name(
+    pred: Any, *, subjects_total: int | None = None, subject_dependent: bool = False
+) -> str:
+    """The MEGC text file's name: the format has no room for a label, so non-standard runs carry
+    theirs in the name (PROTOCOL.md §4.2: every oracle result is labelled, files included), in
+    this order: `.oracle` (a row has `oracle` true), `.partial-K-of-N` (the rows test K of the
+    `subjects_total` subjects the protocol has: a `protocol.folds` subset),
+    `.subject-dependent` (clips stand in for subjects, so one person can be in training and test:
+    deception without a subject CSV). E.g. ``predictions_megc.oracle.partial-2-of-5.txt``."""
+    parts = []
+    if "oracle" in pred and bool(pred["oracle"].astype(bool).any()):
+        parts.append("oracle")
+    if subjects_total is not None and "subject" in pred:
+        test = pred[pred["split"] == "test"] if "split" in pred else pred  # what the file holds
+        tested = int(test["subject"].astype(str).nunique())
+        if tested < int(subjects_total):
+            parts.append(f"partial-{tested}-of-{int(subjects_total)}")
+    if subject_dependent:
+        parts.append("subject-dependent")
+    return "predictions_megc" + "".join(f".{p}" for p in parts) + ".txt"
 
 
 def save_fold_result(
@@ -259,8 +275,11 @@ def save_fold_result(
     *,
     config_yaml: str | None = None,
     extra_columns: dict[str, Any] | None = None,
+    subjects_total: int | None = None,
+    subject_dependent: bool = False,
 ) -> dict[str, Path]:
-    """Write predictions.csv, predictions_megc.txt, history.csv, result.json (and config.yaml)."""
+    """Write predictions.csv, predictions_megc.txt, history.csv, result.json (and config.yaml).
+    `subjects_total`, `subject_dependent`: labels of the MEGC file's name (`megc_file_name`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pred = result.predictions.copy()
@@ -268,7 +287,13 @@ def save_fold_result(
         pred[key] = value
     paths = {
         "predictions": write_predictions(pred, out / "predictions.csv"),
-        "megc": write_megc(pred, out / megc_file_name(pred)),
+        "megc": write_megc(
+            pred,
+            out
+            / megc_file_name(
+                pred, subjects_total=subjects_total, subject_dependent=subject_dependent
+            ),
+        ),
         "history": write_history(result.history, out / "history.csv"),
     }
     summary = result_summary(result)

@@ -21,6 +21,7 @@ from mer.config import (
     FramesConfig,
     ModelConfig,
     ProtocolConfig,
+    ReportConfig,
     SourceConfig,
     TrainConfig,
     config_hash,
@@ -280,6 +281,9 @@ def test_configs_pickled_by_the_dataclass_config_unpickle_equal_and_valid():
     for name, cfg in configs.items():
         assert type(cfg) is ExperimentConfig and type(cfg.model) is ModelConfig, name
         assert config_hash(cfg) == expected[name]["hash"], name
+        # sections added since (report, data.faces) are at their defaults; the canonical form
+        # (what is hashed) is what the config was then
+        assert to_dict(cfg)["report"] == to_dict(ReportConfig()), name
         assert to_dict(cfg, canonical=True) == expected[name]["dict"], name
         assert cfg.raw == expected[name]["raw"], name
         again = pickle.loads(pickle.dumps(cfg))  # and the new pickles round-trip

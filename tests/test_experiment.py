@@ -33,21 +33,41 @@ from tests.test_sweep_results import fill
 METRICS = {"uf1": "UF1", "uar": "UAR", "acc": "ACC"}
 
 
+ABLATIONS = {
+    "full": {},  # au_oracle regions: [oracle]
+    "free": {"data.regions.policy": "fixed"},  # the reference (first label-free variant)
+    "mosaic": {"data.regions.policy": "all"},  # compared with free
+}
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """Both variants x 2 seeds x 5 folds filed, one fold of `free` seed 1 failed; summary and
+    """Three variants x 2 seeds x 5 folds filed, one fold of `free` seed 1 failed; summary and
     report written."""
     out = tmp_path_factory.mktemp("exp")
-    plan, _ = fill(out, seed=7, failed_fold=1)
+    plan, _ = fill(out, seed=7, failed_fold=1, ablations=ABLATIONS)
     summary = write_summary(out, plan)
     written = write_report(out)
     return {"out": out, "plan": plan, "summary": summary, "written": written}
 
 
 def _expected(row: pd.Series, m: str) -> str:
-    """`mean ± std` at 3 decimals, formatted here independently of mer's formatter."""
+    """`mean ± std [low, high]` at 3 decimals (no ± for one seed, no interval where the row has
+    none: per-dataset parts), formatted here independently of mer's formatter."""
     mean, std = row[f"{m}_mean"], row[f"{m}_std"]
-    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+    text = f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+    if f"{m}_low" in row and not np.isnan(row[f"{m}_low"]):
+        text += f" [{row[f'{m}_low']:.3f}, {row[f'{m}_high']:.3f}]"
+    return text
+
+
+def _expected_delta(row: pd.Series) -> tuple[str, str]:
+    """The ΔUF1 cell (`+0.033 [-0.110, +0.190]`) and the paired test's verdict cell."""
+    delta = f"{row['uf1_diff']:+.3f} [{row['uf1_diff_low']:+.3f}, {row['uf1_diff_high']:+.3f}]"
+    p = row["uf1_p_holm"]
+    p_text = "1.0" if p >= 0.995 else f"{p:.2f}" if p >= 0.1 else f"{p:.3g}"
+    head = "detectable difference" if row["uf1_detectable"] else "no detectable difference"
+    return delta, f"{head} (Holm p = {p_text})"
 
 
 def _markdown_rows(text: str) -> dict[str, dict[str, str]]:
@@ -103,10 +123,21 @@ def test_every_rendering_shows_the_same_numbers(sweep, capsys):
         },
     }
     shown = display_rows(summary.table)
-    assert csv["folds_failed"].to_dict() == {"full": 0, "free": 1}
+    assert csv["folds_failed"].to_dict() == {"full": 0, "free": 1, "mosaic": 0}
+    items = {
+        "summary.md": (out / "summary.md").read_text().splitlines(),
+        "report.md": sweep["written"]["md"].read_text().splitlines(),
+        "report.html": [
+            html.unescape(li)
+            for li in re.findall(r"<li>(.*?)</li>", sweep["written"]["html"].read_text())
+        ],
+    }
+    sentences = {
+        k: [li for li in v if " − free (95 % intervals): " in li] for k, v in items.items()
+    }
     for variant, row in csv.iterrows():
         name = row["name"]
-        assert name == ("full [oracle]" if variant == "full" else "free")
+        assert name == ("full [oracle]" if variant == "full" else variant)
         seeds = [r for r in summary.seeds if r["variant"] == variant]
         payload = variant_summary(
             summary.table.set_index("variant").loc[variant], seeds, shown[variant]
@@ -115,6 +146,16 @@ def test_every_rendering_shows_the_same_numbers(sweep, capsys):
         cells |= {f"{ds} UF1": _expected(row, f"{ds}/uf1") for ds in ("casme2", "samm")}
         cells["folds"] = f"{row['folds_done']}/{row['folds_total']}"
         cells["status"] = row["status"]
+        # 5 subjects x 4 clips; free's seed 1 lost one subject's fold: its interval (and
+        # counts) cover the clips both seeds predicted
+        lost = variant == "free"
+        cells |= {"clips": "16" if lost else "20", "subjects": "4" if lost else "5"}
+        cells["classes"] = "3"
+        if variant == "mosaic":
+            cells["ΔUF1 vs free"], cells["paired test"] = _expected_delta(row)
+        else:  # the reference, and an oracle row that is never compared
+            cells["ΔUF1 vs free"] = "reference" if variant == "free" else "–"
+            cells["paired test"] = "reference" if variant == "free" else "–"
         for where, rows in renderings.items():
             for head, text in cells.items():
                 assert rows[name][head] == text, (where, variant, head)
@@ -125,10 +166,64 @@ def test_every_rendering_shows_the_same_numbers(sweep, capsys):
         for m in METRICS:  # W&B's numbers are summary.csv's, to the last bit
             assert payload[f"pooled/{m}"] == row[f"{m}_mean"]
             assert payload[f"pooled/{m}_std"] == row[f"{m}_std"]
+            assert payload[f"pooled/{m}_low"] == row[f"{m}_low"]
+            assert payload[f"pooled/{m}_high"] == row[f"{m}_high"]
+        assert payload["counts/clips"] == row["n_clips"] == int(cells["clips"])
         per_seed = {r["seed"]: r["uf1"] for r in seeds}
         assert payload["pooled/s0/uf1"] == per_seed[0] and payload["status"] == row["status"]
-    delta = renderings["report.md"]["free"]["ΔUF1 vs free"]
-    assert delta == "+0.000" and renderings["summary.md"]["full [oracle]"]["ΔUF1 vs free"] == "–"
+        if variant == "mosaic":
+            for key in ("uf1_diff", "uf1_diff_low", "uf1_diff_high", "uf1_p", "uf1_p_holm"):
+                assert payload[f"compare/{key}"] == row[key], key
+            assert payload["compare/uf1_detectable"] is bool(row["uf1_detectable"])
+            assert payload["compare/reference"] == "free"
+            delta = cells["ΔUF1 vs free"].split(" [")[0]
+            for where, found in sentences.items():  # the same sentence in every rendering
+                # (the report has it twice: in the notes and in the variant's section)
+                assert len(found) == (1 if where == "summary.md" else 2), where
+                want = f"mosaic − free (95 % intervals): UF1 {cells['ΔUF1 vs free']}, "
+                assert want + cells["paired test"] in found[0], where
+                assert cells["paired test"] in found[0] and delta in found[0], where
+        else:
+            assert not any(k.startswith("compare/") for k in payload), variant
+    texts = {line.split("mosaic − ")[1] for s in sentences.values() for line in s}
+    assert len(texts) == 1, texts
+    assert csv.loc["mosaic", "reference"] == "free" and np.isnan(csv.loc["full", "uf1_diff"])
+
+
+def test_intervals_in_summary_csv_recompute_from_predictions_csv(sweep):
+    """The intervals are the uncertainty module's on the logged predictions, with the run's
+    settings: rebuilt here from predictions.csv, they match summary.csv to the last bit."""
+    from mer.experiment.uncertainty import ClipPredictions, bootstrap_intervals, paired_comparison
+
+    out = sweep["out"]
+    csv = pd.read_csv(out / "summary.csv").set_index("variant")
+    pred = pd.read_csv(out / "predictions.csv").query("split == 'test'")
+
+    def clips(variant, keep=None):
+        rows = pred[pred["variant"] == variant]
+        if keep is not None:
+            rows = rows[rows["sample_id"].isin(keep)]
+        return ClipPredictions.from_rows(
+            rows["sample_id"], rows["subject"], rows["true"], rows["pred"], rows["seed"], 3,
+            name=variant,
+        )  # fmt: skip
+
+    mosaic = bootstrap_intervals(clips("mosaic"))
+    for m in METRICS:
+        assert csv.loc["mosaic", f"{m}_low"] == mosaic.intervals[m].low
+        assert csv.loc["mosaic", f"{m}_high"] == mosaic.intervals[m].high
+        assert csv.loc["mosaic", f"{m}_mean"] == pytest.approx(mosaic.intervals[m].estimate)
+    # free lost a fold under seed 1: its interval is on the clips both seeds predicted
+    per_seed = pred[pred["variant"] == "free"].groupby("seed")["sample_id"].apply(set)
+    common = set.intersection(*per_seed)
+    assert csv.loc["free", "n_clips"] == len(common) == 16
+    assert "every seed predicted" in csv.loc["free", "ci_note"]
+    free = clips("free", common)
+    assert csv.loc["free", "uf1_low"] == bootstrap_intervals(free).intervals["uf1"].low
+    comp = paired_comparison(free, clips("mosaic"))  # one comparison: Holm p = p
+    assert csv.loc["mosaic", "uf1_diff_low"] == comp.metrics["uf1"].low
+    assert csv.loc["mosaic", "uf1_p_holm"] == comp.metrics["uf1"].p
+    assert csv.loc["mosaic", "n_compared"] == comp.n_clips == len(common)
 
 
 def test_summary_counts_failures_and_pools_only_done_folds(sweep):

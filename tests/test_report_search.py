@@ -1,6 +1,6 @@
 """`mer report` on small fabricated run folders laid out as the sweep writes them (no Ray, no
 training): a search's configurations carry their own params and state, pruned configurations are
-not shown as complete, parameter counts are legible, paper numbers only beside real-dataset runs.
+not shown as complete, parameter counts are legible, no paper numbers by variant name.
 
 The search folder mirrors what `run_sweep.py sweeps/demo_search.yaml` writes: plan.json (mode
 search, the base variant's stats), trials/{variant}.c{id:04d}/{seed}/{fold}/(result.json,
@@ -21,7 +21,6 @@ from mer.metrics import megc_scores
 from mer.report import ablation_table, load_run
 from mer.report.data import uncounted_trials
 from mer.report.render import display_table, notes, params_text
-from mer.report.tables import PAPER_ROWS
 
 FOLDS = ["kfold0", "kfold1", "kfold2", "kfold3"]
 BASE_STATS = {"params": 54807, "gflops": 0.074315656}  # the base variant's, in plan.json
@@ -255,10 +254,12 @@ def test_synthetic_run_with_a_casme2_layout_gets_no_paper_numbers(tmp_path):
     assert not any("†" in line for line in notes("x", table, None, None))
 
 
-def test_real_casme2_run_shows_the_paper_numbers(tmp_path):
+def test_real_casme2_variants_named_like_paper_rows_get_no_paper_numbers(tmp_path):
+    """Paper numbers follow the configuration the plan resolved (plan.json `paper`), never the
+    variant's name: `full` and `au_off` on real CASME II whose plan names no paper configuration
+    get none (tests/test_trust.py: the paper's own configuration does)."""
     table = ablation_table(load_run(_ablation_run(tmp_path / "real", {"dataset": "casme2"})))
-    assert _row(table, "full")["paper_uf1"] == PAPER_ROWS[("casme2", "full")]["uf1"]
-    disp = display_table(table).set_index("variant")
-    assert disp.loc["full", "paper†"] == "UF1 0.944, UAR 0.956"
-    assert disp.loc["au_off", "paper†"] == "UF1 0.818"
-    assert any("†" in line for line in notes("x", table, None, None))
+    assert table.filter(regex=r"^paper_(uf1|uar|acc)$").isna().all().all()
+    assert table["paper_config"].isna().all()
+    assert "paper†" not in display_table(table).columns
+    assert not any("†" in line for line in notes("x", table, None, None))

@@ -40,13 +40,13 @@ def _samples() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _plan():
+def _plan(ablations=None):
     cfg = from_dict(
         {
             "name": "res",
             "data": {"dataset": "megc2019", "regions": {"policy": "au_oracle"}},
             "protocol": {"split": "megc2019"},
-            "ablations": {"full": {}, "free": {"data.regions.policy": "fixed"}},
+            "ablations": ablations or {"full": {}, "free": {"data.regions.policy": "fixed"}},
             "seeds": [0, 1],
         }
     )
@@ -90,10 +90,11 @@ def _payload(spec, fold, table, rng, oracle):
     }
 
 
-def fill(out, *, seed: int = 0, failed_fold: int = 2):
+def fill(out, *, seed: int = 0, failed_fold: int = 2, ablations=None):
     """A results folder of `_plan()` as the driver writes it: every trial filed, except fold
-    `failed_fold` of variant `free`, seed 1, which failed; returns the plan and that trial."""
-    plan, table = _plan()
+    `failed_fold` of variant `free`, seed 1, which failed; returns the plan and that trial.
+    `ablations`: other variants than full (oracle) and free (label-free)."""
+    plan, table = _plan(ablations)
     store = ResultsStore(out)
     rng = np.random.default_rng(seed)
     failed = plan.trials_of("free", 1)[failed_fold]

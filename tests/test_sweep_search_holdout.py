@@ -273,6 +273,23 @@ def test_summary_reports_holdout_metrics_of_the_evaluation_run(tmp_path):
     assert on_disk["variants"]["lstm"]["holdout"]["uar"] == pytest.approx(
         doc["variants"]["lstm"]["holdout"]["uar"]
     )
+    # the held-out estimate carries its subject-bootstrap interval, as the evaluation's
+    # summary.csv has it, into best.json and the printed summary
+    hsum = pd.read_csv(holdout_dir(cfg, tmp_path) / "summary.csv").set_index("variant")
+    for v in ("full", "lstm"):
+        res = on_disk["variants"][v]["holdout"]
+        for m in ("uf1", "uar", "acc"):
+            assert res[f"{m}_low"] == hsum.loc[v, f"{m}_low"] <= res[m] <= res[f"{m}_high"]
+            assert res[f"{m}_high"] == hsum.loc[v, f"{m}_high"]
+        assert (res["n_subjects"], res["n_clips"], res["ci_level"]) == (2, 8, 0.95)
+        assert res["ci_method"] == "expanded" and res["n_boot"] == 10_000
+    lstm = on_disk["variants"]["lstm"]["holdout"]
+    shown = f"uf1 {lstm['uf1']:.4f} [{lstm['uf1_low']:.4f}, {lstm['uf1_high']:.4f}]"
+    for text in (format_search_summary(on_disk), md):
+        assert shown in text and "95 % subject-bootstrap interval over 2 subjects" in text
+    # the evaluation is the search's, by design on the held-out subjects: not a partial run
+    htable = hsum.reset_index()
+    assert not htable["partial"].any() and "[partial" not in " ".join(htable["name"])
 
 
 def test_summary_refuses_an_evaluation_of_other_overrides(tmp_path):

@@ -126,6 +126,19 @@ def test_all_folds_prints_pooled_report(tiny_sweep, tmp_path, capsys):
     assert report["composite"] == scores
 
 
+def test_all_folds_of_a_fold_subset_name_the_megc_file_partial(tiny_sweep, tmp_path):
+    """The pooled MEGC file of a `protocol.folds` subset says which share of the subjects it
+    holds (predlog.megc_file_name); each fold folder's file is one fold by construction."""
+    path, _ = tiny_sweep
+    argv = ["train", str(path), "--all-folds", "--no-progress"]
+    argv += ["--set", "protocol.folds=[synthetic/s0,synthetic/s2]"]
+    assert _main(argv) == 0
+    out = tmp_path / "results" / "tiny" / "debug" / "full" / "7"
+    assert (out / "predictions_megc.partial-2-of-4.txt").is_file()
+    assert not (out / "predictions_megc.txt").exists()
+    assert (out / "synthetic__s0" / "predictions_megc.txt").is_file()
+
+
 def test_unknown_fold_and_variant_are_config_errors(tiny_sweep):
     path, _ = tiny_sweep
     with pytest.raises(ConfigError, match="unknown fold 'sub9'"):

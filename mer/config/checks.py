@@ -136,6 +136,12 @@ def ablation_rules(ablations: dict[str, dict[str, Any]]) -> None:
             fail(f"ablations.{name}: variant names may use letters, digits, _ . + -", kind="rule")
         if any(k.split(".")[0] in ("ablations", "seeds") for k in overrides):
             fail(f"ablations.{name}: a variant cannot change ablations or seeds", kind="rule")
+        if any(k.split(".")[0] == "report" for k in overrides):
+            fail(
+                f"ablations.{name}: a variant cannot change report settings; one set of "
+                "intervals and comparisons covers the whole sweep",
+                kind="rule",
+            )
         if any(k.split(".")[0] == "search" for k in overrides):
             fail(
                 f"ablations.{name}: a variant cannot change search settings; they hold for the "
@@ -193,6 +199,17 @@ def _check_search_protocol(cfg: ExperimentConfig) -> None:
             "objective would depend on test labels (PROTOCOL.md §4.1); use fixed_epochs or "
             "inner_val with a search",
             kind="rule",
+        )
+
+
+def check_report_reference(cfg: ExperimentConfig) -> None:
+    """`report.reference` names a variant of the sweep. Checked where a sweep is loaded or
+    planned (load_config, mer.experiment.plan): a variant's own config holds only itself."""
+    ref = cfg.report.reference
+    if ref is not None and ref not in cfg.ablations:
+        raise ConfigError(
+            f"report.reference: {ref!r} is not a variant of this sweep ({', '.join(cfg.ablations)})"
+            f"{close_hint(ref, list(cfg.ablations))}"
         )
 
 

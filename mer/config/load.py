@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import yaml
 
 from mer.config.base import ConfigModel
+from mer.config.checks import check_report_reference
 from mer.config.overrides import apply_overrides
 from mer.config.presets import MODEL_PRESETS
 from mer.config.schema import ExperimentConfig
@@ -53,7 +54,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     merged = apply_overrides(raw, overrides or [])
     _warn_added_variants(path, raw, merged)
     try:
-        return from_dict(merged)
+        cfg = from_dict(merged)
+        check_report_reference(cfg)
+        return cfg
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 

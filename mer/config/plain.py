@@ -17,14 +17,20 @@ def to_dict(obj: Any, *, canonical: bool = False) -> Any:
     copy; sections keep their field order (dump_yaml writes it), and every setting is there, so
     a results folder's config.yaml says everything that made its numbers.
 
-    `canonical` (what `config_hash` hashes) leaves out a section mer added later (ADDED_FIELDS)
-    while it is at its default, so configs written before it existed keep their hashes."""
+    `canonical` is what `config_hash` hashes. It leaves out a model's UNHASHED sections (how
+    results are shown, e.g. `report`: they change no computed number) and its ADDED_FIELDS while
+    they hold their default (keys mer added later: configs written before them keep their
+    hashes, and so their data caches and --resume)."""
     if isinstance(obj, BaseModel):
-        added = getattr(type(obj), "ADDED_FIELDS", frozenset()) if canonical else frozenset()
+        kind = type(obj)
+        skip = getattr(kind, "UNHASHED", frozenset()) if canonical else frozenset()
+        added = getattr(kind, "ADDED_FIELDS", frozenset()) if canonical else frozenset()
         out = {}
-        for name, info in type(obj).model_fields.items():
+        for name, info in kind.model_fields.items():
             value = getattr(obj, name)
-            if name in added and value == info.get_default(call_default_factory=True):
+            if name in skip or (
+                name in added and value == info.get_default(call_default_factory=True)
+            ):
                 continue
             out[info.alias or name] = to_dict(value, canonical=canonical)
         return out
@@ -38,7 +44,8 @@ def to_dict(obj: Any, *, canonical: bool = False) -> Any:
 def config_hash(obj: Any, length: int = 16) -> str:
     """Stable content hash: same meaning (values), same hash, whatever the key order or process.
 
-    The prepared-data cache and --resume key on it: the canonical form must never change.
+    The prepared-data cache and --resume key on it: the canonical form (`to_dict(canonical=
+    True)`) must never change for a config that means the same.
     """
     plain = to_dict(obj, canonical=True)
     canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=str)

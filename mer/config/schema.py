@@ -340,6 +340,31 @@ class TrackingConfig(ConfigModel):
     wandb: WandbConfig = Field(default_factory=WandbConfig)
 
 
+class ReportConfig(ConfigModel):
+    """How results are reported: the intervals and paired comparisons of every result table
+    (mer.experiment.uncertainty), nothing that training sees. Not part of the config hash
+    (mer.config.plain.config_hash): changing a report setting changes no trained number.
+
+    `n_boot` subject resamples per interval, `n_perm` subject swaps per paired permutation test
+    (exact enumeration instead when a comparison has at most 16 subjects), `seed` the one seed of
+    both, `level` the intervals' coverage, `alpha` the family-wise error rate of the Holm-adjusted
+    comparisons, `method` the bootstrap interval ("expanded" percentile, or "percentile"),
+    `reference` the variant every other label-free variant is compared with (null: `full` when it
+    is label-free, else the first label-free variant). `holdout_of`: set by a search in the
+    hold-out evaluation it generates (search/holdout.yaml): that sweep's `protocol.folds` are the
+    search's held-out subjects by design, so it is not a partial run."""
+
+    SECTION: ClassVar[str] = "report"
+    n_boot: Annotated[Int, in_range(100)] = 10_000
+    n_perm: Annotated[Int, in_range(100)] = 10_000
+    seed: NonNegative = 0
+    level: Annotated[Float, in_range(0.5, 0.999)] = 0.95
+    alpha: Annotated[Float, in_range(0.001, 0.5)] = 0.05
+    method: one_of("expanded", "percentile") = "expanded"
+    reference: Str | None = None
+    holdout_of: Str | None = None
+
+
 Ablations = Annotated[
     mapping_of(mapping_of(Any), "a mapping"),
     BeforeValidator(checks.ablations_shape),
@@ -360,6 +385,10 @@ class ExperimentConfig(ConfigModel):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output: Str = "results"
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    # Sections that describe how results are shown, not what is computed: left out of
+    # config_hash, so adding them kept every recorded hash (tests/test_config_hashes.py).
+    UNHASHED: ClassVar[frozenset[str]] = frozenset({"report"})
     # What the user wrote (after --set overrides): variants are applied to this. Not a field:
     # not validated, serialised, hashed or compared.
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)

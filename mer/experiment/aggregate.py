@@ -1,5 +1,6 @@
 """The one pipeline from prediction logs to result tables: per (variant, seed) pooled rows, then
-per variant mean ± std over seeds.
+per variant mean ± std over seeds, subject-bootstrap intervals, counts, labels and paired
+comparisons with the reference variant (mer.experiment.intervals).
 
 Every number is recomputed from the trial prediction logs (never copied from a trial's own
 summary), so the tables and the logs cannot disagree. summary.csv/.md, the printed table, the
@@ -17,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from mer.experiment import layout
+from mer.experiment.intervals import add_uncertainty, report_settings, safe_clip_predictions
+from mer.experiment.paper import PAPER_NOTE, paper_by_name  # noqa: F401 - PAPER_NOTE: report's
 from mer.experiment.plan import changes_text
 from mer.experiment.run import RunData, concat_predictions
 from mer.experiment.searchlog import STATES
@@ -24,31 +27,6 @@ from mer.metrics import POOLED_METRICS, pooled_scores
 
 METRICS = POOLED_METRICS
 STATUS_COMPLETE = "complete"
-
-# MODEL.md §7: the paper's numbers, computed under the original's per-subject protocol with the
-# epoch chosen on the test subject; shown beside matching variants, never compared as equals.
-# Keys: (dataset, variant name) -> {metric: value}.
-PAPER_ROWS: dict[tuple[str, str], dict[str, float]] = {
-    ("smic", "single_ce"): {"uf1": 0.517, "uar": 0.533},
-    ("smic", "single_wce"): {"uf1": 0.559, "uar": 0.563},
-    ("smic", "single_wce_lstm"): {"uf1": 0.686, "uar": 0.702},
-    ("smic", "single_wce_gru"): {"uf1": 0.703, "uar": 0.715},
-    ("smic", "single_wce_gru_cbam"): {"uf1": 0.656, "uar": 0.681},
-    ("smic", "dual_cbam"): {"uf1": 0.692, "uar": 0.721},
-    ("smic", "dual_ec_cbam"): {"uf1": 0.732, "uar": 0.737},
-    ("smic", "dual_ec_cbam_mha"): {"uf1": 0.692, "uar": 0.722},
-    ("smic", "full"): {"uf1": 0.745, "uar": 0.751},
-    ("samm", "full"): {"uf1": 0.860, "uar": 0.885},
-    ("samm", "au_off"): {"uf1": 0.720},
-    ("casme2", "full"): {"uf1": 0.944, "uar": 0.956},
-    ("casme2", "au_off"): {"uf1": 0.818},
-    ("casme3", "full"): {"uf1": 0.8036, "uar": 0.8161},
-    ("deception", "full"): {"acc": 0.8360},
-}
-PAPER_NOTE = (
-    "paper: the original's per-subject scores averaged over subjects with the best epoch chosen on "
-    "the test subject (MODEL.md §7); not comparable with pooled LOSO numbers"
-)
 
 
 @dataclass
@@ -58,10 +36,13 @@ class Aggregate:
     predictions: pd.DataFrame  # the rows pooled into them (every split)
 
 
+Pooled = dict[str, dict[int, pd.DataFrame]]  # variant -> seed -> the rows its scores pool
+
+
 def aggregate(run: RunData) -> Aggregate:
     """Pooled rows per (variant, seed), the per-variant table, and the predictions they pool."""
-    seeds, frames = _pool(run)
-    return Aggregate(variant_table(run, seeds), seeds, concat_predictions(frames))
+    seeds, frames, pooled = _pool(run)
+    return Aggregate(variant_table(run, seeds, pooled), seeds, concat_predictions(frames))
 
 
 def seed_rows(run: RunData) -> list[dict[str, Any]]:
@@ -70,10 +51,11 @@ def seed_rows(run: RunData) -> list[dict[str, Any]]:
     return _pool(run)[0]
 
 
-def _pool(run: RunData) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
-    """Seed rows and the prediction frames of the trials they count. A (variant, seed) with a
-    failed or missing fold is marked incomplete: its metrics are computed on the folds that
-    finished and flagged so, never passed off as the full protocol."""
+def _pool(run: RunData) -> tuple[list[dict[str, Any]], list[pd.DataFrame], Pooled]:
+    """Seed rows, the prediction frames of the trials they count, and per (variant, seed) the
+    rows pooled. A (variant, seed) with a failed or missing fold is marked incomplete: its
+    metrics are computed on the folds that finished and flagged so, never passed off as the
+    full protocol."""
     skip = {u["trial"] for u in run.uncounted}
     by_key: dict[tuple[str, int], list] = {}
     for t in run.trials:
@@ -81,6 +63,7 @@ def _pool(run: RunData) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
             by_key.setdefault((t.variant, t.seed), []).append(t)
     rows: list[dict[str, Any]] = []
     used: list[pd.DataFrame] = []
+    pooled: Pooled = {}
     for variant in run.variants:
         names = run.classes_of(variant)
         planned_oracle = bool(run.variant_info(variant).get("oracle", False))
@@ -110,10 +93,11 @@ def _pool(run: RunData) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
                 if len(sub):
                     scores = pooled_scores(sub, len(names), names, split=run.split)
                     row.update(scores, oracle=row["oracle"] or scores["oracle"])
+                    pooled.setdefault(variant, {})[int(seed)] = sub
                 secs = [(r.info.get("timings") or {}).get("total") for r in done]
                 row["train_seconds"] = float(np.nansum([s or 0.0 for s in secs]))
             rows.append(row)
-    return rows, used
+    return rows, used, pooled
 
 
 def _mean_std(values: list[Any]) -> tuple[float, float]:
@@ -131,20 +115,6 @@ def status_text(complete: bool, done: int, total: int, failed: int) -> str:
     return f"INCOMPLETE (folds {done}/{total}" + (f", {failed} failed" if failed else "") + ")"
 
 
-def paper_dataset(run: RunData, variant: str) -> str | None:
-    """The real dataset a variant's numbers are on, for PAPER_ROWS; None for generated data.
-
-    A synthetic run (`data.dataset: synthetic`, even with `data.synthetic.layout: casme2` and
-    `casme2/...` subjects) is no evidence about the paper's numbers, so it gets none."""
-    data = run.config.get("data") or {}
-    dataset = data.get("dataset")
-    overrides = run.variant_info(variant).get("overrides") or {}
-    if isinstance(overrides, dict) and "data.dataset" in overrides:
-        dataset = overrides["data.dataset"]
-    dataset = str(dataset or "")
-    return dataset if dataset and dataset != "synthetic" else None
-
-
 def _state(run: RunData, variant: str, complete_folds: bool) -> tuple[str, str | None]:
     """A search configuration's state as the search summary records it (STATES), and why."""
     rec = run.configs.get(variant) or {}
@@ -160,11 +130,17 @@ def _changes(info: dict[str, Any]) -> str:
     return f"{text}; sampled {sampled}" if sampled else text
 
 
-def variant_table(run: RunData, seeds: list[dict[str, Any]]) -> pd.DataFrame:
+def variant_table(
+    run: RunData, seeds: list[dict[str, Any]], pooled: Pooled | None = None
+) -> pd.DataFrame:
     """Per variant: UF1/UAR/acc mean ± std over seeds (sample std; NaN for one seed), per-dataset
-    parts, folds done/failed/total, status, oracle tag and display name, params, GFLOPs, what the
-    variant changes, paper numbers (real-dataset runs only) and the UF1 difference to the
-    reference variant (`delta_uf1`, see `delta_reference`).
+    parts, folds done/failed/total, status, labels (oracle, partial, subject-dependent) and the
+    display name carrying them, params, GFLOPs, what the variant changes, paper numbers (only for
+    the paper's own configuration: mer.experiment.paper), the UF1 difference to the reference
+    variant (`delta_uf1`, see `delta_reference`; `report.reference` when set), and the
+    uncertainty columns of mer.experiment.intervals (subject-bootstrap intervals, clip / subject
+    / class counts, paired comparison with the reference). `pooled`: the rows `_pool` pooled
+    (recomputed when not given).
 
     For a search each row is one configuration, with its own params/GFLOPs (search summary or
     its fold results) and its `state` as the search summary has it (complete / PRUNED / failed /
@@ -181,10 +157,16 @@ def variant_table(run: RunData, seeds: list[dict[str, Any]]) -> pd.DataFrame:
         failed = sum(r["folds_failed"] for r in rs)
         total = sum(r["folds_total"] for r in rs)
         complete = bool(rs) and all(r["complete"] for r in rs)
+        tags = [str(t) for t in info.get("tags") or []]
         row: dict[str, Any] = {
             "variant": variant,
-            "name": layout.display_name(variant, oracle),
+            "name": layout.display_name(variant, oracle, tags),
             "oracle": oracle,
+            "partial": bool(info.get("partial", False)),
+            "subject_dependent": bool(info.get("subject_dependent")),
+            "subjects_tested": info.get("subjects_tested"),
+            "subjects_total": info.get("subjects_total"),
+            "tags": " ".join(tags),
             "seeds": len(rs),
             "seeds_scored": sum(1 for r in rs if "uf1" in r),
             "folds_done": done,
@@ -202,15 +184,19 @@ def variant_table(run: RunData, seeds: list[dict[str, Any]]) -> pd.DataFrame:
         row["changes"] = _changes(info)
         for key in list(METRICS) + sorted({k for r in rs for k in r if "/" in k}):
             row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in rs])
-        paper = PAPER_ROWS.get((paper_dataset(run, variant), variant), {})
+        # plan.json names the paper configuration a variant is (None for a search, a partial or
+        # subject-dependent run, a hold-out evaluation, synthetic data: mer.experiment.paper)
+        paper = paper_by_name(None if search else info.get("paper"))
+        row["paper_config"] = paper.name if paper is not None else None
         for m in METRICS:
-            row[f"paper_{m}"] = paper.get(m, math.nan)
+            row[f"paper_{m}"] = paper.numbers.get(m, math.nan) if paper else math.nan
         rows.append(row)
     table = pd.DataFrame(rows)
     if search:
         table.attrs["uncounted"] = list(run.uncounted)
+    settings = report_settings(run.config)
     # a search's rows are configurations ranked by their objective: no ablation reference
-    ref = None if search else delta_reference(table)
+    ref = None if search else _reference(table, settings.reference)
     table["delta_uf1"] = math.nan
     if ref is not None:
         base = float(table.loc[table["variant"] == ref, "uf1_mean"].iloc[0])
@@ -218,7 +204,30 @@ def variant_table(run: RunData, seeds: list[dict[str, Any]]) -> pd.DataFrame:
         # a difference is only meaningful between like and like: oracle rows get none
         table.loc[table["oracle"], "delta_uf1"] = math.nan
         table.attrs["delta_reference"] = ref
+    if pooled is None:
+        pooled = _pool(run)[2]
+    data = {
+        v: safe_clip_predictions(pooled.get(v, {}), v, len(run.classes_of(v)), run.split)
+        for v in table["variant"]
+    }
+    names = {v: run.classes_of(v) for v in table["variant"]}
+    add_uncertainty(table, data, names, settings, ref)
+    if settings.reference is not None and ref != settings.reference and not search:
+        table.attrs["reference_note"] = (
+            f"report.reference {settings.reference!r} is an oracle row or has no scores: "
+            "no paired comparisons"
+        )
     return table
+
+
+def _reference(table: pd.DataFrame, configured: str | None) -> str | None:
+    """`report.reference` when it is a label-free row with scores; else `delta_reference`'s
+    choice, unless a reference was configured (then none: its absence is reported)."""
+    if configured is None:
+        return delta_reference(table)
+    row = table[table["variant"] == configured]
+    ok = len(row) and not bool(row["oracle"].iloc[0]) and not pd.isna(row["uf1_mean"].iloc[0])
+    return configured if ok else None
 
 
 def delta_reference(table: pd.DataFrame) -> str | None:

@@ -6,6 +6,7 @@ import platform
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def environment(argv: list[str] | None = None) -> dict[str, Any]:
     Ray is asked about its cluster only when the caller already connected (the sweep driver):
     this module never starts it."""
     env: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),  # this (re)start of the run
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
@@ -78,3 +80,37 @@ def environment(argv: list[str] | None = None) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - diagnostics only
         pass
     return env
+
+
+def run_record(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """What a report says about where its numbers come from: the run's date (environment.json's,
+    else that file's modification time), git commit (and whether the checkout had uncommitted
+    changes) and the config hash (mer.config.config_hash of the resolved config)."""
+    from mer.config import config_hash, from_dict
+    from mer.errors import ConfigError
+    from mer.util.jsonio import read_json
+
+    path = Path(run_dir) / "environment.json"
+    env = read_json(path, what="the run's environment") if path.exists() else {}
+    date = env.get("date")
+    if date is None and path.exists():
+        date = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    git = env.get("git") or {}
+    try:
+        chash = config_hash(from_dict(config)) if config else None
+    except ConfigError:  # a config this mer no longer reads: hash what is there
+        chash = config_hash({k: v for k, v in config.items() if k != "report"})
+    return {"date": date, "commit": git.get("commit"), "dirty": git.get("dirty"), "hash": chash}
+
+
+def run_line(record: dict[str, Any]) -> str:
+    """`Run: 2026-12-06T10:00:00+00:00, commit 1a2b3c4d5e6f (uncommitted changes), config hash
+    93569bc9aab6d337.`"""
+    commit = record.get("commit")
+    text = f"commit {commit[:12]}" if commit else "commit unknown"
+    if commit and record.get("dirty"):
+        text += " (with uncommitted changes)"
+    return (
+        f"Run: {record.get('date') or 'date unknown'}, {text}, config hash "
+        f"{record.get('hash') or 'unknown'}."
+    )

@@ -20,6 +20,7 @@ import pandas as pd
 from mer.config import ExperimentConfig, dump_yaml, variant_config
 from mer.data import cache
 from mer.errors import ConfigError
+from mer.experiment.labels import subject_dependent_reason
 from mer.experiment.plan import search_holdout
 from mer.metrics import pooled_report
 from mer.predlog import megc_file_name, save_fold_result, write_megc, write_predictions
@@ -38,7 +39,10 @@ def default_out(cfg: ExperimentConfig, variant: str, seed: int) -> Path:
 
 def _folds(
     cfg: ExperimentConfig, variant: str, seed: int, progress: bool
-) -> tuple[ExperimentConfig, Any, list[Fold]]:
+) -> tuple[ExperimentConfig, Any, list[Fold], dict[str, Any]]:
+    """The variant's config, data and folds, and the labels of its MEGC file names
+    (predlog.megc_file_name): a subset of the protocol's subjects is partial; clips standing in
+    for subjects are subject-dependent."""
     vcfg = variant_config(cfg, variant)
     data = cache.prepare_data(vcfg.data, progress=progress)  # looked up here: tests patch it
     # a search config's folds are those its search trials ran: held-out subjects excluded
@@ -46,7 +50,11 @@ def _folds(
     folds = make_folds(data.samples, vcfg.protocol, seed, exclude_subjects=held)
     if held:
         log.info("search config: %d held-out subject(s) in no fold: %s", len(held), held)
-    return vcfg, data, folds
+    labels = {
+        "subjects_total": int(data.samples["subject"].astype(str).nunique()) - len(held),
+        "subject_dependent": subject_dependent_reason(vcfg) is not None,
+    }
+    return vcfg, data, folds, labels
 
 
 def train_fold(
@@ -60,7 +68,7 @@ def train_fold(
 ) -> tuple[FoldResult, ExperimentConfig, Path]:
     """Train and evaluate one fold (`fold`: its name, or the subject when unambiguous) and save
     its files; returns the result, the variant's config and the folder written."""
-    vcfg, data, folds = _folds(cfg, variant, seed, progress)
+    vcfg, data, folds, labels = _folds(cfg, variant, seed, progress)
     try:
         found = fold_by_name(folds, fold)
     except ConfigError as exc:
@@ -72,7 +80,11 @@ def train_fold(
     out = out or default_out(cfg, variant, seed) / found.safe_name
     result = run_fold(vcfg, data, found, seed, progress=progress)
     extra = {"variant": variant, "seed": seed}
-    save_fold_result(result, out, config_yaml=dump_yaml(vcfg), extra_columns=extra)
+    # a fold folder's file is one fold by construction: labelled subject-dependent only
+    save_fold_result(
+        result, out, config_yaml=dump_yaml(vcfg), extra_columns=extra,
+        subject_dependent=labels["subject_dependent"],
+    )  # fmt: skip
     return result, vcfg, out
 
 
@@ -87,7 +99,7 @@ def train_all_folds(
 ) -> tuple[dict[str, Any], Path]:
     """Every fold in protocol order, then the pooled predictions and their MEGC report; returns
     the report (mer.metrics.pooled_report) and the folder written."""
-    vcfg, data, folds = _folds(cfg, variant, seed, progress)
+    vcfg, data, folds, labels = _folds(cfg, variant, seed, progress)
     config_yaml = dump_yaml(vcfg)
     extra = {"variant": variant, "seed": seed}
     out = out or default_out(cfg, variant, seed)
@@ -96,13 +108,16 @@ def train_all_folds(
         log.info("fold %d/%d: %s", i, len(folds), fold.name)
         result = run_fold(vcfg, data, fold, seed, progress=progress)
         fold_out = out / fold.safe_name
-        save_fold_result(result, fold_out, config_yaml=config_yaml, extra_columns=extra)
+        save_fold_result(
+            result, fold_out, config_yaml=config_yaml, extra_columns=extra,
+            subject_dependent=labels["subject_dependent"],
+        )  # fmt: skip
         if on_fold is not None:
             on_fold(result, vcfg, fold_out)
         tables.append(result.predictions.assign(**extra))
     pred = pd.concat(tables, ignore_index=True)
     write_predictions(pred, out / "predictions.csv")
-    write_megc(pred, out / megc_file_name(pred))
+    write_megc(pred, out / megc_file_name(pred, **labels))
     (out / "config.yaml").write_text(config_yaml)
     report = pooled_report(pred, vcfg.model.num_classes, data.class_names)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

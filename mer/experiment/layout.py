@@ -17,6 +17,7 @@ things the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,12 +88,25 @@ def normalize_status(raw: Any, where: str | Path = "result.json") -> str:
     return _STATUS_ALIASES[key]
 
 
-ORACLE_TAG = "[oracle]"  # PROTOCOL.md §4.2: every oracle result is labelled, wherever it is shown
+# Labels of non-standard results, carried wherever a result is shown (tables, reports, W&B run
+# names and tags, MEGC file names). PROTOCOL.md §4.2: every oracle result is labelled.
+ORACLE_TAG = "[oracle]"
+# leave-one-subject-out with clips as subjects (deception without a subject CSV): the same
+# person can be in training and test
+SUBJECT_DEPENDENT_TAG = "[subject-dependent]"
+# W&B tags (keywords) of the same labels
+WANDB_ORACLE, WANDB_PARTIAL, WANDB_SUBJECT_DEPENDENT = "oracle", "partial", "subject-dependent"
 
 
-def display_name(variant: str, oracle: bool) -> str:
-    """A variant's name in tables, W&B run names and reports: oracle ones carry the tag."""
-    return f"{variant} {ORACLE_TAG}" if oracle else variant
+def partial_tag(tested: int, total: int) -> str:
+    """A run that tested only some subjects (`protocol.folds`): `[partial: 2 of 5 subjects]`."""
+    return f"[partial: {int(tested)} of {int(total)} subjects]"
+
+
+def display_name(variant: str, oracle: bool, tags: Sequence[str] = ()) -> str:
+    """A variant's name in tables, W&B run names and reports: oracle ones carry the oracle tag,
+    then any other label (`tags`: partial, subject-dependent)."""
+    return " ".join([variant, *([ORACLE_TAG] if oracle else []), *tags])
 
 
 FOLD_SEP = "__"  # a fold name's "/" (megc2019: "casme2/sub01") in folder names

@@ -25,6 +25,12 @@ import pandas as pd
 from mer.config import ExperimentConfig, config_hash, variant_config
 from mer.errors import ConfigError
 from mer.experiment import layout
+from mer.experiment.labels import (
+    check_reference,
+    count_subjects,
+    label_variant,
+    subject_dependent_reason,  # noqa: F401 - mer train's name
+)
 from mer.experiment.layout import search_label  # noqa: F401 - its historical import path
 from mer.protocol import Fold, fold_by_name, holdout_subjects, make_folds
 
@@ -84,15 +90,44 @@ class VariantPlan:
     folds: dict[int, list[Fold]] = field(default_factory=dict)  # seed -> folds
     stats: dict[str, Any] | None = None  # model_stats: params, gflops
     holdout: list[str] = field(default_factory=list)  # search: subjects in no fold (sorted)
+    # subjects the folds test (fewest over seeds) and subjects the protocol could test (the
+    # sample table's, less a search's held-out ones): fewer tested = a partial run
+    subjects_tested: int = 0
+    subjects_total: int = 0
+    subject_dependent: str | None = None  # why clips stand in for subjects (None: they do not)
+    paper: str | None = None  # the paper configuration this variant is (mer.experiment.paper)
 
     @property
     def oracle(self) -> bool:
         return bool(self.oracle_reasons)
 
     @property
+    def partial(self) -> bool:
+        """Tests fewer subjects than the protocol has (`protocol.folds`), unless this sweep is a
+        search's hold-out evaluation (`report.holdout_of`), whose folds are the held-out
+        subjects by design."""
+        return self.cfg.report.holdout_of is None and self.subjects_tested < self.subjects_total
+
+    @property
+    def tags(self) -> list[str]:
+        """The labels after the oracle tag: partial, subject-dependent."""
+        out = []
+        if self.partial:
+            out.append(layout.partial_tag(self.subjects_tested, self.subjects_total))
+        return out + ([layout.SUBJECT_DEPENDENT_TAG] if self.subject_dependent else [])
+
+    @property
+    def wandb_tags(self) -> list[str]:
+        """The same labels as W&B tags (oracle first)."""
+        out = [layout.WANDB_ORACLE] if self.oracle else []
+        out += [layout.WANDB_PARTIAL] if self.partial else []
+        return out + ([layout.WANDB_SUBJECT_DEPENDENT] if self.subject_dependent else [])
+
+    @property
     def label(self) -> str:
-        """Name as shown in tables and W&B: oracle variants carry the tag (PROTOCOL.md §4.2)."""
-        return layout.display_name(self.name, self.oracle)
+        """Name as shown in tables and W&B: oracle variants carry the tag (PROTOCOL.md §4.2),
+        partial and subject-dependent ones theirs."""
+        return layout.display_name(self.name, self.oracle, self.tags)
 
     def changes(self) -> str:
         return changes_text(self.overrides)
@@ -172,6 +207,14 @@ class SweepPlan:
                 "data_key": v.data_key,
                 "stats": v.stats,
                 "holdout_subjects": list(v.holdout),
+                "subjects_tested": v.subjects_tested,
+                "subjects_total": v.subjects_total,
+                "partial": v.partial,
+                "subject_dependent": v.subject_dependent,
+                "holdout_of": v.cfg.report.holdout_of,
+                "tags": v.tags,
+                "wandb_tags": v.wandb_tags,
+                "paper": v.paper,
                 "folds": {
                     str(seed): [
                         {
@@ -181,6 +224,7 @@ class SweepPlan:
                             "val": int(f.val.size),
                             "test": int(f.test.size),
                             "val_subjects": list(f.val_subjects),
+                            "train_subjects": count_subjects(self.samples[v.data_key], f.train),
                         }
                         for f in folds
                     ]
@@ -274,6 +318,7 @@ def build_plan(
             vp.folds[seed] = _make_folds(samples[key], vcfg, seed, vp.holdout)
             if not vp.folds[seed]:
                 raise ConfigError(f"ablations.{name}: the protocol gives no fold with test clips")
+        label_variant(vp, samples[key])
         if stats_for is not None:
             skey = config_hash({"m": vcfg.model, "t": vcfg.data.frames.count, "s": vcfg.data.size})
             if skey not in stats_cache:
@@ -282,9 +327,11 @@ def build_plan(
         out[name] = vp
         for seed in cfg.seeds:
             trials += [TrialSpec(name, f.name, seed, f.index) for f in vp.folds[seed]]
-    return SweepPlan(
+    plan = SweepPlan(
         cfg=cfg, variants=out, trials=trials, samples=samples, class_names=class_names, faces=faces
     )
+    check_reference(plan)
+    return plan
 
 
 def search_holdout(vcfg: ExperimentConfig, samples: pd.DataFrame) -> list[str]:
@@ -410,7 +457,12 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
         lines.append(
             f"Samples ({vcfg.data.dataset}{': ' + '+'.join(datasets) if datasets else ''}, "
             f"labels {vcfg.data.labels}): {len(table)} clips ({per_class}), "
-            f"{table['subject'].nunique()} subjects"
+            + (
+                f"{table['subject'].nunique()} 'subjects' that are clips "
+                "[subject-dependent: no subject CSV, the same person can be in training and test]"
+                if users[0].subject_dependent
+                else f"{table['subject'].nunique()} subjects"
+            )
         )
     policies = sorted({v.cfg.data.regions.policy for v in plan.variants.values()})
     lines.append(
@@ -451,6 +503,17 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
             "Held out of the search: none (search.holdout_subjects 0), so no clean test estimate "
             "of the chosen configuration"
         )
+    if held:
+        v = next(v for v in plan.variants.values() if v.holdout)
+        folds = next(iter(v.folds.values()))
+        train = [count_subjects(plan.samples[v.data_key], f.train) for f in folds]
+        val = v.cfg.protocol.val_subjects if v.cfg.protocol.selection == "inner_val" else 0
+        everyone = v.subjects_total + len(v.holdout)
+        lines.append(
+            f"Training subjects per fold: search folds {_range(train)}, hold-out evaluation "
+            f"{everyone - 1 - val}, with the same epochs: the search tunes for the smaller "
+            "training set (README, Hyperparameter search)"
+        )
     lines.append(f"Seeds: {', '.join(map(str, cfg.seeds))}")
     est = estimate_gpu_hours(plan)
     header = f"  {'variant':<28} {'trials':>6} {'params':>8} {'GFLOPs':>8} {'GPU-h':>8}  changes"
@@ -465,6 +528,15 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
         )
         for reason in v.oracle_reasons:
             lines.append(f"  {'':<28} oracle: {reason}")
+        if v.partial:
+            lines.append(
+                f"  {'':<28} partial: its folds test {v.subjects_tested} of the "
+                f"{v.subjects_total} subjects (protocol.folds); no paper numbers"
+            )
+        if v.subject_dependent:
+            lines.append(f"  {'':<28} subject-dependent: {v.subject_dependent}")
+        if v.paper:
+            lines.append(f"  {'':<28} the paper's configuration: {v.paper}")
     r = cfg.resources
     lines.append(
         f"Trials: {len(plan.trials)}; per trial {r.gpu_per_trial:g} GPU (0 where the cluster has "

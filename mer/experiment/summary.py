@@ -14,8 +14,9 @@ import pandas as pd
 
 from mer.config import to_dict
 from mer.experiment import formatting as fmt
-from mer.experiment import layout
+from mer.experiment import layout, statements
 from mer.experiment.aggregate import Aggregate, aggregate
+from mer.experiment.environment import run_line, run_record
 from mer.experiment.plan import SweepPlan
 from mer.experiment.run import load_run
 from mer.util.files import write_csv_atomic, write_text_atomic
@@ -38,7 +39,8 @@ def write_summary(out: str | Path, plan: SweepPlan) -> Aggregate:
     write_csv_atomic(out / layout.PREDICTIONS_FILE, summary.predictions)
     write_csv_atomic(out / layout.SUMMARY_SEEDS, pd.DataFrame(summary.seeds))
     write_csv_atomic(out / layout.SUMMARY_CSV, summary.table)
-    write_text_atomic(out / layout.SUMMARY_MD, summary_markdown(plan, summary))
+    record = run_record(out, to_dict(plan.cfg))
+    write_text_atomic(out / layout.SUMMARY_MD, summary_markdown(plan, summary, record))
     return summary
 
 
@@ -47,21 +49,39 @@ def console_table(table: pd.DataFrame) -> str:
     return fmt.text(fmt.display_table(table))
 
 
-def summary_markdown(plan: SweepPlan, summary: Aggregate) -> str:
-    """summary.md: the variants table (as the report and the console show it), the oracle
-    reasons, per-dataset parts, per-seed rows and what each variant changes."""
+def summary_markdown(plan: SweepPlan, summary: Aggregate, record: dict | None = None) -> str:
+    """summary.md: the variants table with intervals, counts and paired comparisons (as the
+    report and the console show it), how to read it, the comparisons in words, the labels'
+    reasons, per-dataset parts, per-seed rows and what each variant changes; `record`: the
+    run's date, commit and config hash (mer.experiment.environment.run_record)."""
     cfg, table = plan.cfg, summary.table
     selections = sorted({vp.cfg.protocol.selection for vp in plan.variants.values()})
-    lines = [
-        f"# {cfg.name}: pooled MEGC metrics",
-        "",
+    lines = [f"# {cfg.name}: pooled MEGC metrics", ""]
+    if record is not None:
+        lines += [run_line(record), ""]
+    lines += [
         f"Pooled over each (variant, seed)'s test folds ({cfg.protocol.split}, selection "
         f"{' / '.join(selections)}), then mean ± sample std over seeds "
-        f"{', '.join(map(str, cfg.seeds))}.",
+        f"{', '.join(map(str, cfg.seeds))}; [low, high]: "
+        f"{100 * cfg.report.level:g} % subject-bootstrap interval.",
         "",
         fmt.markdown(fmt.display_table(table)),
         "",
     ]
+    if cfg.report.holdout_of:
+        lines += [
+            f"The hold-out evaluation of the search `{cfg.report.holdout_of}`: its folds test "
+            "the subjects held out of that search (by design, not a partial run).",
+            "",
+        ]
+    reading = statements.reading_line(table)
+    if reading:
+        lines += [reading, ""]
+    lines += [f"- {line}" for line in statements.method_lines(table)]
+    lines += [f"- {line}" for line in statements.comparison_sentences(table)]
+    lines += [f"- {line}" for line in statements.label_lines(table)]
+    if lines[-1] != "":
+        lines.append("")
     oracle = table[table["oracle"].astype(bool)]
     if len(oracle):
         lines.append(
@@ -75,10 +95,11 @@ def summary_markdown(plan: SweepPlan, summary: Aggregate) -> str:
     if fmt.dataset_parts(table):
         lines += ["## Per-dataset parts (same pooled predictions)", ""]
         lines += [fmt.markdown(fmt.parts_table(table)), ""]
+    names = dict(zip(table["variant"], table["name"], strict=True))
     lines += [
         "## Per seed",
         "",
-        fmt.markdown(fmt.seeds_table(summary.seeds, set(oracle["variant"]))),
+        fmt.markdown(fmt.seeds_table(summary.seeds, names)),
     ]
     lines += ["", "## Variants", "", fmt.markdown(fmt.variants_table(table))]
     return "\n".join(lines) + "\n"

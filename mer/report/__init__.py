@@ -47,14 +47,44 @@ def _render(
     """Write report.csv, the requested formats and the figures; returns them and the table."""
     from mer.data.faces.table import report_lines as face_report_lines
     from mer.experiment import formatting as fmt
-    from mer.report.plots import make_plots
-    from mer.report.render import Page, notes, to_html, to_latex, to_markdown
+    from mer.experiment import statements
+    from mer.experiment.environment import run_line, run_record
+    from mer.report.plots import caption, make_plots
+    from mer.report.render import (
+        Figure,
+        Page,
+        Section,
+        held_out_lines,
+        notes,
+        to_html,
+        to_latex,
+        to_markdown,
+        variant_lines,
+    )
     from mer.report.tables import ablation_table, always_negative_baseline
 
     out_dir.mkdir(parents=True, exist_ok=True)
     table = ablation_table(run)
     studies = load_studies(run) if run.mode == "search" else {}
     images = make_plots(run, table, out_dir, studies=studies)
+
+    def figure(key: str) -> Figure:
+        return Figure(key, images[key], caption(key, run, table))
+
+    per_variant = {
+        f"{kind}_{v}" for v in run.variants for kind in ("confusion", "subjects", "curves")
+    }
+    sections = []
+    for _, row in table.iterrows():
+        v = str(row["variant"])
+        keys = [f"{kind}_{v}" for kind in ("confusion", "subjects", "curves")]
+        sections.append(
+            Section(
+                fmt.shown_name(row),
+                variant_lines(row, run.variant_info(v), table),
+                [figure(k) for k in keys if k in images],
+            )
+        )
     page = Page(
         title=f"{run.name}: {run.mode} results",
         disp=fmt.display_table(table),
@@ -62,6 +92,11 @@ def _render(
         + face_report_lines(run.plan),  # face coverage, clips excluded (plan.json)
         images=images,
         search=run.search,
+        run_line=run_line(run_record(run.run_dir, run.config)),
+        reading=statements.reading_line(table),
+        overview=[figure(k) for k in images if k not in per_variant],
+        sections=sections,
+        held_out=held_out_lines(run.search),
     )
     written: dict[str, Path] = {"csv": write_csv_atomic(out_dir / "report.csv", table)}
     renderers = {"md": to_markdown, "html": to_html, "latex": lambda p: to_latex(p.disp)}

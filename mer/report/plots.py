@@ -103,18 +103,29 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
     x = np.arange(len(table))
     width = 0.8 / max(len(metrics), 1)
     hatch = ["//" if o else "" for o in table["oracle"]]
-    spread = any(table[f"{m}_std"].notna().any() for m in metrics)  # one seed: no error bars
+    # error bars: the subject-bootstrap intervals when the table has them, else the std over
+    # seeds (one seed and no intervals: none)
+    ci = all(f"{m}_low" in table and table[f"{m}_low"].notna().any() for m in metrics)
+    spread = ci or any(table[f"{m}_std"].notna().any() for m in metrics)
     for i, m in enumerate(metrics):
+        mean = table[f"{m}_mean"].astype(float)
+        if ci:
+            low = (mean - table[f"{m}_low"].astype(float)).clip(lower=0).fillna(0)
+            high = (table[f"{m}_high"].astype(float) - mean).clip(lower=0).fillna(0)
+            yerr = np.vstack([low.to_numpy(), high.to_numpy()])
+        else:
+            yerr = table[f"{m}_std"].fillna(0) if spread else None
         ax.bar(
             x + i * width,
-            table[f"{m}_mean"].fillna(0),
+            mean.fillna(0),
             width,
-            yerr=table[f"{m}_std"].fillna(0) if spread else None,
+            yerr=yerr,
             capsize=3,
             label=m.upper(),
             hatch=hatch,
         )
-    labels = [f"{v}\n[oracle]" if o else v for v, o in zip(table["variant"], table["oracle"])]
+    names = table["name"] if "name" in table else table["variant"]
+    labels = [str(n).replace(" [", "\n[") for n in names]
     if "state" in table:  # a search: pruned / failed / running configurations say so
         labels = [
             f"{label}\n[{state}]" if state != "complete" else label
@@ -122,7 +133,14 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
         ]
     ax.set_xticks(x + width * (len(metrics) - 1) / 2, labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("pooled score (mean ± std over seeds)" if spread else "pooled score (one seed)")
+    if ci:
+        level = table["ci_level"].dropna()
+        pct = f"{100 * float(level.iloc[0]):g} %" if len(level) else "95 %"
+        ax.set_ylabel(f"pooled score, {pct} subject-bootstrap interval")
+    else:
+        ax.set_ylabel(
+            "pooled score (mean ± std over seeds)" if spread else "pooled score (one seed)"
+        )
     if table["oracle"].any():
         ax.text(
             0.99,
@@ -174,6 +192,52 @@ def search_plots(study, out_dir: Path, suffix: str = "") -> dict[str, Path]:
         fig.tight_layout()
         made[f"{name}{suffix}"] = _save(fig, out_dir / f"{name}{safe_name(suffix)}.png")
     return made
+
+
+def caption(key: str, run: RunData, table: pd.DataFrame) -> str:
+    """What a figure shows, in a sentence (the report prints it under the figure)."""
+    split = "inner-validation" if eval_split(run) == "val" else "test"
+    for kind in ("confusion_", "subjects_", "curves_"):
+        if key.startswith(kind):
+            v = key[len(kind) :]
+            break
+    else:
+        kind = key
+    if kind == "variants":
+        bars = (
+            "error bars: the subject-bootstrap interval"
+            if "uf1_low" in table and table["uf1_low"].notna().any()
+            else "error bars: std over seeds"
+        )
+        return (
+            f"Pooled UF1, UAR and accuracy of every variant on its {split} clips ({bars}; "
+            "hatched: oracle). Each bar's interval is the variant's own; whether two variants "
+            "differ is for the paired comparisons in the table to say, not for the bars' overlap."
+        )
+    if kind == "confusion_":
+        return (
+            f"{v}: pooled {split} confusion matrix, all seeds summed. Rows are the true class, "
+            "columns the predicted one; each cell gives the clip count and its share of the row "
+            "(the diagonal shares are the per-class recalls UAR averages)."
+        )
+    if kind == "subjects_":
+        return (
+            f"{v}: accuracy on each {split} subject's clips, all seeds pooled. The spread across "
+            "people is what the subject-bootstrap intervals resample; a diagnostic, not a MEGC "
+            "metric."
+        )
+    if kind == "curves_":
+        return (
+            f"{v}: training loss (left) and inner-validation UF1 (right) per epoch, one line per "
+            "fold and seed: whether training converged and how much the folds differ."
+        )
+    if key.startswith("optuna_history"):
+        return "Optuna: each configuration's inner-validation objective in the order it ran."
+    if key.startswith("optuna_importances"):
+        return "Optuna: how much each searched setting explains the objective (its evaluator)."
+    if key.startswith("optuna_parallel"):
+        return "Optuna: the searched settings of each configuration against its objective."
+    return key
 
 
 def make_plots(

@@ -12,13 +12,11 @@ import pandas as pd
 
 from mer.experiment.aggregate import (  # noqa: F401 - the report's names for them
     METRICS,
-    PAPER_NOTE,
-    PAPER_ROWS,
     aggregate,
     delta_reference,
-    paper_dataset,
     seed_rows,
 )
+from mer.experiment.paper import PAPER_CONFIGS, PAPER_NOTE, paper_config  # noqa: F401
 from mer.experiment.run import RunData
 from mer.metrics import always_class_baseline, confusion_matrix
 

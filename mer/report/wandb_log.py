@@ -24,7 +24,7 @@ def log_report(run: RunData, written: dict[str, Path], *, mode: str = "offline")
         group=run.name,
         job_type="report",
         name=f"{run.name}/report",
-        tags=["report", *(["oracle"] if table["oracle"].any() else [])],
+        tags=["report", *_labels(table)],
         reinit="finish_previous",
     )
     try:
@@ -38,3 +38,9 @@ def log_report(run: RunData, written: dict[str, Path], *, mode: str = "offline")
                     wrun.summary[f"{row['variant']}/pooled/{m}"] = float(row[f"{m}_mean"])
     finally:
         wrun.finish()
+
+
+def _labels(table: pd.DataFrame) -> list[str]:
+    """The labels some row of the report carries, as W&B tags (as on the sweep's runs)."""
+    flags = {"oracle": "oracle", "partial": "partial", "subject_dependent": "subject-dependent"}
+    return [tag for col, tag in flags.items() if col in table and table[col].astype(bool).any()]

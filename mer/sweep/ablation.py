@@ -64,7 +64,10 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
             session.interrupted = ended_trials(rerun) < len(lost)
     finally:
         summary = session.finish()
-    print(f"\n{cfg.name}: pooled test metrics per variant (mean ± std over seeds)\n")
+    print(
+        f"\n{cfg.name}: pooled test metrics per variant, with "
+        f"{cfg.report.level:.0%} subject-bootstrap intervals (mean ± std over seeds)\n"
+    )
     print(console_table(summary.table))
     print(f"\nresults: {opts.out} (summary.md, summary.csv, predictions.csv, trials/)")
     failed = int(summary.table["folds_failed"].sum())

@@ -149,13 +149,14 @@ def check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
     defaults.update({f"search.{k}": v for k, v in flatten(to_dict(SearchConfig())).items()})
     defaults.update({f"data.faces.{k}": v for k, v in to_dict(FacesConfig()).items()})
     legacy = {f"data.faces.{k}": v for k, v in FacesConfig.LEGACY.items()}
-    # resources.* say where and how many trials run, not what they compute: free to change
+    # resources.* say where and how many trials run, report.* how results are shown, not what
+    # the trials compute: both free to change
     diff = sorted(
         k
         for k in set(old) | set(new)
         if old.get(k) != new.get(k)
         and not (k not in old and new.get(k) in (defaults.get(k), legacy.get(k, defaults.get(k))))
-        and not k.startswith("resources.")
+        and not k.startswith(("resources.", "report."))
     )
     if diff:
         raise ConfigError(

@@ -2,8 +2,10 @@
 
 One W&B run per trial (group `{sweep}/{variant}`, job_type = variant, name = trial id, per-epoch
 curves from the trial's history), one summary run per variant (pooled metrics, confusion matrix,
-per-fold table) and one sweep run with the table comparing the variants. Oracle variants carry
-the `oracle` tag and an ` [oracle]` suffix on summary runs.
+per-fold table) and one sweep run with the table comparing the variants. Non-standard results
+carry their labels as W&B tags (`oracle`, `partial`, `subject-dependent`) on trial and summary
+runs, and as the display name's suffix (` [oracle] [partial: 2 of 5 subjects]`) on summary runs;
+the sweep run is tagged `has-oracle` / `has-partial` / `has-subject-dependent`.
 
 Why from the driver and not `setup_wandb` inside trials: the driver owns the results folder, so
 offline runs of trials that ran on other cluster nodes still land in `OUT/wandb`, and W&B is
@@ -21,7 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,20 @@ import numpy as np
 import pandas as pd
 
 from mer.config import ExperimentConfig, flatten
-from mer.experiment import formatting as fmt
-from mer.experiment.layout import display_name
+from mer.experiment.layout import (
+    WANDB_ORACLE,
+    WANDB_PARTIAL,
+    WANDB_SUBJECT_DEPENDENT,
+    display_name,
+)
 from mer.experiment.plan import SweepPlan, TrialSpec
-from mer.util.jsonio import to_plain
+from mer.sweep.payloads import (  # noqa: F401 - tracking's names for them
+    SWEEP_KEYS,
+    display_rows,
+    sweep_summary,
+    sweep_tables,
+    variant_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +93,8 @@ class WandbTracker(Tracker):
         self.mode = mode
         self.tags = list(tags or [])  # tracking.wandb.tags: on every run of this sweep
         self.errors: list[str] = []
+        # variant summary runs wait for the final table (see `variant`)
+        self._pending: dict[str, dict[str, Any]] = {}
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="mer-wandb", daemon=True)
         self._thread.start()
@@ -127,6 +141,14 @@ class WandbTracker(Tracker):
 
     def close(self) -> None:
         """Wait for every queued run to be written; say how many W&B writes failed."""
+        if self._pending:  # the sweep stopped before its final table: --resume writes them
+            log.info(
+                "W&B: %d variant summary run(s) not written (the sweep did not finish; "
+                "--resume writes them): %s",
+                len(self._pending),
+                ", ".join(self._pending),
+            )
+            self._pending.clear()
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -163,7 +185,7 @@ class WandbTracker(Tracker):
                 group=f"{self.sweep_name}/{spec.variant}",
                 job_type=spec.variant,
                 name=spec.id,
-                tags=_tags(oracle, "trial"),
+                tags=_tags(oracle, "trial", payload.get("labels") or ()),
                 config=config,
             )
             try:
@@ -196,11 +218,34 @@ class WandbTracker(Tracker):
         display_row: dict[str, str] | None = None,
     ) -> None:
         """The variant's summary run: `variant_summary` of its aggregate row (and of its row of
-        the display table, when given), confusion matrix and per-fold diagnostic table."""
+        the display table, when given), confusion matrix and per-fold diagnostic table.
+
+        Written when `sweep` gets the final table, with that table's row: a variant's paired
+        comparison depends on the others (the reference is chosen among the variants with
+        scores, and Holm adjusts over every compared variant), so a run written when the
+        variant finished could show another reference or p-value than summary.md. `on_done`
+        runs once it is written; a sweep that stops before `sweep` writes none (`close`)."""
+        self._pending[variant] = dict(
+            plan=plan, variant=variant, summary_row=summary_row, seed_rows=seed_rows,
+            predictions=predictions, on_done=on_done, display_row=display_row,
+        )  # fmt: skip
+
+    def _variant_run(
+        self,
+        plan: SweepPlan,
+        variant: str,
+        summary_row: dict[str, Any],
+        seed_rows: list[dict],
+        predictions: pd.DataFrame,
+        on_done: Callable[[], None] | None = None,
+        display_row: dict[str, str] | None = None,
+    ) -> None:
         vp = plan.variants[variant]
         oracle = bool(summary_row.get("oracle"))
         config = flatten(vp.cfg)
         config.update(variant=variant, oracle=oracle, sweep=self.sweep_name, changes=vp.changes())
+        config.update(labels=vp.tags)
+        name = str(summary_row.get("name") or display_name(variant, oracle, vp.tags))
         names = plan.class_names[vp.data_key]
 
         def job() -> None:
@@ -209,8 +254,8 @@ class WandbTracker(Tracker):
             run = self._init(
                 group=f"{self.sweep_name}/{variant}",
                 job_type=variant,
-                name=display_name(variant, oracle),
-                tags=_tags(oracle, "summary"),
+                name=name,
+                tags=_tags(oracle, "summary", vp.wandb_tags),
                 config=config,
             )
             try:
@@ -241,11 +286,25 @@ class WandbTracker(Tracker):
         self, plan: SweepPlan, summary: pd.DataFrame, report: dict[str, Path] | None = None
     ) -> None:
         """The sweep-level summary run: the variants table and, when given, the report's table
-        and figures (`mer report`), so the W&B workspace shows what results/report/ shows."""
+        and figures (`mer report`), so the W&B workspace shows what results/report/ shows.
+        First the variant summary runs queued by `variant`, with this final table's rows."""
+        final = summary.set_index("variant", drop=False)
+        shown = display_rows(summary)
+        for variant, args in list(self._pending.items()):
+            if variant in final.index:
+                args.update(summary_row=final.loc[variant].to_dict(), display_row=shown[variant])
+            self._variant_run(**args)
+        self._pending.clear()
         tables = sweep_tables(summary)
         oracle_variants = [
             str(r["variant"]) for _, r in summary.iterrows() if bool(r.get("oracle", False))
         ]
+        labelled = {
+            tag: [v for v, vp in plan.variants.items() if tag in vp.wandb_tags]
+            for tag in (WANDB_PARTIAL, WANDB_SUBJECT_DEPENDENT)
+        }
+        has = ["has-oracle"] if oracle_variants else []
+        has += [f"has-{tag}" for tag, names in labelled.items() if names]
 
         def job() -> None:
             import wandb
@@ -254,12 +313,17 @@ class WandbTracker(Tracker):
                 group=self.sweep_name,
                 job_type="sweep",
                 name=f"{self.sweep_name} summary",
-                # "has-oracle": some rows used test-subject information (named "[oracle]")
-                tags=["sweep-summary"] + (["has-oracle"] if oracle_variants else []),
+                # "has-oracle": some rows used test-subject information (named "[oracle]");
+                # "has-partial", "has-subject-dependent": some rows carry those labels
+                tags=["sweep-summary", *has],
                 config={
                     "sweep": self.sweep_name,
                     "variants": list(plan.variants),
                     "oracle_variants": oracle_variants,
+                    "partial_variants": labelled[WANDB_PARTIAL],
+                    "subject_dependent_variants": labelled[WANDB_SUBJECT_DEPENDENT],
+                    "reference": summary.attrs.get("reference"),
+                    "report": dict(summary.attrs.get("uncertainty") or {}),
                     "seeds": list(plan.cfg.seeds),
                 },
             )
@@ -279,55 +343,10 @@ class WandbTracker(Tracker):
         self._submit(job)
 
 
-# ----------------------------------------------------------------------- summary payloads
-def variant_summary(
-    row: dict[str, Any], seed_rows: list[dict], display_row: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """A variant summary run's values: its aggregate row at full precision (as summary.csv has
-    it: `pooled/{metric}`, `_std`, per-dataset parts, per seed) and, given its row of the display
-    table, the same text summary.md and the report show (`table/{column}`). Missing values are
-    left out."""
-    summary: dict[str, Any] = {
-        **{f"pooled/{m}": row.get(f"{m}_mean") for m in fmt.SCORE_COLUMNS},
-        **{f"pooled/{m}_std": row.get(f"{m}_std") for m in fmt.SCORE_COLUMNS},
-        **{k: row.get(k) for k in ("folds_done", "folds_failed", "folds_total", "complete")},
-        "status": row.get("status"),
-        "oracle": bool(row.get("oracle")),
-    }
-    for key, val in row.items():
-        if "/" in key and key.endswith("_mean"):  # per-dataset parts
-            summary[f"pooled/{key[: -len('_mean')]}"] = val
-    for r in seed_rows:
-        for m in fmt.SCORE_COLUMNS:
-            if m in r:
-                summary[f"pooled/s{r['seed']}/{m}"] = r[m]
-    for column, text in (display_row or {}).items():
-        summary[f"table/{column}"] = text
-    return {k: v for k, v in to_plain(summary).items() if v is not None}
-
-
-def display_rows(summary: pd.DataFrame) -> dict[str, dict[str, str]]:
-    """Each variant's row of the display table (the text summary.md shows), by variant."""
-    shown = fmt.display_table(summary)
-    return {str(v): shown.iloc[i].to_dict() for i, v in enumerate(summary["variant"])}
-
-
-def sweep_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The sweep summary run's tables: `variants`, the aggregate rows at full precision (as
-    summary.csv), and `variants_display`, the same rows as summary.md and the report show them."""
-    table = summary.drop(columns=[c for c in ("changes",) if c in summary]).copy()
-    table = table.astype(object).where(pd.notna(table), None)
-    return {"variants": table, "variants_display": fmt.display_table(summary)}
-
-
-def sweep_summary(summary: pd.DataFrame) -> dict[str, float]:
-    """`{display name}/uf1` per variant with a score."""
-    values = {f"{r['name']}/uf1": to_plain(r.get("uf1_mean")) for _, r in summary.iterrows()}
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _tags(oracle: bool, kind: str) -> list[str]:
-    return [kind] + (["oracle"] if oracle else [])
+def _tags(oracle: bool, kind: str, labels: Sequence[str] = ()) -> list[str]:
+    """The run's kind, then its labels as W&B tags (oracle first; a label given twice once)."""
+    out = [kind] + ([WANDB_ORACLE] if oracle else [])
+    return out + [t for t in labels if t not in out]
 
 
 def _is_number(v: Any) -> bool:

@@ -24,6 +24,7 @@ import resource
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -128,12 +129,14 @@ def execute_trial(
     report_every_s: float = 30.0,
     plan_oracle: bool = False,
     stop_marker: str | None = None,
+    plan_labels: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train and evaluate one fold; report progress, checkpoints and the final payload.
 
     `hooks` (default: none) run at the start, after each checkpoint and at the end, in this
     process. `stop_marker`: a file whose appearance ends training early (a search configuration
-    that was pruned); checked once per epoch.
+    that was pruned); checked once per epoch. `plan_labels`: the variant's labels as W&B tags
+    (VariantPlan.wandb_tags: partial, subject-dependent), recorded in the payload's `labels`.
     """
     hooks = hooks or NoTrialHooks()
     started = time.time()
@@ -152,6 +155,7 @@ def execute_trial(
         hooks.on_end(spec, ended, exc)
         raise
     payload.update(resumed_from=resumed_epoch, node=node, started_at=started)
+    payload["labels"] = list(plan_labels)
     hooks.on_end(spec, ended, None)
     reporter.report(payload)
     return payload
@@ -325,4 +329,5 @@ def tune_trainable(
         report_every_s=report_every_s,
         plan_oracle=vp.oracle,
         stop_marker=config.get("cancel_marker"),
+        plan_labels=vp.wandb_tags,
     )

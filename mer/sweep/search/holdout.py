@@ -88,6 +88,8 @@ def holdout_raw(
     base["output"] = str(Path(out_dir).expanduser().resolve())
     base_protocol = holdout_protocol(variant_config(cfg, first), subjects[first])
     base["protocol"] = {**(base.get("protocol") or {}), **base_protocol}
+    # its protocol.folds are the held-out subjects by design: not a partial run
+    base["report"] = {**(base.get("report") or {}), "holdout_of": cfg.name}
     ablations: dict[str, dict[str, Any]] = {}
     for v, overrides in best.items():
         own = {k: x for k, x in cfg.ablations[v].items() if k.split(".")[0] != "protocol"}
@@ -98,6 +100,8 @@ def holdout_raw(
                 merged[f"protocol.{key}"] = value
         ablations[v] = merged
     base["ablations"] = ablations
+    if base["report"].get("reference") not in (None, *ablations):  # a variant left out
+        base["report"].pop("reference")
     # W&B: the evaluation's runs say which search they test
     tracking = base.setdefault("tracking", {}) or {}
     base["tracking"] = tracking
@@ -173,8 +177,15 @@ def _holdout_results(
     res: dict[str, Any] = {"available": True, "note": HOLDOUT_NOTE}
     for m in ("uf1", "uar", "acc"):
         res[m] = float(row[f"{m}_mean"])
-        if not pd.isna(row.get(f"{m}_std")):
-            res[f"{m}_std"] = float(row[f"{m}_std"])
+        # the subject-bootstrap interval (and std over seeds) from the evaluation's summary
+        for part in ("std", "low", "high", "se"):
+            if not pd.isna(row.get(f"{m}_{part}", float("nan"))):
+                res[f"{m}_{part}"] = float(row[f"{m}_{part}"])
+    for key in ("ci_level", "n_boot", "boot_seed", "n_subjects", "n_clips", "n_classes"):
+        if not pd.isna(row.get(key, float("nan"))):
+            res[key] = float(row[key]) if key == "ci_level" else int(row[key])
+    if isinstance(row.get("ci_method"), str):
+        res["ci_method"] = row["ci_method"]
     res.update(
         seeds=int(row["seeds"]),
         folds_done=int(row["folds_done"]),
@@ -234,6 +245,7 @@ def _holdout_section(
         for e in entries.values():
             e["holdout"] = {"available": False, "reason": f"not evaluated: {why}"}
         return section
+    section["training_subjects"] = training_subjects(out, hdir, cfg)
     path, raw = _write_holdout_config(cfg, out, entries, held)
     section["config"] = str(path)
     for v, e in entries.items():
@@ -243,6 +255,43 @@ def _holdout_section(
         res = _holdout_results(hdir, v, raw["ablations"][v], held[v])
         e["holdout"] = {"subjects": list(held[v]), **res}
     return section
+
+
+def training_subjects(out: Path, hdir: Path, cfg: ExperimentConfig) -> dict[str, Any] | None:
+    """How many subjects a fold trains on: in the search (its folds over the development
+    subjects, less each fold's validation subjects) and in the hold-out evaluation (every other
+    subject). Its point: the search tunes a configuration for the smaller training set, with the
+    same epochs (README, Hyperparameter search). From the two plan.json files (the evaluation's
+    own when it has run, else what its protocol gives); None for a plan written before they
+    recorded it."""
+    plan = (
+        read_json(out / layout.PLAN_FILE, what="the search plan")
+        if (out / layout.PLAN_FILE).exists()
+        else {}
+    )
+    first = next(iter((plan.get("variants") or {}).values()), None)
+    if not first:
+        return None
+    folds = next(iter((first.get("folds") or {}).values()), [])
+    search = [int(f["train_subjects"]) for f in folds if "train_subjects" in f]
+    if not search:
+        return None
+    hplan_path = hdir / layout.PLAN_FILE
+    holdout: list[int] = []
+    if hplan_path.exists():
+        hfirst = next(iter(read_json(hplan_path, what="the hold-out plan")["variants"].values()))
+        hfolds = next(iter((hfirst.get("folds") or {}).values()), [])
+        holdout = [int(f["train_subjects"]) for f in hfolds if "train_subjects" in f]
+    if not holdout and first.get("subjects_total") is not None:
+        everyone = int(first["subjects_total"]) + len(first.get("holdout_subjects") or [])
+        val = cfg.protocol.val_subjects if cfg.protocol.selection == "inner_val" else 0
+        holdout = [everyone - 1 - val]
+    return {"search_folds": _spread(search), "holdout": _spread(holdout) if holdout else None}
+
+
+def _spread(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
 
 
 def evaluate_holdout(cfg: ExperimentConfig, opts: Any, path: Path) -> int:

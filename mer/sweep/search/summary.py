@@ -144,13 +144,17 @@ def write_search_summary(
 
 def _metrics_text(res: Mapping[str, Any]) -> str:
     def one(m: str) -> str:
-        sd = res.get(f"{m}_std")
-        return f"{m} {_fmt(res[m])}" + (f" ± {_fmt(sd)}" if sd is not None else "")
+        sd, lo, hi = res.get(f"{m}_std"), res.get(f"{m}_low"), res.get(f"{m}_high")
+        text = f"{m} {_fmt(res[m])}" + (f" ± {_fmt(sd)}" if sd is not None else "")
+        return text + (f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None else "")
 
     text = ", ".join(one(m) for m in ("uf1", "uar", "acc"))
     folds = f"{res['folds_done']}/{res['folds_total']} folds"
     if res.get("n_test") is not None:
         folds += f", {res['n_test']} clips"
+    if res.get("uf1_low") is not None:
+        pct = f"{100 * float(res.get('ci_level', 0.95)):g} %"
+        folds += f"; [ ]: {pct} subject-bootstrap interval over {res.get('n_subjects')} subjects"
     if res.get("seeds", 1) > 1:
         folds += f", mean over {res['seeds']} seeds"
     if not res.get("complete", True):
@@ -187,6 +191,13 @@ def _search_scope(doc: Mapping[str, Any]) -> str:
     else:
         text = (
             f"held out of the search: {section['n']} subject(s) ({', '.join(section['subjects'])})"
+        )
+    sizes = section.get("training_subjects")
+    if sizes:
+        text += (
+            f"; search folds train on {sizes['search_folds']} subjects, the hold-out "
+            f"evaluation's on {sizes['holdout']}, with the same epochs (the search tunes for the "
+            "smaller training set; README, Hyperparameter search)"
         )
     evaluated = any((e.get("holdout") or {}).get("available") for e in doc["variants"].values())
     if evaluated:
