@@ -134,9 +134,9 @@ def test_synth_layouts_are_the_registry_s_and_a_typo_is_named(tmp_path, capsys):
     from mer.datasets.registry import with_synthetic_layout
 
     assert layout_choices() == [*with_synthetic_layout(), "megc2019"]
-    assert main(["synth", str(tmp_path / "x"), "--layout", "casme"]) == 2
+    assert main(["synth", str(tmp_path / "x"), "--layout", "casme22"]) == 2
     err = capsys.readouterr().err
-    assert "--layout 'casme': did you mean 'casme2'?" in err
+    assert "--layout 'casme22': did you mean 'casme2'?" in err
     assert "expected one of " + ", ".join(layout_choices()) in err
 
 
