@@ -2,7 +2,9 @@
 config must hash the same forever. The constants were recorded with the dataclass config (before
 the pydantic schema) from every shipped sweep and each of its ablation variants; a change to the
 schema, the defaults or the canonical form that moves one of them breaks every existing cache.
-(Editing a shipped sweep changes its hashes on purpose: record the new ones then.)
+(Editing a shipped sweep changes its hashes on purpose: record the new ones then. A sweep added
+later records its hashes when it is added: casme_sq and meview with the dataset registry's
+CAS(ME)^2 / MEVIEW modules.)
 
 Per variant: (config_hash(variant), data key of its data section (mer.sweep.plan.data_key_of,
 what names the prepared data), config_hash(variant.model), config_hash(variant.data.synthetic)).
@@ -23,11 +25,13 @@ SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 BASE_HASHES = {
     "casme2_ablation.yaml": "05fb75c7c3b2d235",
     "casme3.yaml": "a519af42e12c73d8",
+    "casme_sq.yaml": "73202400b3a7bb0d",
     "deception.yaml": "7535a5f8dd395fed",
     "demo.yaml": "93569bc9aab6d337",
     "demo_au.yaml": "d7a588d5fbf2d517",
     "demo_search.yaml": "2ddbf1decc9959aa",
     "megc2019_search.yaml": "0b3229cd00249cf0",
+    "meview.yaml": "3eb522fc1d76e4cc",
     "samm_ablation.yaml": "bacd337060091077",
     "smic_ablation.yaml": "ac68fe301a54788c",
 }
@@ -76,6 +80,16 @@ VARIANT_HASHES = {
         ("4321acbd317bac82", "004a3ae9d585", "79fcaf287f9bd880", "1f68eecb6af9b45e"),
     "casme3.yaml#single_branch":
         ("7026e301ff3dc556", "bca61dc767e6", "443bcb44394acf71", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#full":
+        ("95118543307d0ae7", "88acc22aa354", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#au_off":
+        ("e4719f5e8c9c7c81", "7d2fcb30eeca", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#regions_all":
+        ("9ba6bae1238a3c4f", "8b2ff0c90eb6", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#regions_fixed":
+        ("893790f1d9e73f9c", "2105afd3bb0c", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#single_branch":
+        ("f614dcda5e6e0a4c", "7d2fcb30eeca", "158a93ad6fbff159", "1f68eecb6af9b45e"),
     "deception.yaml#full":
         ("540fdb91c9a7b35d", "e5f5ecbb78e0", "21f87ef968e77a51", "1f68eecb6af9b45e"),
     "deception.yaml#single_branch":
@@ -116,6 +130,16 @@ VARIANT_HASHES = {
         ("2ddbf1decc9959aa", "241e7ad6f723", "b50a79ffca9abc49", "e5bbaf0c70fe1494"),
     "megc2019_search.yaml#full":
         ("0b3229cd00249cf0", "ce92bad276b3", "2504819d0b3e02e2", "1f68eecb6af9b45e"),
+    "meview.yaml#full":
+        ("8ee78409801b37aa", "dc4d95953883", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
+    "meview.yaml#au_off":
+        ("6c156dac59657b62", "71a0bb1f5e78", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
+    "meview.yaml#regions_all":
+        ("55533a36e1ae3058", "a5ffdc2e419a", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
+    "meview.yaml#regions_fixed":
+        ("06d7e3195e0ec2c6", "25849f500e80", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
+    "meview.yaml#single_branch":
+        ("06c8400570a05fd3", "71a0bb1f5e78", "102738f933341a98", "1f68eecb6af9b45e"),
     "samm_ablation.yaml#full":
         ("e0aefd1509e94847", "55b62f8b185e", "ecb01d4425ae58dd", "1f68eecb6af9b45e"),
     "samm_ablation.yaml#single_ce":

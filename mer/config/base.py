@@ -20,6 +20,9 @@ class ConfigModel(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=False)
     SECTION: ClassVar[str] = ""
+    #: Fields added after configs were first hashed: left out of `config_hash` (and the cache
+    #: key) while they hold their default, so every existing config keeps its hash.
+    LATE_FIELDS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, /, **data: Any) -> None:
         try:

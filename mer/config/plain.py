@@ -24,12 +24,33 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def hash_form(obj: Any) -> Any:
+    """`to_dict` without the sections' late fields that hold their default (`LATE_FIELDS`):
+    what `config_hash` hashes, so adding a key never moves an existing config's hash."""
+    if isinstance(obj, BaseModel):
+        late = getattr(type(obj), "LATE_FIELDS", frozenset())
+        fields = type(obj).model_fields
+        return {
+            name: hash_form(getattr(obj, name))
+            for name, info in fields.items()
+            if not (
+                name in late and getattr(obj, name) == info.get_default(call_default_factory=True)
+            )
+        }
+    if isinstance(obj, dict):
+        return {str(k): hash_form(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [hash_form(v) for v in obj]
+    return obj
+
+
 def config_hash(obj: Any, length: int = 16) -> str:
     """Stable content hash: same meaning (values), same hash, whatever the key order or process.
 
-    The prepared-data cache and --resume key on it: the canonical form must never change.
+    The prepared-data cache and --resume key on it: the canonical form must never change
+    (`hash_form`: fields added later count only when set to something else than their default).
     """
-    canonical = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), default=str)
+    canonical = json.dumps(hash_form(obj), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from mer.config import ExperimentConfig, config_hash, variant_config
 from mer.errors import ConfigError
-from mer.experiment import layout
+from mer.experiment import excluded, layout
 from mer.experiment.layout import search_label  # noqa: F401 - its historical import path
 from mer.protocol import Fold, fold_by_name, holdout_subjects, make_folds
 
@@ -194,6 +194,7 @@ class SweepPlan:
             "variants": variants,
             "class_names": self.class_names,
             "estimate": estimate_gpu_hours(self),
+            "excluded_rows": excluded.plan_section(self.samples.values()),
         }
 
 
@@ -399,6 +400,9 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
             f"labels {vcfg.data.labels}): {len(table)} clips ({per_class}), "
             f"{table['subject'].nunique()} subjects"
         )
+    lines += excluded.excluded_lines(
+        {"excluded_rows": excluded.plan_section(plan.samples.values())}
+    )
     policies = sorted({v.cfg.data.regions.policy for v in plan.variants.values()})
     lines.append(
         f"Prepared datasets: {len(plan.samples)} (one per distinct data section; regions "

@@ -16,6 +16,7 @@ from mer.config import to_dict
 from mer.experiment import formatting as fmt
 from mer.experiment import layout
 from mer.experiment.aggregate import Aggregate, aggregate
+from mer.experiment.excluded import excluded_lines
 from mer.experiment.plan import SweepPlan
 from mer.experiment.run import load_run
 from mer.util.files import write_csv_atomic, write_text_atomic
@@ -81,4 +82,5 @@ def summary_markdown(plan: SweepPlan, summary: Aggregate) -> str:
         fmt.markdown(fmt.seeds_table(summary.seeds, set(oracle["variant"]))),
     ]
     lines += ["", "## Variants", "", fmt.markdown(fmt.variants_table(table))]
+    lines += ["", *excluded_lines(plan.to_json(), markdown=True)]
     return "\n".join(lines) + "\n"

@@ -47,6 +47,7 @@ def _render(
 ) -> tuple[dict[str, Path], object]:
     """Write report.csv, the requested formats and the figures; returns them and the table."""
     from mer.experiment import formatting as fmt
+    from mer.experiment.excluded import excluded_note
     from mer.report.plots import make_plots
     from mer.report.render import Page, notes, to_html, to_latex, to_markdown
     from mer.report.tables import ablation_table, always_negative_baseline
@@ -58,7 +59,8 @@ def _render(
     page = Page(
         title=f"{run.name}: {run.mode} results",
         disp=fmt.display_table(table),
-        notes=notes(run.name, table, always_negative_baseline(run), run.search),
+        notes=notes(run.name, table, always_negative_baseline(run), run.search)
+        + excluded_note(run.plan),
         images=images,
         search=run.search,
     )
