@@ -52,12 +52,12 @@ def _checked(codes: list[int], cell: str, where: str, column: str) -> list[int]:
         date = serial_date(first)
         why = f" (the Excel date {date:%Y-%m-%d}: a date stored as a number?)" if date else ""
         which = "is not a FACS code" if len(bad) == 1 else "are not FACS codes"
-        raise RowError(
-            where,
-            f"{column} {cell} holds {', '.join(map(str, bad))}, which {which}{why}",
-            EXPECTED,
-            sep="; ",
+        what = (
+            f"{column} is {cell}, which {which}{why}"
+            if cell.isdigit()
+            else f"{column} {cell} holds {', '.join(map(str, bad))}, which {which}{why}"
         )
+        raise RowError(where, what, EXPECTED, sep="; ")
     out: list[int] = []
     for c in codes:
         if c not in out:
@@ -87,7 +87,9 @@ def read_au_cell(
         m = _DECIMAL.fullmatch(text)
         if m is None:
             raise RowError(where, f"{column} is the number {text}", EXPECTED, sep="; ")
-        return _checked([int(m.group(1)), int(m.group(2))], repr(text), where, column), text, True
+        a, b = m.groups()
+        shown = f"{text} (read as AUs {a}+{b})"
+        return _checked([int(a), int(b)], shown, where, column), text, True
     if isinstance(value, (int, float)):
         n = int(value)
         if n < 0:
