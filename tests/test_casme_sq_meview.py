@@ -320,3 +320,27 @@ def test_synthetic_casme_sq_sheet_is_the_original_codes_copy(tmp_path):
         "s16/16_0101disgustingteeth",
         "s16/16_0102eatingworms",
     }
+
+
+@needs_real
+@pytest.mark.parametrize(
+    ("sweep", "annotations", "expected"),
+    [
+        ("casme_sq.yaml", CASME_SQ_XLSX,
+         "labels casme_sq_4): 57 clips (21 negative, 8 positive, 9 surprise, 19 others), 14 "
+         "subjects"),
+        ("meview.yaml", MEVIEW_XLS,
+         "labels meview_4): 36 clips (12 negative, 6 positive, 9 surprise, 9 others), 15 "
+         "subjects\nExcluded annotation rows (4, data.invalid_rows: exclude)"),
+    ],
+)  # fmt: skip
+def test_shipped_sweeps_dry_run_on_the_real_sheets(sweep, annotations, expected, capsys):
+    """The dry run plans from the sheet alone, the media root being absent here."""
+    from mer.sweep.main import main as sweep_main
+
+    path = Path(__file__).resolve().parents[1] / "sweeps" / sweep
+    assert sweep_main([str(path), "--dry-run", "--set", f"data.annotations={annotations}"]) == 0
+    printed = capsys.readouterr().out
+    assert expected in printed
+    folds = {"casme_sq.yaml": 14, "meview.yaml": 15}[sweep]  # one per subject
+    assert f"Folds: {folds} x loso" in printed

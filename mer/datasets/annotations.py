@@ -13,7 +13,8 @@ README's "Your datasets" table sums them up); its spec says which of them it nee
 
 The synthetic generator writes one of these layouts; read it with that layout's name
 (`load_samples(cfg.synthetic.layout, ...)`): `dataset="synthetic"` is refused with that hint.
-Relative paths and `~` are expanded; errors name the file and the row as Excel numbers it.
+Relative paths and `~` are expanded; errors name the file and the row as Excel numbers it, and
+every invalid row of a read is reported at once (`data.invalid_rows`, mer/datasets/problems.py).
 A clip's frame files are listed by `mer.datasets.media.list_frames` (sorted by the number in
 the name, the number onset/apex/offset use), which the media check here uses too.
 """

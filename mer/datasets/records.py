@@ -1,4 +1,6 @@
-"""The record every reader produces, cell parsers, and the shared finish: ids, media, table."""
+"""The record every reader produces, cell parsers, and the shared finish: ids, frame order,
+media, table. Cell parsers raise `RowError` (mer.datasets.problems), which a reader collects per
+row; `finish` adds the problems found across rows and applies `data.invalid_rows`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """CAS(ME)^2 (`casme_sq`, "CAS(ME) squared"): the coding sheet + the long recordings' frames
 `root/rawpic/s15/15_0101disgustingteeth/img1.jpg ...`.
 
-The sheet (`CAS(ME)^2code_final.xlsx` as distributed; the original code's copy is
+The coding workbook (any file name: the distributed one is named after its sheet, e.g.
+`CAS(ME)^2code_final.xlsx`, which could not be checked here; the original code's copy is
 `CAS(ME)^2.xlsx`), sheet `CASFEcode_final`, has no header: columns A-I are subject (1-22), name
 (`anger1_1`: the recording's name prefix and the expression's number in it), onset, apex,
 offset (the `img<N>.jpg` numbers of the recording), AUs, the class (negative / positive /
@@ -146,7 +147,8 @@ def read(annotations: Path, root: Path | None, *, expressions: str = "micro") ->
     rows_ = [(n, r) for n, r in table.rows if any(c is not None for c in _cells(r))]
     if rows_ and _is_header(rows_[0][1]):
         rows_ = rows_[1:]
-    recordings = Recordings(resolve_root(root) if root is not None else None)
+    # a dry run may name a root that is not on this machine: the plan needs no media
+    recordings = Recordings(resolve_root(root) if root is not None and root.is_dir() else None)
     blanks = BlankFrames(table.label)
     decimals = DecimalAus(table.label)
     rows = RowCollector()

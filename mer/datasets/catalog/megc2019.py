@@ -1,10 +1,16 @@
 """MEGC2019 composite: the official `combined_3class_gt.csv` joined to each dataset's own files.
 
 The official list drives the composite: one sample per csv line (`dataset,subject,filename,label`,
-no header, 0 negative / 1 positive / 2 surprise). When a dataset's files are given in `sources`
-(casme2/samm: `annotations` for onset/apex/offset/AUs, `root` for media; smic: `root`), each line is
-joined to that dataset's clip and a line that matches none is an error naming the line; without
-them the frames and AUs are NA/[]. Subjects and sample ids use each dataset's own spelling: the
+0 negative / 1 positive / 2 surprise), shipped without a header; the other published form, with a
+header row naming the fields (`data,subject,clip,label`, any order), reads the same (`read_list`;
+blank lines skipped, line numbers the file's own). The list is also a label source for one
+dataset: label scheme `megc2019_official` with `data.label_list` labels CASME II / SAMM / SMIC
+clips as the list does and drops the others (`official_labels`: exactly the composite's parts).
+
+When a dataset's files are given in `sources` (casme2/samm: `annotations` for
+onset/apex/offset/AUs, `root` for media; smic: `root`), each line is joined to that dataset's clip
+and a line that matches none is an invalid row naming the line; without them the frames and AUs
+are NA/[]. Subjects and sample ids use each dataset's own spelling: the
 list writes SAMM subjects unpadded (`6`, files `006_1_2`) and SMIC ones padded (`s01`, clip
 `s01_ne_01`) while SMIC's folders are `s1/.../s1_ne_01`.
 

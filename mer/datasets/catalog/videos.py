@@ -2,8 +2,10 @@
 
 The class is the folder. The sheet (first sheet with a header holding 'Subject' and 'Filename')
 maps Filename (the video's name, with or without extension) → Subject and Action Units; its
-emotion column, if any, is not used. A video without a row is an error, and so is a Filename
-listed twice (the video could not be told apart).
+emotion column, if any, is not used. A video without a row is an error; a Filename listed twice
+(the video could not be told apart) or a row with a bad cell is an invalid row
+(`data.invalid_rows`), but only when a video on disk uses it: an unused row is unused, valid or
+not.
 
 The clips are the videos on disk, not the sheet's rows: the sheet is a lookup table, and the
 original code read the dataset's full coding sheet (CASME II's, 255 rows) beside folders that hold
