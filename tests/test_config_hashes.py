@@ -2,7 +2,9 @@
 config must hash the same forever. The constants were recorded with the dataclass config (before
 the pydantic schema) from every shipped sweep and each of its ablation variants; a change to the
 schema, the defaults or the canonical form that moves one of them breaks every existing cache.
-(Editing a shipped sweep changes its hashes on purpose: record the new ones then.)
+(Editing a shipped sweep changes its hashes on purpose: record the new ones then. A sweep added
+later records its hashes when it is added: casme_sq and meview with the dataset registry's
+CAS(ME)^2 / MEVIEW modules.)
 
 Recorded again on purpose when data.faces arrived (face detection, tracking, coverage, per-clip
 boxes and the face crop; README "Faces"): its defaults detect and cut faces differently for dlib
@@ -34,11 +36,13 @@ SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 BASE_HASHES = {
     "casme2_ablation.yaml": "1d8b34847139a7c8",  # faces (*)
     "casme3.yaml": "9db4a46ed2c3dfe0",  # faces (*)
+    "casme_sq.yaml": "7620d51f3866b35b",  # faces spelled out (*)
     "deception.yaml": "7535a5f8dd395fed",
     "demo.yaml": "93569bc9aab6d337",
     "demo_au.yaml": "d7a588d5fbf2d517",
     "demo_search.yaml": "2ddbf1decc9959aa",
     "megc2019_search.yaml": "0b3229cd00249cf0",
+    "meview.yaml": "80236e44a76f32df",  # faces spelled out (*)
     "samm_ablation.yaml": "39233098554b84ad",  # faces (*)
     "smic_ablation.yaml": "945448a11013e035",  # faces (*)
 }
@@ -201,6 +205,30 @@ VARIANT_HASHES = {
         ("10ffa5ed26c74235", "80170a32eec2", "bbfb16c3e5e8ad0e", "1f68eecb6af9b45e"),
     "smic_ablation.yaml#faces_measured":  # new variant (*)
         ("c801521985c003b9", "d85e73fcfc8d", "bbfb16c3e5e8ad0e", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#full":  # data.faces spelled out (*)
+        ("52273b8c456000c9", "88acc22aa354", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#au_off":  # data.faces spelled out (*)
+        ("fcfb5559fe82b17a", "7d2fcb30eeca", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#regions_all":  # data.faces spelled out (*)
+        ("998078d3e6c097fe", "8b2ff0c90eb6", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#regions_fixed":  # data.faces spelled out (*)
+        ("4db03c4acac76b94", "2105afd3bb0c", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#single_branch":  # data.faces spelled out (*)
+        ("8f82488ea15ee6c8", "7d2fcb30eeca", "158a93ad6fbff159", "1f68eecb6af9b45e"),
+    "casme_sq.yaml#faces_measured":  # new variant (*)
+        ("50760982642622db", "8fd7db0bb5ea", "e4c4ee8019c002a2", "1f68eecb6af9b45e"),
+    "meview.yaml#full":  # data.faces spelled out (*)
+        ("dcb15177ea47942d", "dc4d95953883", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
+    "meview.yaml#au_off":  # data.faces spelled out (*)
+        ("1d22d6e43c817f53", "71a0bb1f5e78", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
+    "meview.yaml#regions_all":  # data.faces spelled out (*)
+        ("d3868a57d8abf3e1", "a5ffdc2e419a", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
+    "meview.yaml#regions_fixed":  # data.faces spelled out (*)
+        ("8744bda32ba5d6fc", "25849f500e80", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
+    "meview.yaml#single_branch":  # data.faces spelled out (*)
+        ("410d70067dd1fa15", "71a0bb1f5e78", "102738f933341a98", "1f68eecb6af9b45e"),
+    "meview.yaml#faces_measured":  # new variant (*)
+        ("779147802a16839e", "0f18629be5df", "8c54a22e5b6ad9b8", "1f68eecb6af9b45e"),
 }
 # fmt: on
 

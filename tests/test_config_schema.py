@@ -18,6 +18,7 @@ from mer.config import (
     AugmentConfig,
     DataConfig,
     ExperimentConfig,
+    FacesConfig,
     FramesConfig,
     ModelConfig,
     ProtocolConfig,
@@ -32,6 +33,7 @@ from mer.config import (
     variant_config,
     with_overrides,
 )
+from mer.config.plain import hash_form
 from mer.errors import ConfigError, MerError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,7 +248,9 @@ def test_raw_is_what_the_user_wrote_and_not_compared_or_serialised():
 def test_presets_are_plain_data_that_model_preset_expands():
     from mer.models.presets import PRESETS
 
-    assert list(PRESETS) == list(MODEL_PRESETS) == ["casme2", "samm", "smic", "casme3", "deception"]
+    assert list(PRESETS) == list(MODEL_PRESETS) == [
+        "casme2", "samm", "smic", "casme3", "deception", "casme_sq", "meview"
+    ]  # fmt: skip
     assert all(isinstance(v, dict) for v in MODEL_PRESETS.values())
     for name, preset in PRESETS.items():
         raw = {"model": {"preset": name}}
@@ -281,10 +285,15 @@ def test_configs_pickled_by_the_dataclass_config_unpickle_equal_and_valid():
     for name, cfg in configs.items():
         assert type(cfg) is ExperimentConfig and type(cfg.model) is ModelConfig, name
         assert config_hash(cfg) == expected[name]["hash"], name
-        # sections added since (report, data.faces) are at their defaults; the canonical form
-        # (what is hashed) is what the config was then
+        # sections added since (report, data.faces, data.invalid_rows, ...) are at their
+        # defaults; the canonical form (what is hashed) is what the config was then
         assert to_dict(cfg)["report"] == to_dict(ReportConfig()), name
-        assert to_dict(cfg, canonical=True) == expected[name]["dict"], name
+        assert to_dict(cfg, canonical=True) == hash_form(cfg) == expected[name]["dict"], name
+        added = {k: v for k, v in to_dict(cfg)["data"].items() if k in DataConfig.ADDED_FIELDS}
+        assert added == {
+            "faces": to_dict(FacesConfig()),
+            "invalid_rows": "error", "expressions": "micro", "label_list": None,
+        }, name  # fmt: skip
         assert cfg.raw == expected[name]["raw"], name
         again = pickle.loads(pickle.dumps(cfg))  # and the new pickles round-trip
         assert again == cfg and again.raw == cfg.raw

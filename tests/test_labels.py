@@ -44,8 +44,12 @@ def test_scheme_registry_and_class_names():
         "casme3_3",
         "casme3_4",
         "casme3_7",
+        "casme_sq_4",
+        "meview_4",
+        "megc2019_official",
         "deception2",
         "folder3",
+        "folder4",
     }
     assert class_names("megc3") == ["negative", "positive", "surprise"]
     assert class_names("casme2_5") == ["happiness", "disgust", "repression", "surprise", "others"]

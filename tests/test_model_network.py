@@ -56,6 +56,8 @@ def test_casme2_parameter_count_and_breakdown_match_model_md():
         ("smic", (10, 128, 128), 2_836_759),
         ("casme3", (30, 128, 128), 10_362_463),
         ("deception", (16, 128, 128), 7_103_190),
+        ("casme_sq", (8, 128, 128), 10_362_528),  # casme3's size, 4 outputs: 8→4→2 steps
+        ("meview", (8, 128, 128), 10_362_528),
     ],
 )
 def test_preset_parameter_counts(preset, shape, expected):

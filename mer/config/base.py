@@ -20,8 +20,9 @@ class ConfigModel(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=False)
     SECTION: ClassVar[str] = ""
-    # Fields added after config hashes were recorded: the plain form (mer.config.plain.to_dict,
-    # hence config_hash and the written config.yaml) leaves them out while at their default.
+    # Fields added after config hashes were recorded: config_hash (mer.config.plain.to_dict with
+    # canonical=True, hence cache keys and --resume) leaves them out while at their default, so
+    # every existing config keeps its hash; config.yaml shows them.
     ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod

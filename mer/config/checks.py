@@ -247,11 +247,49 @@ def _check_data_sources(data: DataConfig) -> None:
         registry.check_source_keys(data.dataset, root=data.root, sources=data.sources)
     except ConfigError as exc:
         fail(str(exc), kind="rule")
+    try:
+        registry.check_expressions(data.spec.name, data.expressions)
+    except ConfigError as exc:
+        fail(str(exc), kind="rule")
+    _check_label_list(data)
     if data.regions.policy == "au_oracle" and not data.spec.has_aus:
         layout = f" (layout {data.synthetic.layout})" if data.is_synthetic else ""
         fail(
             f"data.regions.policy: au_oracle chooses regions from AU annotations, which "
             f"{data.dataset}{layout} does not have; use all or fixed",
+            kind="rule",
+        )
+
+
+def _check_label_list(data: DataConfig) -> None:
+    """`data.label_list` exactly when the label scheme reads a list for this dataset (the
+    composite reads its own list, `data.annotations`)."""
+    scheme = labels.get_scheme(data.labels)
+    name = data.spec.name
+    if scheme.source is not None and data.spec.parts:
+        if data.label_list:
+            fail(
+                f"data.label_list: {data.dataset} takes its labels from its own list "
+                "(data.annotations); leave data.label_list empty",
+                kind="rule",
+            )
+        return
+    if scheme.source is not None and not scheme.reads_list(name):
+        fail(
+            f"data.labels: {data.labels} labels {', '.join(scheme.datasets)} from a list; "
+            f"{name} is not among them",
+            kind="rule",
+        )
+    if scheme.reads_list(name) and not data.label_list:
+        fail(
+            f"data.label_list: label scheme {data.labels} reads its labels from a list file; set "
+            "it (the official combined_3class_gt.csv)",
+            kind="rule",
+        )
+    if data.label_list and not scheme.reads_list(name):
+        fail(
+            f"data.label_list: only read by a label scheme that labels from a list "
+            f"(megc2019_official); data.labels is {data.labels}, so it would be ignored",
             kind="rule",
         )
 

@@ -41,6 +41,12 @@ def to_dict(obj: Any, *, canonical: bool = False) -> Any:
     return obj
 
 
+def hash_form(obj: Any) -> Any:
+    """What `config_hash` hashes (`to_dict(obj, canonical=True)`), for code that builds a key
+    from part of a config (the data cache key)."""
+    return to_dict(obj, canonical=True)
+
+
 def config_hash(obj: Any, length: int = 16) -> str:
     """Stable content hash: same meaning (values), same hash, whatever the key order or process.
 

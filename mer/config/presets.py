@@ -30,4 +30,9 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "head_dropout": 0.3,
         "num_classes": 2,
     },
+    # CAS(ME)^2 and MEVIEW: one script in the original (`CAS(ME)2_MEVIEW/`): pool 2 like casme3
+    # but without its extra head dropout, 4 classes (negative, positive, surprise, others); at
+    # T = 8 the GRU sees 2 steps. Two names, one model, so each sweep names its dataset.
+    "casme_sq": {"pool": 2, "num_classes": 4},
+    "meview": {"pool": 2, "num_classes": 4},
 }

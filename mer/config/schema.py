@@ -163,10 +163,23 @@ class SyntheticConfig(ConfigModel):
 
 
 class DataConfig(ConfigModel):
+    """The data section. Keys added after the first configs were hashed (`ADDED_FIELDS`) count in
+    the config hash and the cache key only when set to something else than their default.
+
+    `invalid_rows`: what an invalid annotation row does (official sheets carry errata:
+    mer/datasets/problems.py). `error` (default): the read stops and lists every invalid row
+    at once; `exclude`: those rows are left out and listed in the dry run, plan.json,
+    summary.md and the report. `expressions`: micro (default), macro or all, for a sheet that
+    codes both (CAS(ME)^2); other datasets accept only micro. `label_list`: the list file of a
+    label scheme that reads one (`megc2019_official`: the official MEGC2019 list).
+    """
+
     SECTION: ClassVar[str] = "data"
-    # Added after the recorded hashes (tests/test_config_hashes.py): left out of the plain form
-    # (to_dict, config_hash, config.yaml) while at its default, so earlier configs are unchanged.
-    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"faces"})
+    # Added after the recorded hashes (tests/test_config_hashes.py): left out of the canonical
+    # form (config_hash, cache keys) while at their default, so earlier configs are unchanged.
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"faces", "invalid_rows", "expressions", "label_list"}
+    )
     dataset: registered(registry.dataset_choices) = "casme2"
     root: Str | None = None
     annotations: Str | None = None
@@ -179,6 +192,9 @@ class DataConfig(ConfigModel):
     faces: FacesConfig = Field(default_factory=FacesConfig)
     video_backend: one_of("decord", "av") = "decord"
     cache_dir: Str = "~/.cache/mer"
+    invalid_rows: one_of("error", "exclude") = "error"
+    expressions: one_of("micro", "macro", "all") = "micro"
+    label_list: Str | None = None
 
     @property
     def is_synthetic(self) -> bool:

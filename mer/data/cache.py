@@ -171,9 +171,12 @@ def _read_table(
 
     src = _resolve_sources(data_cfg)
     samples = load_samples(
-        src.dataset, src.annotations, src.root, check_media=check_media, sources=src.sources
+        src.dataset, src.annotations, src.root, check_media=check_media, sources=src.sources,
+        invalid_rows=data_cfg.invalid_rows, expressions=data_cfg.expressions,
+    )  # fmt: skip
+    samples, class_names = apply_label_scheme(
+        samples, data_cfg.labels, label_list=data_cfg.label_list
     )
-    samples, class_names = apply_label_scheme(samples, data_cfg.labels)
     samples = samples.reset_index(drop=True)
     if samples.empty:
         raise DataError(
@@ -199,6 +202,8 @@ def load_samples_only(data_cfg: DataConfig) -> tuple[pd.DataFrame, list[str]]:
 # -------------------------------------------------------------------------------- cache key
 def _annotation_files(data_cfg: DataConfig, src: _Sources) -> list[Path]:
     files = [src.annotations] if src.annotations is not None else []
+    if data_cfg.label_list:  # the list a label scheme reads (megc2019_official)
+        files.append(Path(data_cfg.label_list).expanduser())
     for part in data_cfg.sources.values():
         if part.annotations:
             files.append(Path(part.annotations).expanduser())
@@ -262,6 +267,7 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
         "columns": [str(c) for c in df.columns],
         "dtypes": {str(c): str(df[c].dtype) for c in df.columns},
         "data": {str(c): to_plain(df[c].tolist()) for c in df.columns},
+        "attrs": to_plain(df.attrs),  # the rows left out (mer.datasets.problems)
     }
     path.write_text(dumps(body, indent=None))
 
@@ -278,7 +284,9 @@ def read_table(path: Path) -> pd.DataFrame:
             cols[c] = pd.Series(pd.array(values, dtype=dtype))
         except (TypeError, ValueError):
             cols[c] = pd.Series(values, dtype=object)
-    return pd.DataFrame(cols, columns=body["columns"])
+    table = pd.DataFrame(cols, columns=body["columns"])
+    table.attrs.update(body.get("attrs") or {})  # absent from tables cached before it existed
+    return table
 
 
 # ------------------------------------------------------------------------------ build / load

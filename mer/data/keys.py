@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from mer.config import DataConfig, FacesConfig, config_hash, from_dict, to_dict, variant_config
+from mer.config import DataConfig, FacesConfig, config_hash, from_dict, variant_config
+from mer.config.plain import hash_form
 from mer.data import frames, regions
 from mer.data.faces import resolve_boxes
 from mer.data.faces.table import uses_faces
@@ -31,7 +32,7 @@ CACHE_VERSION = 1  # bump when the processing or the format changes what a key s
 def key_config(data_cfg: DataConfig) -> dict[str, Any]:
     """The data section as it determines the arrays: without cache_dir, and without settings
     that the dataset kind or the region policy ignore (so they do not split the cache)."""
-    d = to_dict(data_cfg)
+    d = hash_form(data_cfg)  # keys added later count only when not at their default
     d.pop("cache_dir", None)
     if not data_cfg.is_synthetic:
         d.pop("synthetic", None)

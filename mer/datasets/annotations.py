@@ -13,7 +13,8 @@ README's "Your datasets" table sums them up); its spec says which of them it nee
 
 The synthetic generator writes one of these layouts; read it with that layout's name
 (`load_samples(cfg.synthetic.layout, ...)`): `dataset="synthetic"` is refused with that hint.
-Relative paths and `~` are expanded; errors name the file and the row as Excel numbers it.
+Relative paths and `~` are expanded; errors name the file and the row as Excel numbers it, and
+every invalid row of a read is reported at once (`data.invalid_rows`, mer/datasets/problems.py).
 A clip's frame files are listed by `mer.datasets.media.list_frames` (sorted by the number in
 the name, the number onset/apex/offset use), which the media check here uses too.
 """
@@ -28,7 +29,9 @@ import pandas as pd
 
 from mer.datasets import registry
 from mer.datasets.media_check import VIDEO_SUFFIXES
+from mer.datasets.problems import EXCLUDED_ATTR, INVALID_ROWS, collected
 from mer.datasets.records import COLUMNS, aus_text, finish, parse_aus, require_root
+from mer.datasets.spec import EXPRESSIONS
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -48,8 +51,25 @@ def load_samples(
     *,
     check_media: bool = True,
     sources: dict[str, Any] | None = None,
+    invalid_rows: str = "error",
+    expressions: str = "micro",
 ) -> pd.DataFrame:
-    """Read one dataset's annotations (and check its media) into the sample table."""
+    """Read one dataset's annotations (and check its media) into the sample table.
+
+    `invalid_rows` (`data.invalid_rows`): "error" reports every invalid annotation row at once
+    (InvalidRows), "exclude" reads the others; the rows left out are the table's
+    `attrs["excluded_rows"]` (mer.datasets.problems). `expressions` (`data.expressions`):
+    which expressions a sheet coding micro- and macro-expressions gives (the dataset's
+    `codes_macro`): micro, macro or all.
+    """
+    if invalid_rows not in INVALID_ROWS:
+        raise ConfigError(
+            f"data.invalid_rows: expected one of {', '.join(INVALID_ROWS)}, got {invalid_rows!r}"
+        )
+    if expressions not in EXPRESSIONS:
+        raise ConfigError(
+            f"data.expressions: expected one of {', '.join(EXPRESSIONS)}, got {expressions!r}"
+        )
     if dataset == registry.SYNTHETIC:
         raise ConfigError(
             "load_samples: a synthetic dataset is read by its layout's reader; call "
@@ -67,19 +87,26 @@ def load_samples(
     registry.check_source_keys(dataset, root=base, sources=sources or {})
     if spec.needs_root or (check_media and spec.reads_root):
         base = require_root(base, dataset)
+    registry.check_expressions(dataset, expressions)
+    options = {"expressions": expressions} if spec.codes_macro else {}
     if spec.parts:
-        records = spec.read(ann, sources, check_media=check_media)
+        records, problems = collected(spec.read, ann, sources, check_media=check_media)
     else:
-        records = spec.read(ann, base)
-    table = finish(records, check_media=check_media)
+        records, problems = collected(spec.read, ann, base, **options)
+    table, excluded = finish(
+        records, check_media=check_media, problems=problems, invalid_rows=invalid_rows
+    )
+    table.attrs[EXCLUDED_ATTR] = [p.as_dict() for p in excluded]
     if table.empty:
-        raise DataError(f"{dataset}: no clips in {ann or base}")
+        left = f" ({len(excluded)} invalid row(s) excluded)" if excluded else ""
+        raise DataError(f"{dataset}: no clips in {ann or base}{left}")
     log.info(
-        "%s: %d clips, %d subjects from %s%s",
+        "%s: %d clips, %d subjects from %s%s%s",
         dataset,
         len(table),
         table["subject"].nunique(),
         ann or base,
+        f", {len(excluded)} invalid row(s) excluded" if excluded else "",
         "" if check_media else " (media not checked)",
     )
     return table

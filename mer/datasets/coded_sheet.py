@@ -5,14 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mer.datasets.records import (
-    BlankFrames,
-    Record,
-    aus_text,
-    parse_aus,
-    subject_number,
-    text_cell,
-)
+from mer.datasets.au_cells import DecimalAus, read_au_cell
+from mer.datasets.problems import RowCollector
+from mer.datasets.records import BlankFrames, Record, subject_number, text_cell
 from mer.datasets.table import Table, read_table
 
 #: The sheet's columns: role → the header names accepted (compared without case and spaces).
@@ -46,37 +41,47 @@ def sheet_records(
     table: Table, dataset: str, subject_folder: Callable[[int], str], root: Path | None
 ) -> list[Record]:
     """One Record per row; media `root/<subject folder>/<Filename>/`. Blank frame cells are
-    unknown (NA), logged once for the sheet."""
+    unknown (NA), logged once for the sheet; every row problem is collected (InvalidRows)."""
     col_subject = table.column(*COLUMNS["subject"])
     col_file = table.column(*COLUMNS["filename"])
     cols = {name: table.column(*COLUMNS[name]) for name in ("onset", "apex", "offset")}
     col_aus = table.column(*COLUMNS["aus"])
     col_emo = table.column(*COLUMNS["emotion"])
     blanks = BlankFrames(table.label)
+    decimals = DecimalAus(table.label)
+    rows = RowCollector()
     out = []
     for row_no, row in table.rows:
         where = table.where(row_no)
-        folder = subject_folder(subject_number(table.cell(row, col_subject), where))
-        clip = text_cell(table.cell(row, col_file), where, "Filename")
-        au_cell = table.cell(row, col_aus)
-        frames = {
-            name: blanks.read(table.cell(row, col), row_no, where, table.columns[col])
-            for name, col in cols.items()
-        }
-        emotion = text_cell(table.cell(row, col_emo), where, table.columns[col_emo])
-        out.append(
-            Record(
-                dataset=dataset,
-                subject_raw=folder,
-                subject=f"{dataset}/{folder}",
-                clip=clip,
-                emotion=emotion.lower(),
-                where=where,
-                aus=parse_aus(au_cell),
-                aus_raw=aus_text(au_cell),
-                media=root / folder / clip if root is not None else None,
-                **frames,
+        with rows.row(where, **table.origin(row_no)) as ctx:
+            folder = subject_folder(subject_number(table.cell(row, col_subject), where))
+            clip = text_cell(table.cell(row, col_file), where, "Filename")
+            ctx.sample_id = f"{dataset}/{folder}/{clip}"
+            aus, aus_raw, decimal = read_au_cell(
+                table.cell(row, col_aus), where, table.columns[col_aus]
             )
-        )
+            frames = {
+                name: blanks.read(table.cell(row, col), row_no, where, table.columns[col])
+                for name, col in cols.items()
+            }
+            emotion = text_cell(table.cell(row, col_emo), where, table.columns[col_emo])
+            if decimal:
+                decimals.note(row_no, aus_raw)
+            out.append(
+                Record(
+                    dataset=dataset,
+                    subject_raw=folder,
+                    subject=f"{dataset}/{folder}",
+                    clip=clip,
+                    emotion=emotion.lower(),
+                    where=where,
+                    aus=aus,
+                    aus_raw=aus_raw,
+                    media=root / folder / clip if root is not None else None,
+                    origin=table.origin(row_no),
+                    **frames,
+                )
+            )
     blanks.report()
-    return out
+    decimals.report()
+    return rows.done(out)

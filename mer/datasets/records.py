@@ -1,4 +1,6 @@
-"""The record every reader produces, cell parsers, and the shared finish: ids, media, table."""
+"""The record every reader produces, cell parsers, and the shared finish: ids, frame order,
+media, table. Cell parsers raise `RowError` (mer.datasets.problems), which a reader collects per
+row; `finish` adds the problems found across rows and applies `data.invalid_rows`."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from mer.datasets.media_check import check_frames, check_video
+from mer.datasets.problems import InvalidRows, RowError, RowProblem
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ class Record:
     kind: Literal["frames", "video"] = "frames"
     id_suffix: str = ""  # casme3: "/{onset}" (several clips per subject and filename)
     extra: dict[str, Any] = field(default_factory=dict)  # extra columns (megc_label)
+    #: file, sheet and row of the annotation row (`Table.origin`), for the problem list
+    origin: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sample_id(self) -> str:
@@ -89,16 +94,16 @@ def frame_number(value: Any, where: str, column: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise DataError(f"{where}: {column} is {value!r}, expected a frame number")
+        raise RowError(where, f"{column} is {value!r}", "a frame number")
     if isinstance(value, float):
         if math.isnan(value):
             return None
         if not value.is_integer():
-            raise DataError(f"{where}: {column} is {value!r}, expected a whole frame number")
+            raise RowError(where, f"{column} is {value!r}", "a whole frame number")
         value = int(value)
     if isinstance(value, int):
         if value < 0:
-            raise DataError(f"{where}: {column} is {value}, expected a frame number >= 0")
+            raise RowError(where, f"{column} is {value}", "a frame number >= 0")
         return value
     text = str(value).strip()
     if text.isdigit():
@@ -144,8 +149,40 @@ class BlankFrames:
         log.warning("%s: %d blank frame cell(s) read as unknown (NA): %s", self.label, total, parts)
 
 
-def check_order(rec: Record) -> None:
-    """Onset <= apex <= offset wherever known."""
+def problem(rec: Record, what: str, expected: str = "", sep: str = ", ") -> RowProblem:
+    """A problem of the row `rec` was read from."""
+    return RowProblem(
+        where=rec.where,
+        what=what,
+        expected=expected,
+        sample_id=rec.sample_id,
+        file=rec.origin.get("file"),
+        sheet=rec.origin.get("sheet"),
+        row=rec.origin.get("row"),
+        sep=sep,
+    )
+
+
+def repair_apex(rec: Record) -> str | None:
+    """An apex outside a known onset..offset is read as unknown (NA), the one explainable
+    repair (coders mark the apex 0 or one frame past the offset); returns what was repaired."""
+    on, ap, off = rec.onset, rec.apex, rec.offset
+    if on is None or ap is None or off is None or on > off or on <= ap <= off:
+        return None
+    rec.apex = None
+    return f"apex {ap} outside onset..offset {on}..{off}"
+
+
+def order_problem(rec: Record) -> RowProblem | None:
+    """Onset <= apex <= offset wherever known; an offset of 0 after a later onset means that no
+    offset was coded (CAS(ME)^2), said so."""
+    if rec.offset == 0 and rec.onset:
+        return problem(
+            rec,
+            f"offset is 0, before onset {rec.onset} (no offset coded)",
+            "onset <= apex <= offset",
+            sep="; ",
+        )
     known = [
         (n, v)
         for n, v in (("onset", rec.onset), ("apex", rec.apex), ("offset", rec.offset))
@@ -153,9 +190,15 @@ def check_order(rec: Record) -> None:
     ]
     for (n1, v1), (n2, v2) in zip(known, known[1:]):
         if v1 > v2:
-            raise DataError(
-                f"{rec.where}: {n1} {v1} comes after {n2} {v2}; expected onset <= apex <= offset"
-            )
+            return problem(rec, f"{n1} {v1} comes after {n2} {v2}", "onset <= apex <= offset", "; ")
+    return None
+
+
+def check_order(rec: Record) -> None:
+    """Onset <= apex <= offset wherever known (RowError otherwise)."""
+    found = order_problem(rec)
+    if found is not None:
+        raise RowError(found.where, found.what, found.expected, sep=found.sep)
 
 
 def subject_number(value: Any, where: str, column: str = "Subject") -> int:
@@ -168,14 +211,14 @@ def subject_number(value: Any, where: str, column: str = "Subject") -> int:
         return value
     m = re.fullmatch(r"(?:sub|s)?0*(\d+)", str(value).strip(), flags=re.IGNORECASE)
     if not m:
-        raise DataError(f"{where}: {column} is {value!r}, expected a subject number such as 01")
+        raise RowError(where, f"{column} is {value!r}", "a subject number such as 01")
     return int(m.group(1))
 
 
 def text_cell(value: Any, where: str, column: str) -> str:
     """A required text cell (numbers written as numbers are accepted as their digits)."""
     if value is None:
-        raise DataError(f"{where}: {column} is empty")
+        raise RowError(where, f"{column} is empty", "a value")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
@@ -191,32 +234,103 @@ def require_root(root: Path | None, dataset: str, key: str = "data.root") -> Pat
 
 
 # ----------------------------------------------------------------------------------- finish
-def finish(records: list[Record], *, check_media: bool) -> pd.DataFrame:
-    """Records → the sample table: unique ids, checked media (optional), sorted by sample_id."""
-    seen: dict[str, Record] = {}
+def finish(
+    records: list[Record],
+    *,
+    check_media: bool,
+    problems: list[RowProblem] | None = None,
+    invalid_rows: str = "error",
+) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """Records → (the sample table, the rows left out): unique ids, onset <= apex <= offset,
+    checked media (optional), sorted by sample_id.
+
+    `problems`: the row problems the reader collected. Those found here (order, duplicate ids)
+    join them; `invalid_rows` "error" raises them all at once (InvalidRows), "exclude" leaves
+    those rows out and returns them. An apex outside onset..offset is read as unknown with one
+    WARNING naming the rows. Media problems are collected too and raised together, whatever
+    `invalid_rows` says (they are no sheet errata: item 6's `data.on_bad_clip` is for media).
+    """
+    found = list(problems or [])
+    repaired: list[str] = []
+    bad: set[int] = set()
+    by_id: dict[str, list[Record]] = {}
     for rec in records:
-        check_order(rec)
-        first = seen.get(rec.sample_id)
-        if first is not None:
-            raise DataError(
-                f"duplicate sample id {rec.sample_id}: {first.where} and {rec.where} "
-                "describe the same clip"
+        fixed = repair_apex(rec)
+        if fixed is not None:
+            repaired.append(f"{rec.where} ({fixed})")
+        order = order_problem(rec)
+        if order is not None:
+            found.append(order)
+            bad.add(id(rec))
+        by_id.setdefault(rec.sample_id, []).append(rec)
+    for sid, same in by_id.items():
+        if len(same) < 2:
+            continue
+        for k, rec in enumerate(same):
+            other = same[1] if k == 0 else same[0]
+            pair = (other, rec) if k else (rec, other)
+            found.append(
+                problem(
+                    rec,
+                    f"duplicate sample id {sid}: {pair[0].where} and {pair[1].where} describe "
+                    "the same clip",
+                    "one row per clip",
+                    sep="; ",
+                )
             )
-        seen[rec.sample_id] = rec
-    paths: dict[str, str | None] = {}
-    for sid in sorted(seen):
-        rec = seen[sid]
+            bad.add(id(rec))
+    if repaired:
+        log.warning(
+            "%d row(s) with the apex outside onset..offset: apex read as unknown (NA): %s",
+            len(repaired), "; ".join(repaired),
+        )  # fmt: skip
+    if found and invalid_rows != "exclude":
+        raise InvalidRows(found)
+    if found:
+        log.warning(
+            "data.invalid_rows exclude: %d annotation row(s) left out:\n%s",
+            len(found), "\n".join(f"  - {p.text()}" for p in found),
+        )  # fmt: skip
+    kept = {r.sample_id: r for r in records if id(r) not in bad}
+    return _checked_table([kept[s] for s in sorted(kept)], check_media), found
+
+
+MEDIA_SHOWN = 10  # media problems listed in one error
+
+
+def _checked_table(records: list[Record], check_media: bool) -> pd.DataFrame:
+    """The table with each clip's media checked (when asked); every media problem at once."""
+    paths: list[str | None] = []
+    errors: list[str] = []
+    for rec in records:
         if not check_media:
-            paths[sid] = None
-        elif rec.media is None:
+            paths.append(None)
+            continue
+        if rec.media is None:
             raise ConfigError(
-                f"{rec.where}: no media location for {sid}; the media root is not set"
+                f"{rec.where}: no media location for {rec.sample_id}; the media root is not set"
             )
-        elif rec.kind == "video":
-            paths[sid] = str(check_video(rec.media, rec.where))
-        else:
-            paths[sid] = str(check_frames(rec.media, rec.where, rec.onset, rec.apex, rec.offset))
-    return to_frame([seen[s] for s in sorted(seen)], [paths[s] for s in sorted(seen)])
+        try:
+            if rec.kind == "video":
+                paths.append(str(check_video(rec.media, rec.where)))
+            else:
+                paths.append(
+                    str(check_frames(rec.media, rec.where, rec.onset, rec.apex, rec.offset))
+                )
+        except DataError as exc:
+            errors.append(str(exc))
+            paths.append(None)
+    if len(errors) == 1:
+        raise DataError(errors[0])
+    if errors:
+        more = len(errors) - MEDIA_SHOWN
+        raise DataError(
+            f"{len(errors)} of {len(records)} clips' media are missing or do not match their "
+            "annotation:\n"
+            + "\n".join(f"  - {e}" for e in errors[:MEDIA_SHOWN])
+            + (f"\n  (+{more} more)" if more > 0 else "")
+        )
+    return to_frame(records, paths)
 
 
 def to_frame(records: list[Record], paths: list[str | None]) -> pd.DataFrame:

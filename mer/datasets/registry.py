@@ -133,6 +133,19 @@ def composites() -> tuple[str, ...]:
     return tuple(s.name for s in specs() if s.parts)
 
 
+def check_expressions(dataset: str, expressions: str) -> None:
+    """`data.expressions` other than micro only for a dataset whose sheet codes macro-expressions
+    too (set elsewhere it would be silently ignored)."""
+    spec = find(dataset)
+    if expressions == "micro" or (spec is not None and spec.codes_macro):
+        return
+    which = " or ".join(s.name for s in specs() if s.codes_macro) or "none"
+    raise ConfigError(
+        f"data.expressions: {expressions} is read only for datasets coding macro-expressions "
+        f"too ({which}); {dataset} codes micro-expressions only, leave it at micro"
+    )
+
+
 def check_source_keys(dataset: str, *, root: object, sources: Iterable[str]) -> None:
     """`data.root` and `data.sources` as `dataset` reads them. Set where the dataset ignores
     them, they would be silently ignored and a sweep would run on files other than the ones its

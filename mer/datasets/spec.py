@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 #: The three classes of MEGC2019, which most layouts' clips are labelled with.
 NPS = ("negative", "positive", "surprise")
+#: `data.expressions`: which expressions a sheet coding both kinds gives (`codes_macro`).
+EXPRESSIONS = ("micro", "macro", "all")
 #: Emotion word as the annotation writes it → class of a label scheme (None: dropped on purpose).
 EmotionMap = Mapping[str, str | None]
 #: (emotion as written, AU string as written), one choice of a synthetic clip's annotation.
@@ -102,6 +104,9 @@ class DatasetSpec:
     has_aus: bool = True  # its annotations give AU codes (au_oracle regions)
     class_from_folder: bool = False  # the class is the clip's folder name, not a sheet cell
     shared_media: bool = False  # a recording holds several annotated clips (select inside each)
+    #: its sheet codes macro-expressions too: `read(..., expressions=...)` takes
+    #: `data.expressions` (micro by default); other datasets code micro-expressions only
+    codes_macro: bool = False
     parts: tuple[str, ...] = ()  # a composite's datasets (their specs give their files' layout)
     split: str = "loso"  # `protocol.split` of its own leave-one-subject-out protocol
     #: emotion → class for label schemes this dataset takes part in (shared ones such as megc3,

@@ -1,7 +1,10 @@
-"""Annotation sheets (xlsx or csv) read with Excel row numbers kept, so errors point at a row.
+"""Annotation sheets (xlsx, xls or csv) read with Excel row numbers kept, so errors point at a row.
 
 pandas is not used here on purpose: `read_excel` turns the text subject `'01'` into the number 1
-and loses the sheet's row numbers; openpyxl gives the cells exactly as written.
+and loses the sheet's row numbers; openpyxl (xlsx) and xlrd (the old binary .xls, e.g. MEVIEW's)
+give the cells exactly as written. xlrd's numbers are floats (`12.0`; the cell parsers read whole
+floats as integers), its date cells become `datetime` as openpyxl's do (so an AU cell turned
+into a date is reported as one), error cells their text (`#N/A`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ class Table:
     def where(self, row: int) -> str:
         """How a user finds a row: file, sheet and the row number Excel shows."""
         return f"{self.label}, row {row}"
+
+    def origin(self, row: int) -> dict[str, Any]:
+        """File, sheet and row of a row, for `Record.origin` and the problem list."""
+        return {"file": str(self.path), "sheet": self.sheet, "row": row}
 
     def column(self, *aliases: str, required: bool = True) -> int | None:
         """Index of the first column whose header matches one of `aliases` (compared by `norm`)."""
@@ -107,10 +114,41 @@ def _sheet_rows(path: Path) -> list[tuple[str | None, list[tuple[Any, ...]]]]:
         except UnicodeDecodeError as exc:
             raise DataError(f"annotation file {path} is not UTF-8 text ({exc})") from None
     if suffix == ".xls":
-        raise DataError(
-            f"annotation file {path}: the old .xls format is not read; save it as .xlsx"
-        )
-    raise DataError(f"annotation file {path}: expected an .xlsx or .csv file")
+        return _xls_rows(path)
+    raise DataError(f"annotation file {path}: expected an .xlsx, .xls or .csv file")
+
+
+def _xls_rows(path: Path) -> list[tuple[str | None, list[tuple[Any, ...]]]]:
+    """The sheets of an old binary workbook (BIFF .xls) through xlrd, cells as openpyxl gives
+    them for xlsx: text, float numbers, datetime for date cells, bool, None for empty."""
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(str(path))
+    except (xlrd.XLRDError, OSError, ValueError, AssertionError) as exc:
+        raise DataError(f"annotation file {path} is not a readable .xls workbook ({exc})") from None
+
+    def cell(c: Any) -> Any:
+        if c.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+            return None
+        if c.ctype == xlrd.XL_CELL_DATE:
+            try:
+                return xlrd.xldate.xldate_as_datetime(c.value, book.datemode)
+            except (xlrd.xldate.XLDateError, ValueError, OverflowError):
+                return c.value
+        if c.ctype == xlrd.XL_CELL_BOOLEAN:
+            return bool(c.value)
+        if c.ctype == xlrd.XL_CELL_ERROR:
+            return xlrd.error_text_from_code.get(c.value, "#ERROR")
+        return c.value
+
+    try:
+        return [
+            (sh.name, [tuple(cell(c) for c in sh.row(i)) for i in range(sh.nrows)])
+            for sh in book.sheets()
+        ]
+    finally:
+        book.release_resources()
 
 
 def read_table(path: Path, header: Sequence[Sequence[str]], sheet: str | None = None) -> Table:
@@ -147,6 +185,20 @@ def read_table(path: Path, header: Sequence[Sequence[str]], sheet: str | None = 
         f"header not found in {path}{where}: expected a row whose cells include "
         f"{_describe(header)} within the first {HEADER_SCAN_ROWS} rows"
     )
+
+
+def read_sheet(path: Path, sheet: str) -> Table:
+    """Every non-empty row of sheet `sheet`, for a sheet without a header row (CAS(ME)^2's
+    columns A-I): `columns` is empty, cells are read by position."""
+    if not path.is_file():
+        raise DataError(f"annotation file {path} not found")
+    sheets = dict(_sheet_rows(path))
+    if sheet not in sheets:
+        raise DataError(
+            f"annotation file {path} has no sheet {sheet!r} (sheets: {', '.join(map(str, sheets))})"
+        )
+    body = [(i + 1, row) for i, row in enumerate(sheets[sheet]) if not all(map(is_blank, row))]
+    return Table(path=path, sheet=sheet, header_row=0, columns=[], rows=body)
 
 
 def read_csv_lines(path: Path) -> list[tuple[int, list[str]]]:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from mer.config import ExperimentConfig, config_hash, variant_config
 from mer.errors import ConfigError
-from mer.experiment import layout
+from mer.experiment import excluded, layout
 from mer.experiment.labels import (
     check_reference,
     count_subjects,
@@ -241,6 +241,7 @@ class SweepPlan:
             "class_names": self.class_names,
             "faces": self.faces,
             "estimate": estimate_gpu_hours(self),
+            "excluded_rows": excluded.plan_section(self.samples.values()),
         }
 
 
@@ -464,6 +465,9 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
                 else f"{table['subject'].nunique()} subjects"
             )
         )
+    lines += excluded.excluded_lines(
+        {"excluded_rows": excluded.plan_section(plan.samples.values())}
+    )
     policies = sorted({v.cfg.data.regions.policy for v in plan.variants.values()})
     lines.append(
         f"Prepared datasets: {len(plan.samples)} (one per distinct data section; regions "

@@ -17,6 +17,7 @@ from mer.experiment import formatting as fmt
 from mer.experiment import layout, statements
 from mer.experiment.aggregate import Aggregate, aggregate
 from mer.experiment.environment import run_line, run_record
+from mer.experiment.excluded import excluded_lines
 from mer.experiment.plan import SweepPlan
 from mer.experiment.run import load_run
 from mer.util.files import write_csv_atomic, write_text_atomic
@@ -102,4 +103,5 @@ def summary_markdown(plan: SweepPlan, summary: Aggregate, record: dict | None = 
         fmt.markdown(fmt.seeds_table(summary.seeds, names)),
     ]
     lines += ["", "## Variants", "", fmt.markdown(fmt.variants_table(table))]
+    lines += ["", *excluded_lines(plan.to_json(), markdown=True)]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,8 @@ Parameter counts (tests/test_model_network.py asserts them), input (T, 128, 128)
 | casme3    | 30 | 10,362,463 | pool 2: 30→15→8, 128→64→32; Linear 32·32·64 = 65,536 → 128   |
 | deception | 16 |  7,103,190 | 32 channels, 16→6→2; + MHA(4 heads, key 512) 4,200,960,     |
 |           |    |            | head 1,022 → 128                                             |
+| casme_sq, | 8  | 10,362,528 | pool 2: 8→4→2 GRU steps, 128→64→32; 4 classes (CAS(ME)^2 and |
+| meview    |    |            | MEVIEW share one script in the original)                     |
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ def _render(
     from mer.experiment import formatting as fmt
     from mer.experiment import statements
     from mer.experiment.environment import run_line, run_record
+    from mer.experiment.excluded import excluded_note
     from mer.report.plots import caption, make_plots
     from mer.report.render import (
         Figure,
@@ -89,7 +90,8 @@ def _render(
         title=f"{run.name}: {run.mode} results",
         disp=fmt.display_table(table),
         notes=notes(run.name, table, always_negative_baseline(run), run.search)
-        + face_report_lines(run.plan),  # face coverage, clips excluded (plan.json)
+        + face_report_lines(run.plan)  # face coverage, clips excluded (plan.json)
+        + excluded_note(run.plan),  # annotation rows excluded (data.invalid_rows)
         images=images,
         search=run.search,
         run_line=run_line(run_record(run.run_dir, run.config)),

@@ -18,22 +18,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mer.datasets.au_cells import DecimalAus, read_au_cell
 from mer.datasets.labels import NPS, LabelScheme
 from mer.datasets.media import IMAGE_EXTENSIONS
-from mer.datasets.records import (
-    BlankFrames,
-    Record,
-    aus_text,
-    frame_number,
-    parse_aus,
-    text_cell,
-)
+from mer.datasets.problems import RowCollector, RowError
+from mer.datasets.records import BlankFrames, Record, frame_number, text_cell
 from mer.datasets.spec import Choice, DatasetSpec, FrameDefaults, PlannedMedia, SyntheticLayout
 from mer.datasets.synthetic.dataset import SyntheticClip
 from mer.datasets.synthetic.plan import SubjectPlan, samm_objective_class
 from mer.datasets.synthetic.writers import Sheet, au_cell, write_xlsx
 from mer.datasets.table import read_table
-from mer.errors import DataError
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "subject": ("Subject",),
@@ -71,37 +65,54 @@ def read(annotations: Path, root: Path | None) -> list[Record]:
         for role in ("subject", "filename", "onset", "apex", "offset", "aus", "emotion")
     )
     blanks = BlankFrames(table.label)
+    decimals = DecimalAus(table.label)
+    rows = RowCollector()
     out = []
     for row_no, row in table.rows:
         where = table.where(row_no)
-        subject = text_cell(table.cell(row, col_subject), where, "Subject")
-        clip = text_cell(table.cell(row, col_file), where, "Filename")
-        onset = frame_number(table.cell(row, col_on), where, "Onset")
-        if onset is None:
-            raise DataError(
-                f"{where}: Onset is empty; CAS(ME)^3 needs it to tell the clips of "
-                f"{subject}/{clip} apart"
+        with rows.row(where, **table.origin(row_no)) as ctx:
+            subject = text_cell(table.cell(row, col_subject), where, "Subject")
+            clip = text_cell(table.cell(row, col_file), where, "Filename")
+            ctx.sample_id = f"casme3/{subject}/{clip}"
+            onset = frame_number(table.cell(row, col_on), where, "Onset")
+            if onset is None:
+                raise RowError(
+                    where,
+                    "Onset is empty",
+                    f"a frame number: CAS(ME)^3 needs it to tell the clips of {subject}/{clip} "
+                    "apart",
+                    sep="; ",
+                )
+            ctx.sample_id += f"/{onset}"
+            aus, aus_raw, decimal = read_au_cell(
+                table.cell(row, col_aus), where, table.columns[col_aus]
             )
-        au_cell = table.cell(row, col_aus)
-        out.append(
-            Record(
-                dataset="casme3",
-                subject_raw=subject,
-                subject=f"casme3/{subject}",
-                clip=clip,
-                emotion=text_cell(table.cell(row, col_emo), where, "emotion").lower(),
-                where=where,
-                onset=onset,
-                apex=blanks.read(table.cell(row, col_apex), row_no, where, table.columns[col_apex]),
-                offset=blanks.read(table.cell(row, col_off), row_no, where, table.columns[col_off]),
-                aus=parse_aus(au_cell),
-                aus_raw=aus_text(au_cell),
-                media=clip_folder(base, subject, clip) if base is not None else None,
-                id_suffix=f"/{onset}",
+            emotion = text_cell(table.cell(row, col_emo), where, "emotion").lower()
+            apex = blanks.read(table.cell(row, col_apex), row_no, where, table.columns[col_apex])
+            offset = blanks.read(table.cell(row, col_off), row_no, where, table.columns[col_off])
+            if decimal:
+                decimals.note(row_no, aus_raw)
+            out.append(
+                Record(
+                    dataset="casme3",
+                    subject_raw=subject,
+                    subject=f"casme3/{subject}",
+                    clip=clip,
+                    emotion=emotion,
+                    where=where,
+                    onset=onset,
+                    apex=apex,
+                    offset=offset,
+                    aus=aus,
+                    aus_raw=aus_raw,
+                    media=clip_folder(base, subject, clip) if base is not None else None,
+                    id_suffix=f"/{onset}",
+                    origin=table.origin(row_no),
+                )
             )
-        )
     blanks.report()
-    return out
+    decimals.report()
+    return rows.done(out)
 
 
 # ----------------------------------------------------------------------------------- labels

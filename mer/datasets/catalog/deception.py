@@ -21,6 +21,7 @@ from typing import Any
 
 from mer.datasets.labels import LabelScheme
 from mer.datasets.media_check import VIDEO_SUFFIXES, class_videos
+from mer.datasets.problems import RowCollector, RowError
 from mer.datasets.records import Record, text_cell
 from mer.datasets.spec import Choice, DatasetSpec, FrameDefaults, SyntheticLayout
 from mer.datasets.synthetic.dataset import SyntheticClip
@@ -41,30 +42,49 @@ def resolve_root(root: Path) -> Path:
     return root / "Clips" if (root / "Clips").is_dir() else root
 
 
-def read_subjects(path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """csv/xlsx clip → subject, and clip → the row that says so."""
+def read_subjects(path: Path) -> tuple[dict[str, str], dict[str, str], RowCollector, set[str]]:
+    """csv/xlsx clip → subject, clip → the row that says so, the rows' problems and the clips
+    of invalid rows (left out with them)."""
     table = read_table(path, (CLIP_COLUMNS, SUBJECT_COLUMNS))
     col_clip = table.column(*CLIP_COLUMNS)
     col_subject = table.column(*SUBJECT_COLUMNS)
     subjects: dict[str, str] = {}
     rows: dict[str, str] = {}
+    problems = RowCollector()
+    invalid: set[str] = set()
     for row_no, row in table.rows:
         where = table.where(row_no)
-        clip = text_cell(table.cell(row, col_clip), where, table.columns[col_clip])
-        clip = Path(clip).stem if Path(clip).suffix.lower() in VIDEO_SUFFIXES else clip
-        if clip in rows:
-            raise DataError(f"{where}: clip {clip} is already listed in {rows[clip]}")
-        subjects[clip] = text_cell(table.cell(row, col_subject), where, table.columns[col_subject])
-        rows[clip] = where
-    return subjects, rows
+        with problems.row(where, **table.origin(row_no)) as ctx:
+            clip = text_cell(table.cell(row, col_clip), where, table.columns[col_clip])
+            clip = Path(clip).stem if Path(clip).suffix.lower() in VIDEO_SUFFIXES else clip
+            if clip in rows:
+                invalid.add(clip)
+                raise RowError(
+                    where, f"clip {clip} is already listed in {rows[clip]}", "one row per clip"
+                )
+            invalid.add(clip)  # until the whole row is read
+            subjects[clip] = text_cell(
+                table.cell(row, col_subject), where, table.columns[col_subject]
+            )
+            ctx.sample_id = f"deception/{subjects[clip]}/{clip}"
+            rows[clip] = where
+            invalid.discard(clip)
+    return subjects, rows, problems, invalid
 
 
 def read(annotations: Path | None, root: Path) -> list[Record]:
     base = resolve_root(root)
-    subjects, rows = read_subjects(annotations) if annotations is not None else ({}, {})
+    problems = RowCollector()
+    subjects: dict[str, str] = {}
+    rows: dict[str, str] = {}
+    invalid: set[str] = set()
+    if annotations is not None:
+        subjects, rows, problems, invalid = read_subjects(annotations)
     out: list[Record] = []
     for class_dir, video in class_videos(base, "deception"):
         clip = video.stem
+        if clip in invalid:
+            continue  # its row is listed among the invalid rows
         if annotations is None:
             person = clip
         elif clip in subjects:
@@ -85,7 +105,7 @@ def read(annotations: Path | None, root: Path) -> list[Record]:
                 kind="video",
             )
         )
-    if not out:
+    if not out and not problems.problems:
         raise DataError(f"data.root: no videos under {base} (expected Deceptive/ and Truthful/)")
     on_disk = {r.clip for r in out}
     extra = sorted(set(subjects) - on_disk)
@@ -103,7 +123,7 @@ def read(annotations: Path | None, root: Path) -> list[Record]:
             "leave-one-subject-out is leave-one-clip-out (NOT subject independent)",
             len(out),
         )
-    return out
+    return problems.done(out)
 
 
 CLASSES = ("deceptive", "truthful")

@@ -2,8 +2,10 @@
 
 The class is the folder. The sheet (first sheet with a header holding 'Subject' and 'Filename')
 maps Filename (the video's name, with or without extension) → Subject and Action Units; its
-emotion column, if any, is not used. A video without a row is an error, and so is a Filename
-listed twice (the video could not be told apart).
+emotion column, if any, is not used. A video without a row is an error; a Filename listed twice
+(the video could not be told apart) or a row with a bad cell is an invalid row
+(`data.invalid_rows`), but only when a video on disk uses it: an unused row is unused, valid or
+not.
 
 The clips are the videos on disk, not the sheet's rows: the sheet is a lookup table, and the
 original code read the dataset's full coding sheet (CASME II's, 255 rows) beside folders that hold
@@ -23,9 +25,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mer.datasets.au_cells import DecimalAus, read_au_cell
 from mer.datasets.catalog import casme2
 from mer.datasets.media_check import VIDEO_SUFFIXES, class_videos
-from mer.datasets.records import Record, aus_text, parse_aus, text_cell
+from mer.datasets.problems import RowCollector, RowError
+from mer.datasets.records import Record, text_cell
 from mer.datasets.spec import DatasetSpec, FrameDefaults, SyntheticLayout
 from mer.datasets.synthetic.dataset import SyntheticClip
 from mer.datasets.synthetic.plan import SubjectPlan, one_clip_per_media
@@ -52,27 +56,55 @@ def read(annotations: Path, root: Path) -> list[Record]:
     col_file = table.column(*COLUMNS["filename"])
     col_aus = table.column(*COLUMNS["aus"])
     col_emo = table.column(*COLUMNS["emotion"], required=False)
-    by_name: dict[str, tuple[str, str, Any]] = {}  # stem → (where, subject, AU cell)
+    by_name: dict[str, tuple[str, str, list[int], str, dict]] = {}  # stem → where, subject, AUs
     described: dict[str, tuple[int, str]] = {}  # stem → (row, emotion cell): for unused rows
+    invalid: set[str] = set()  # stems of invalid rows: their videos are left out with them
+    rows = RowCollector()
+    decimals = DecimalAus(table.label)
+    problem_names: list[str | None] = []  # the Filename of each problem's row, when read
     for row_no, row in table.rows:
         where = table.where(row_no)
-        name = text_cell(table.cell(row, col_file), where, "Filename")
-        if Path(name).suffix.lower() in VIDEO_SUFFIXES:
-            name = Path(name).stem
-        if name in by_name:
-            raise DataError(
-                f"{where}: Filename {name} is also on {by_name[name][0]}; each video name must "
-                "identify one row"
+        name: str | None = None
+        before = len(rows.problems)
+        with rows.row(where, **table.origin(row_no)) as ctx:
+            name = text_cell(table.cell(row, col_file), where, "Filename")
+            if Path(name).suffix.lower() in VIDEO_SUFFIXES:
+                name = Path(name).stem
+            if name in by_name:
+                invalid.add(name)  # which row describes the video is unknown: neither is read
+                raise RowError(
+                    where,
+                    f"Filename {name} is also on {by_name[name][0]}",
+                    "each video name to identify one row",
+                    sep="; ",
+                )
+            invalid.add(name)  # until the whole row is read
+            subject = text_cell(table.cell(row, col_subject), where, "Subject")
+            ctx.sample_id = f"videos/{subject}/{name}"
+            aus, aus_raw, decimal = read_au_cell(
+                table.cell(row, col_aus), where, table.columns[col_aus]
             )
-        subject = text_cell(table.cell(row, col_subject), where, "Subject")
-        by_name[name] = (where, subject, table.cell(row, col_aus))
-        emotion = table.cell(row, col_emo)
-        described[name] = (row_no, "" if emotion is None else str(emotion).strip().lower())
+            if decimal:
+                decimals.note(row_no, aus_raw)
+            by_name[name] = (where, subject, aus, aus_raw, table.origin(row_no))
+            invalid.discard(name)
+            emotion = table.cell(row, col_emo)
+            described[name] = (row_no, "" if emotion is None else str(emotion).strip().lower())
+        problem_names += [name] * (len(rows.problems) - before)
+    decimals.report()
     out: list[Record] = []
-    for class_dir, video in class_videos(root, "videos"):
+    videos = list(class_videos(root, "videos"))
+    # a lookup table: an invalid row that no video uses is as unused as a valid one
+    stems = {video.stem for _, video in videos}
+    rows.problems = [
+        p for p, n in zip(rows.problems, problem_names, strict=True) if n is None or n in stems
+    ]
+    for class_dir, video in videos:
+        if video.stem in invalid:
+            continue  # its row is listed among the invalid rows
         if video.stem not in by_name:
             raise DataError(f"{table.label}: no row with Filename {video.stem} for video {video}")
-        where, subject, au_cell = by_name[video.stem]
+        where, subject, aus, aus_raw, origin = by_name[video.stem]
         out.append(
             Record(
                 dataset="videos",
@@ -81,16 +113,17 @@ def read(annotations: Path, root: Path) -> list[Record]:
                 clip=video.stem,
                 emotion=class_dir.name.lower(),
                 where=f"{video} ({where})",
-                aus=parse_aus(au_cell),
-                aus_raw=aus_text(au_cell),
+                aus=aus,
+                aus_raw=aus_raw,
                 media=video,
                 kind="video",
+                origin=origin,
             )
         )
-    if not out:
+    if not out and not rows.problems:
         raise DataError(f"data.root: no videos under {root} (expected <class>/<name>.mp4)")
     _log_unused(table.label, root, described, {r.clip for r in out})
-    return out
+    return rows.done(out)
 
 
 def _log_unused(

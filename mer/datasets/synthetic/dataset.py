@@ -38,6 +38,9 @@ class SyntheticClip:
     onset: int  # frame numbers as written (0-based frame indices for the video layouts)
     apex: int
     offset: int
+    #: the planned class among the layout's classes (None outside them): label3 for the
+    #: 3-class layouts; a 4-class layout's (`others` included), whose emotion word may not be it
+    label: str | None = None
 
     @property
     def landmarks(self) -> Path:

@@ -186,6 +186,7 @@ def write_layout(base: Path, params: dict) -> SyntheticDataset:
                 onset=seq.numbers[pc.onset],
                 apex=seq.numbers[pc.apex],
                 offset=seq.numbers[pc.offset],
+                label=pc.label,
             )
             extra = dict(pc.extra, label=pc.label, blink=bool(seq.plan.blinks))
             clips.append(((si, natural_key(pc.clip), clip.onset), clip, extra))
