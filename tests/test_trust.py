@@ -23,7 +23,8 @@ from mer.experiment.store import ResultsStore, write_run_files
 from mer.experiment.summary import write_summary
 from mer.predlog import megc_file_name, save_fold_result
 from mer.report import write_report
-from mer.sweep.tracking import WandbTracker, offline_runs
+from mer.sweep.tracking import WandbTracker
+from tests.support.wandb_offline import offline_runs
 
 REPO = Path(__file__).resolve().parents[1]
 ME = ["negative", "positive", "surprise"]

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mer.config import AU_CODE, MODEL_PRESETS, ExperimentConfig, ModelConfig
+from mer.config import MODEL_PRESETS, ExperimentConfig, ModelConfig
+from mer.datasets.facs import AU_CODE
 
 PAPER_NOTE = (
     "paper: the original's per-subject scores averaged over subjects with the best epoch chosen on "
