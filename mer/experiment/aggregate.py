@@ -23,6 +23,7 @@ from mer.experiment.paper import PAPER_NOTE, paper_by_name  # noqa: F401 - PAPER
 from mer.experiment.plan import changes_text
 from mer.experiment.run import RunData, concat_predictions
 from mer.experiment.searchlog import STATES
+from mer.experiment.store import TrialRecord
 from mer.metrics import POOLED_METRICS, pooled_scores
 
 METRICS = POOLED_METRICS
@@ -34,6 +35,7 @@ class Aggregate:
     table: pd.DataFrame  # per variant (per configuration for a search)
     seeds: list[dict[str, Any]]  # per (variant, seed)
     predictions: pd.DataFrame  # the rows pooled into them (every split)
+    run: RunData | None = None  # what they were computed from (the report reuses it)
 
 
 Pooled = dict[str, dict[int, pd.DataFrame]]  # variant -> seed -> the rows its scores pool
@@ -42,7 +44,7 @@ Pooled = dict[str, dict[int, pd.DataFrame]]  # variant -> seed -> the rows its s
 def aggregate(run: RunData) -> Aggregate:
     """Pooled rows per (variant, seed), the per-variant table, and the predictions they pool."""
     seeds, frames, pooled = _pool(run)
-    return Aggregate(variant_table(run, seeds, pooled), seeds, concat_predictions(frames))
+    return Aggregate(variant_table(run, seeds, pooled), seeds, concat_predictions(frames), run)
 
 
 def seed_rows(run: RunData) -> list[dict[str, Any]]:
@@ -53,9 +55,7 @@ def seed_rows(run: RunData) -> list[dict[str, Any]]:
 
 def _pool(run: RunData) -> tuple[list[dict[str, Any]], list[pd.DataFrame], Pooled]:
     """Seed rows, the prediction frames of the trials they count, and per (variant, seed) the
-    rows pooled. A (variant, seed) with a failed or missing fold is marked incomplete: its
-    metrics are computed on the folds that finished and flagged so, never passed off as the
-    full protocol."""
+    rows pooled (`seed_row` of each (variant, seed) in plan order)."""
     skip = {u["trial"] for u in run.uncounted}
     by_key: dict[tuple[str, int], list] = {}
     for t in run.trials:
@@ -65,39 +65,56 @@ def _pool(run: RunData) -> tuple[list[dict[str, Any]], list[pd.DataFrame], Poole
     used: list[pd.DataFrame] = []
     pooled: Pooled = {}
     for variant in run.variants:
-        names = run.classes_of(variant)
-        planned_oracle = bool(run.variant_info(variant).get("oracle", False))
         for seed in run.seeds:
-            expected = run.expected_folds(variant, seed)
-            recs = by_key.get((variant, seed), [])
-            if expected:  # the plan's trials only
-                recs = [r for r in recs if r.fold in expected]
-            done = [r for r in recs if r.done and r.trial in run.trial_predictions]
-            failed = [r.trial for r in recs if not r.done]
-            total = len(expected) or len(done)
-            row: dict[str, Any] = {
-                "variant": variant,
-                "seed": int(seed),
-                "folds_total": total,
-                "folds_done": len(done),
-                "folds_failed": len(failed),
-                "failed_trials": " ".join(failed),
-                "complete": len(done) == total and not failed,
-                "oracle": planned_oracle or any(bool(r.info.get("oracle")) for r in done),
-            }
-            if done:
-                frames = [run.trial_predictions[r.trial] for r in done]
-                used += frames
-                pred = pd.concat(frames, ignore_index=True)
-                sub = pred[pred["split"] == run.split]
-                if len(sub):
-                    scores = pooled_scores(sub, len(names), names, split=run.split)
-                    row.update(scores, oracle=row["oracle"] or scores["oracle"])
-                    pooled.setdefault(variant, {})[int(seed)] = sub
-                secs = [(r.info.get("timings") or {}).get("total") for r in done]
-                row["train_seconds"] = float(np.nansum([s or 0.0 for s in secs]))
+            row, frames, sub = seed_row(run, variant, seed, by_key.get((variant, seed), []))
+            used += frames
+            if sub is not None:
+                pooled.setdefault(variant, {})[int(seed)] = sub
             rows.append(row)
     return rows, used, pooled
+
+
+def seed_row(
+    run: RunData, variant: str, seed: int, recs: list[TrialRecord]
+) -> tuple[dict[str, Any], list[pd.DataFrame], pd.DataFrame | None]:
+    """One (variant, seed)'s row from its trial records (`run.trial_predictions` holds the
+    prediction frames of the finished ones), the frames it counts and the `run.split` rows it
+    pooled (None: no scored rows). A (variant, seed) with a failed or missing fold is marked
+    incomplete: its metrics are computed on the folds that finished and flagged so, never passed
+    off as the full protocol. The full pass (`_pool`) and the sweep's per-trial pooling
+    (mer.experiment.pooling) both build their rows here."""
+    names = run.classes_of(variant)
+    planned_oracle = bool(run.variant_info(variant).get("oracle", False))
+    expected = run.expected_folds(variant, seed)
+    if expected:  # the plan's trials only
+        wanted = set(expected)
+        recs = [r for r in recs if r.fold in wanted]
+    done = [r for r in recs if r.done and r.trial in run.trial_predictions]
+    failed = [r.trial for r in recs if not r.done]
+    total = len(expected) or len(done)
+    row: dict[str, Any] = {
+        "variant": variant,
+        "seed": int(seed),
+        "folds_total": total,
+        "folds_done": len(done),
+        "folds_failed": len(failed),
+        "failed_trials": " ".join(failed),
+        "complete": len(done) == total and not failed,
+        "oracle": planned_oracle or any(bool(r.info.get("oracle")) for r in done),
+    }
+    frames: list[pd.DataFrame] = []
+    pooled = None
+    if done:
+        frames = [run.trial_predictions[r.trial] for r in done]
+        pred = pd.concat(frames, ignore_index=True)
+        sub = pred[pred["split"] == run.split]
+        if len(sub):
+            scores = pooled_scores(sub, len(names), names, split=run.split)
+            row.update(scores, oracle=row["oracle"] or scores["oracle"])
+            pooled = sub
+        secs = [(r.info.get("timings") or {}).get("total") for r in done]
+        row["train_seconds"] = float(np.nansum([s or 0.0 for s in secs]))
+    return row, frames, pooled
 
 
 def _mean_std(values: list[Any]) -> tuple[float, float]:
@@ -147,50 +164,10 @@ def variant_table(
     running, with `reason`): only a configuration the search completed is `complete`; a pruned
     one's scores cover the folds the search counted before pruning it."""
     search = run.mode == "search"
-    rows = []
-    for variant in run.variants:
-        rs = [r for r in seeds if r["variant"] == variant]
-        info = run.variant_info(variant)
-        stats = info.get("stats") or {}
-        oracle = bool(info.get("oracle", False)) or any(r["oracle"] for r in rs)
-        done = sum(r["folds_done"] for r in rs)
-        failed = sum(r["folds_failed"] for r in rs)
-        total = sum(r["folds_total"] for r in rs)
-        complete = bool(rs) and all(r["complete"] for r in rs)
-        tags = [str(t) for t in info.get("tags") or []]
-        row: dict[str, Any] = {
-            "variant": variant,
-            "name": layout.display_name(variant, oracle, tags),
-            "oracle": oracle,
-            "partial": bool(info.get("partial", False)),
-            "subject_dependent": bool(info.get("subject_dependent")),
-            "subjects_tested": info.get("subjects_tested"),
-            "subjects_total": info.get("subjects_total"),
-            "tags": " ".join(tags),
-            "seeds": len(rs),
-            "seeds_scored": sum(1 for r in rs if "uf1" in r),
-            "folds_done": done,
-            "folds_failed": failed,
-            "folds_total": total,
-        }
-        if search:
-            state, reason = _state(run, variant, complete)
-            complete = complete and state == STATUS_COMPLETE
-            row["state"], row["reason"] = state, reason
-        row["complete"] = complete
-        row["status"] = status_text(complete, done, total, failed)
-        row["params"] = stats.get("params")
-        row["gflops"] = stats.get("gflops")
-        row["changes"] = _changes(info)
-        for key in list(METRICS) + sorted({k for r in rs for k in r if "/" in k}):
-            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in rs])
-        # plan.json names the paper configuration a variant is (None for a search, a partial or
-        # subject-dependent run, a hold-out evaluation, synthetic data: mer.experiment.paper)
-        paper = paper_by_name(None if search else info.get("paper"))
-        row["paper_config"] = paper.name if paper is not None else None
-        for m in METRICS:
-            row[f"paper_{m}"] = paper.numbers.get(m, math.nan) if paper else math.nan
-        rows.append(row)
+    by_variant: dict[str, list[dict[str, Any]]] = {}
+    for r in seeds:
+        by_variant.setdefault(r["variant"], []).append(r)
+    rows = [variant_row(run, v, by_variant.get(v, [])) for v in run.variants]
     table = pd.DataFrame(rows)
     if search:
         table.attrs["uncounted"] = list(run.uncounted)
@@ -218,6 +195,55 @@ def variant_table(
             "no paired comparisons"
         )
     return table
+
+
+def variant_row(run: RunData, variant: str, rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A variant's row from its seed rows `rs` (`seed_row`), before the columns that depend on
+    the other variants (reference, ΔUF1, intervals, comparisons: `variant_table`): labels and
+    display name, folds, status, params/GFLOPs, changes, mean ± std over seeds, paper numbers.
+    The sweep's per-variant log line and W&B state (mer.experiment.pooling) use it as it is."""
+    search = run.mode == "search"
+    info = run.variant_info(variant)
+    stats = info.get("stats") or {}
+    oracle = bool(info.get("oracle", False)) or any(r["oracle"] for r in rs)
+    done = sum(r["folds_done"] for r in rs)
+    failed = sum(r["folds_failed"] for r in rs)
+    total = sum(r["folds_total"] for r in rs)
+    complete = bool(rs) and all(r["complete"] for r in rs)
+    tags = [str(t) for t in info.get("tags") or []]
+    row: dict[str, Any] = {
+        "variant": variant,
+        "name": layout.display_name(variant, oracle, tags),
+        "oracle": oracle,
+        "partial": bool(info.get("partial", False)),
+        "subject_dependent": bool(info.get("subject_dependent")),
+        "subjects_tested": info.get("subjects_tested"),
+        "subjects_total": info.get("subjects_total"),
+        "tags": " ".join(tags),
+        "seeds": len(rs),
+        "seeds_scored": sum(1 for r in rs if "uf1" in r),
+        "folds_done": done,
+        "folds_failed": failed,
+        "folds_total": total,
+    }
+    if search:
+        state, reason = _state(run, variant, complete)
+        complete = complete and state == STATUS_COMPLETE
+        row["state"], row["reason"] = state, reason
+    row["complete"] = complete
+    row["status"] = status_text(complete, done, total, failed)
+    row["params"] = stats.get("params")
+    row["gflops"] = stats.get("gflops")
+    row["changes"] = _changes(info)
+    for key in list(METRICS) + sorted({k for r in rs for k in r if "/" in k}):
+        row[f"{key}_mean"], row[f"{key}_std"] = _mean_std([r.get(key) for r in rs])
+    # plan.json names the paper configuration a variant is (None for a search, a partial or
+    # subject-dependent run, a hold-out evaluation, synthetic data: mer.experiment.paper)
+    paper = paper_by_name(None if search else info.get("paper"))
+    row["paper_config"] = paper.name if paper is not None else None
+    for m in METRICS:
+        row[f"paper_{m}"] = paper.numbers.get(m, math.nan) if paper else math.nan
+    return row
 
 
 def _reference(table: pd.DataFrame, configured: str | None) -> str | None:

@@ -149,18 +149,40 @@ class SweepPlan:
     class_names: dict[str, list[str]]
     # data_key -> face coverage summary (mer.data.faces.table.summary; None: not measured yet)
     faces: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # lookups by key, built on first use (a sweep of thousands of trials asks per result)
+    _index: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _lookup(self) -> dict[str, Any]:
+        if self._index is None or self._index["n"] != len(self.trials):
+            by_id: dict[str, TrialSpec] = {}
+            by_key: dict[tuple[str, int | None], list[TrialSpec]] = {}
+            for t in self.trials:
+                by_id.setdefault(t.id, t)
+                by_key.setdefault((t.variant, t.seed), []).append(t)
+                by_key.setdefault((t.variant, None), []).append(t)
+            self._index = {"n": len(self.trials), "id": by_id, "key": by_key}
+        return self._index
 
     def spec(self, trial_id: str) -> TrialSpec:
-        for t in self.trials:
-            if t.id == trial_id:
-                return t
-        raise ConfigError(f"unknown trial {trial_id!r} (not in this sweep's plan)")
+        found = self._lookup()["id"].get(trial_id)
+        if found is None:
+            raise ConfigError(f"unknown trial {trial_id!r} (not in this sweep's plan)")
+        return found
 
     def fold(self, spec: TrialSpec) -> Fold:
         return fold_by_name(self.variants[spec.variant].folds[spec.seed], spec.fold)
 
     def trials_of(self, variant: str, seed: int | None = None) -> list[TrialSpec]:
-        return [t for t in self.trials if t.variant == variant and (seed is None or t.seed == seed)]
+        """The variant's trials (of one seed), in plan order."""
+        return list(self._lookup()["key"].get((variant, seed), []))
+
+    @property
+    def trial_ids(self) -> frozenset[str]:
+        return frozenset(self._lookup()["id"])
+
+    def __getstate__(self) -> dict[str, Any]:
+        # trials get the plan pickled: the index is rebuilt where it is used
+        return {**self.__dict__, "_index": None}
 
     def resolve_trial(self, text: str) -> TrialSpec:
         """`VARIANT/FOLD[/SEED]` (FOLD as named, its `__` form or its subject part; SEED as
@@ -198,6 +220,16 @@ class SweepPlan:
     def to_json(self) -> dict[str, Any]:
         """What `plan.json` holds: enough to see (and count) what the sweep runs."""
         variants = {}
+        subjects: dict[str, np.ndarray] = {}  # data key -> subject per sample row, as text
+        counted: dict[int, int] = {}  # training subjects per fold object (variants share them)
+
+        def train_subjects(key: str, f: Fold) -> int:
+            if id(f) not in counted:
+                if key not in subjects:
+                    subjects[key] = self.samples[key]["subject"].astype(str).to_numpy()
+                counted[id(f)] = int(np.unique(subjects[key][f.train]).size) if f.train.size else 0
+            return counted[id(f)]
+
         for v in self.variants.values():
             variants[v.name] = {
                 "label": v.label,
@@ -224,7 +256,7 @@ class SweepPlan:
                             "val": int(f.val.size),
                             "test": int(f.test.size),
                             "val_subjects": list(f.val_subjects),
-                            "train_subjects": count_subjects(self.samples[v.data_key], f.train),
+                            "train_subjects": train_subjects(v.data_key, f),
                         }
                         for f in folds
                     ]
@@ -292,6 +324,9 @@ def build_plan(
     samples: dict[str, pd.DataFrame] = {}
     class_names: dict[str, list[str]] = {}
     stats_cache: dict[str, dict[str, Any] | None] = {}
+    # variants with the same data, protocol and hold-out share their fold objects: trials get
+    # the plan pickled, and shared folds pickle once however many variants there are
+    folds_cache: dict[str, list[Fold]] = {}
     out: dict[str, VariantPlan] = {}
     trials: list[TrialSpec] = []
     for name, vcfg in vcfgs.items():
@@ -316,7 +351,10 @@ def build_plan(
         )
         vp.holdout = search_holdout(vcfg, samples[key])
         for seed in cfg.seeds:
-            vp.folds[seed] = _make_folds(samples[key], vcfg, seed, vp.holdout)
+            fkey = config_hash({"d": key, "p": vcfg.protocol, "s": seed, "h": vp.holdout})
+            if fkey not in folds_cache:
+                folds_cache[fkey] = _make_folds(samples[key], vcfg, seed, vp.holdout)
+            vp.folds[seed] = folds_cache[fkey]
             if not vp.folds[seed]:
                 raise ConfigError(f"ablations.{name}: the protocol gives no fold with test clips")
         label_variant(vp, samples[key])

@@ -159,6 +159,22 @@ def load_run(
     )
 
 
+def empty_run(run_dir: str | Path, plan: dict[str, Any], config: dict[str, Any]) -> RunData:
+    """A RunData of a results folder with no trial read yet: what a running sweep's per-trial
+    pooling (mer.experiment.pooling) fills one settled trial at a time."""
+    return RunData(
+        run_dir=Path(run_dir),
+        name=str(plan.get("name", Path(run_dir).name)),
+        mode=str(plan.get("mode", "ablation")),
+        config=config or {},
+        plan=plan,
+        trials=[],
+        predictions=concat_predictions([]),
+        histories=pd.DataFrame(),
+        class_names=_class_names(plan, config or {}),
+    )
+
+
 def concat_predictions(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Prediction rows of several trials in one table, in a stable order."""
     if not frames:

@@ -8,6 +8,7 @@ status-less files of `mer train` fold folders (layout.normalize_status).
 
 from __future__ import annotations
 
+import glob
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,23 @@ class ResultsStore:
         }
         write_json(folder / layout.TRIAL_RESULT, info)
 
+    def record(self, spec: TrialSpec) -> TrialRecord | None:
+        """The trial's record as `records()` reads it (None: no result.json yet)."""
+        p = self.trial_dir(spec) / layout.TRIAL_RESULT
+        if not p.exists():
+            return None
+        info = read_json(p, what="trial result")
+        if not isinstance(info, dict):
+            raise DataError(f"{p}: expected a JSON object (trial result)")
+        return self._record(p, info)
+
+    def _record(self, p: Path, info: dict[str, Any]) -> TrialRecord:
+        variant, seed, fold_name = layout.parse_trial_dir(self.trials_dir, p.parent)
+        fold = str(info.get("fold") or fold_name)
+        trial = str(info.get("trial") or layout.trial_id(variant, fold, seed))
+        status = layout.normalize_status(info.get("status"), p)
+        return TrialRecord(trial, variant, fold, seed, status, info, p.parent)
+
     def status(self, spec: TrialSpec) -> str | None:
         """STATUS_DONE / STATUS_FAILED, or None when the trial has no result.json yet."""
         p = self.trial_dir(spec) / layout.TRIAL_RESULT
@@ -143,24 +161,23 @@ class ResultsStore:
             return None
         return layout.normalize_status(read_json(p, what="trial result").get("status"), p)
 
-    def records(self) -> dict[str, TrialRecord]:
-        """Every trial folder with a result.json, keyed by trial id, in path order.
+    def records(self, variant: str | None = None) -> dict[str, TrialRecord]:
+        """Every trial folder with a result.json (of one variant's folder), keyed by trial id,
+        in path order.
 
         Variant, seed and fold come from the folder (`trials/{variant}/{seed}/{fold_safe}`);
         the id from result.json when it names one."""
         out: dict[str, TrialRecord] = {}
         if not self.trials_dir.is_dir():
             return out
-        pattern = f"*/*/*/{layout.TRIAL_RESULT}"
+        top = "*" if variant is None else glob.escape(variant)
+        pattern = f"{top}/*/*/{layout.TRIAL_RESULT}"
         for p in sorted(self.trials_dir.glob(pattern)):
             info = read_json(p, what="trial result")
             if not isinstance(info, dict):
                 raise DataError(f"{p}: expected a JSON object (trial result)")
-            variant, seed, fold_name = layout.parse_trial_dir(self.trials_dir, p.parent)
-            fold = str(info.get("fold") or fold_name)
-            trial = str(info.get("trial") or layout.trial_id(variant, fold, seed))
-            status = layout.normalize_status(info.get("status"), p)
-            out[trial] = TrialRecord(trial, variant, fold, seed, status, info, p.parent)
+            rec = self._record(p, info)
+            out[rec.trial] = rec
         return out
 
     def done_ids(self) -> set[str]:

@@ -9,10 +9,11 @@ plan)`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from mer.config import to_dict
+from mer.config import ExperimentConfig, from_dict, to_dict, variant_config
 from mer.experiment import formatting as fmt
 from mer.experiment import layout, statements
 from mer.experiment.aggregate import Aggregate, aggregate
@@ -37,12 +38,32 @@ def write_summary(out: str | Path, plan: SweepPlan) -> Aggregate:
     """Recompute everything from `OUT/trials` and write predictions.csv and the summaries."""
     out = Path(out)
     summary = summarize_plan(out, plan)
+    record = run_record(out, to_dict(plan.cfg))
+    _write(out, summary, summary_markdown(plan, summary, record))
+    return summary
+
+
+def write_folder_summary(summary: Aggregate) -> None:
+    """The summary files of an ablation results folder from its own plan.json and config.yaml
+    (`summary`: `aggregate(load_run(OUT))`), with no SweepPlan: what a finished sweep's
+    `--resume` writes when the driver that finished it was stopped before it could."""
+    run = summary.run
+    if run is None:
+        raise ValueError("write_folder_summary: the aggregate of a load_run(OUT) is needed")
+    cfg = from_dict(run.config)
+    variants = run.plan.get("variants") or {}
+    selections = sorted({variant_config(cfg, v).protocol.selection for v in variants})
+    reasons = {v: list(info.get("oracle_reasons") or []) for v, info in variants.items()}
+    record = run_record(run.run_dir, run.config)
+    text = _markdown(cfg, selections, reasons, run.plan, summary, record)
+    _write(run.run_dir, summary, text)
+
+
+def _write(out: Path, summary: Aggregate, markdown: str) -> None:
     write_csv_atomic(out / layout.PREDICTIONS_FILE, summary.predictions)
     write_csv_atomic(out / layout.SUMMARY_SEEDS, pd.DataFrame(summary.seeds))
     write_csv_atomic(out / layout.SUMMARY_CSV, summary.table)
-    record = run_record(out, to_dict(plan.cfg))
-    write_text_atomic(out / layout.SUMMARY_MD, summary_markdown(plan, summary, record))
-    return summary
+    write_text_atomic(out / layout.SUMMARY_MD, markdown)
 
 
 def console_table(table: pd.DataFrame) -> str:
@@ -55,8 +76,20 @@ def summary_markdown(plan: SweepPlan, summary: Aggregate, record: dict | None = 
     report and the console show it), how to read it, the comparisons in words, the labels'
     reasons, per-dataset parts, per-seed rows and what each variant changes; `record`: the
     run's date, commit and config hash (mer.experiment.environment.run_record)."""
-    cfg, table = plan.cfg, summary.table
     selections = sorted({vp.cfg.protocol.selection for vp in plan.variants.values()})
+    reasons = {name: vp.oracle_reasons for name, vp in plan.variants.items()}
+    return _markdown(plan.cfg, selections, reasons, plan.to_json(), summary, record)
+
+
+def _markdown(
+    cfg: ExperimentConfig,
+    selections: list[str],
+    oracle_reasons: dict[str, list[str]],
+    plan_json: dict[str, Any],
+    summary: Aggregate,
+    record: dict | None,
+) -> str:
+    table = summary.table
     lines = [f"# {cfg.name}: pooled MEGC metrics", ""]
     if record is not None:
         lines += [run_line(record), ""]
@@ -90,7 +123,7 @@ def summary_markdown(plan: SweepPlan, summary: Aggregate, record: dict | None = 
             "comparable with protocol results (PROTOCOL.md §4):"
         )
         for name in oracle["variant"]:
-            for reason in plan.variants[name].oracle_reasons or ["a trial reported oracle input"]:
+            for reason in oracle_reasons.get(name) or ["a trial reported oracle input"]:
                 lines.append(f"- {name}: {reason}")
         lines.append("")
     if fmt.dataset_parts(table):
@@ -103,5 +136,5 @@ def summary_markdown(plan: SweepPlan, summary: Aggregate, record: dict | None = 
         fmt.markdown(fmt.seeds_table(summary.seeds, names)),
     ]
     lines += ["", "## Variants", "", fmt.markdown(fmt.variants_table(table))]
-    lines += ["", *excluded_lines(plan.to_json(), markdown=True)]
+    lines += ["", *excluded_lines(plan_json, markdown=True)]
     return "\n".join(lines) + "\n"
