@@ -42,9 +42,10 @@ def load_studies(run: RunData) -> dict[str, object]:
 
 
 def _render(
-    run: RunData, formats: tuple[str, ...], out_dir: Path
+    run: RunData, formats: tuple[str, ...], out_dir: Path, table: object = None
 ) -> tuple[dict[str, Path], object]:
-    """Write report.csv, the requested formats and the figures; returns them and the table."""
+    """Write report.csv, the requested formats and the figures; returns them and the table.
+    `table`: the run's ablation table when the caller has it (the sweep's own summary pass)."""
     from mer.data.faces.table import report_lines as face_report_lines
     from mer.experiment import formatting as fmt
     from mer.experiment import statements
@@ -65,7 +66,8 @@ def _render(
     from mer.report.tables import ablation_table, always_negative_baseline
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = ablation_table(run)
+    if table is None:
+        table = ablation_table(run)
     studies = load_studies(run) if run.mode == "search" else {}
     images = make_plots(run, table, out_dir, studies=studies)
 
@@ -110,13 +112,21 @@ def _render(
 
 
 def write_report(
-    run_dir: str | Path, formats: tuple[str, ...] = FORMATS, out: str | Path | None = None
+    run_dir: str | Path,
+    formats: tuple[str, ...] = FORMATS,
+    out: str | Path | None = None,
+    *,
+    run: RunData | None = None,
+    table: object = None,
 ) -> dict[str, Path]:
-    """Write report.csv and the requested formats plus PNG figures under RUN_DIR/report/."""
+    """Write report.csv and the requested formats plus PNG figures under RUN_DIR/report/.
+    `run` and `table`: the folder already read and aggregated (the sweep's final summary pass,
+    mer.experiment.aggregate.Aggregate), so they are not read and computed again."""
     from mer.experiment.run import load_run
 
-    run = load_run(run_dir)
-    return _render(run, formats, Path(out) if out else run.run_dir / REPORT_DIR)[0]
+    if run is None:
+        run, table = load_run(run_dir), None
+    return _render(run, formats, Path(out) if out else run.run_dir / REPORT_DIR, table)[0]
 
 
 def report_run(

@@ -1,9 +1,21 @@
-"""Report figures (matplotlib, Agg, PNG at a fixed pixel size so pages lay out predictably)."""
+"""Report figures (matplotlib, Agg, PNG at a fixed pixel size so pages lay out predictably).
+
+A variant's figures (confusion matrix, per-subject accuracy, training curves) depend on that
+variant's own rows only, so each is drawn once and reused: beside each PNG a key file records
+a digest of what it shows (the numbers drawn, the names, this module's source); a report that
+finds the same key keeps the PNG. A study of many variants is re-reported (`mer report`, a
+finished sweep's --resume, the sweep's final report after the per-variant ones drawn as each
+variant finished: mer.sweep.progress) in seconds, and a figure is redrawn exactly when what it
+shows changed.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -15,14 +27,57 @@ import pandas as pd  # noqa: E402
 
 from mer.report.data import RunData  # noqa: E402
 from mer.report.tables import confusion_for, eval_split, per_subject_accuracy  # noqa: E402
+from mer.util.files import write_text_atomic  # noqa: E402
 
 log = logging.getLogger(__name__)
 DPI = 100
 SIZE = (8.0, 5.0)  # inches → 800 × 500 px
 
 
+KEY_DIR = ".figure-keys"  # beside the figures: what each per-variant PNG shows (a digest)
+
+
 def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def _digest(*parts: object) -> str:
+    """A digest of what a figure shows: frames by their values (order-free), text as text."""
+    h = hashlib.sha256(_source_digest().encode())
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            # the same rows however they were read: in any order, without columns that are
+            # empty here (another variant's), numbers as floats (a column missing from some
+            # other trial turns ints into floats)
+            frame = part.set_axis(list(map(str, part.columns)), axis=1).dropna(axis=1, how="all")
+            cols = sorted(frame.columns)
+            frame = frame[cols].apply(
+                lambda c: c.astype(float) if pd.api.types.is_numeric_dtype(c) else c
+            )
+            frame = frame.sort_values(cols, kind="stable") if len(frame) else frame
+            h.update(repr(cols).encode())
+            h.update(frame.to_csv(index=False).encode())
+        elif isinstance(part, np.ndarray):
+            h.update(repr(part.tolist()).encode())
+        else:
+            h.update(repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _reuse(path: Path, key: str, draw: Callable[[Path], Path]) -> Path:
+    """`path` as drawn before when its key file holds `key`; otherwise drawn now."""
+    stamp = path.parent / KEY_DIR / f"{path.name}.key"
+    if path.exists() and stamp.exists() and stamp.read_text() == key:
+        return path
+    draw(path)
+    write_text_atomic(stamp, key)
+    return path
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -240,16 +295,43 @@ def caption(key: str, run: RunData, table: pd.DataFrame) -> str:
     return key
 
 
+def variant_plots(run: RunData, variant: str, out_dir: Path) -> dict[str, Path]:
+    """The variant's confusion, per-subject and curves figures, each drawn unless the one on
+    disk shows the same (see the module docstring)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    s = safe_name(variant)
+    split = eval_split(run)
+    cm = confusion_for(run, variant)
+    acc = per_subject_accuracy(run, variant)
+    hist = run.histories
+    hist = hist[hist["variant"] == variant] if len(hist) else pd.DataFrame()
+    names = run.classes_of(variant)
+    return {
+        f"confusion_{variant}": _reuse(
+            out_dir / f"confusion_{s}.png",
+            _digest("confusion", variant, split, names, cm),
+            lambda p: confusion_plot(run, variant, p),
+        ),
+        f"subjects_{variant}": _reuse(
+            out_dir / f"subjects_{s}.png",
+            _digest("subjects", variant, split, acc),
+            lambda p: subject_plot(run, variant, p),
+        ),
+        f"curves_{variant}": _reuse(
+            out_dir / f"curves_{s}.png",
+            _digest("curves", variant, hist),
+            lambda p: curves_plot(run, variant, p),
+        ),
+    }
+
+
 def make_plots(
     run: RunData, table: pd.DataFrame, out_dir: Path, studies: dict | None = None
 ) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     made: dict[str, Path] = {"variants": variants_plot(table, out_dir / "variants.png")}
     for v in run.variants:
-        s = safe_name(v)
-        made[f"confusion_{v}"] = confusion_plot(run, v, out_dir / f"confusion_{s}.png")
-        made[f"subjects_{v}"] = subject_plot(run, v, out_dir / f"subjects_{s}.png")
-        made[f"curves_{v}"] = curves_plot(run, v, out_dir / f"curves_{s}.png")
+        made.update(variant_plots(run, v, out_dir))
     for variant, study in (studies or {}).items():
         made.update(search_plots(study, out_dir, suffix="" if len(studies) == 1 else f"_{variant}"))
     return made
