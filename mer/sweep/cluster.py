@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,81 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     res = ray.cluster_resources()
     log.info("Ray: %d node(s), %g CPU, %g GPU", alive_nodes(), res.get("CPU", 0), res.get("GPU", 0))
     return True
+
+
+def _no_sigterm_note(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("SIGTERM handler is not set")
+
+
+class BackgroundStart:
+    """`connect` in a thread of its own, so a local Ray starts (seconds of waiting for its
+    processes) while the driver prepares data and plans; a local Ray started here then warms
+    one worker per CPU (`warm_workers`). `result()` waits for it.
+
+    The thread stays (idle) as long as the process: Ray starts its processes with
+    PR_SET_PDEATHSIG, which kills them when the *thread* that started them ends."""
+
+    def __init__(self, address: str | None, *, num_cpus: int | None = None):
+        self._args = (address, num_cpus)
+        self._ready = threading.Event()
+        self._started = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mer-ray-start", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        address, num_cpus = self._args
+        # ray.init warns that it set no SIGTERM handler from this thread: result() sets it
+        logging.getLogger("ray._private.worker").addFilter(_no_sigterm_note)
+        try:
+            self._started = connect(address, num_cpus=num_cpus)
+            if self._started and not address:
+                import ray  # lazy: Ray takes seconds to import
+
+                warm_workers(int(ray.cluster_resources().get("CPU", 1)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._error = exc
+        finally:
+            self._ready.set()
+        if self._started:
+            threading.Event().wait()  # keep Ray's processes alive (see the class docstring)
+
+    def result(self) -> bool:
+        """True when Ray was started here. ray.init sets its SIGTERM handler (exit, so that Ray
+        shuts down) only from the main thread: it is set here instead, unless the program has a
+        handler of its own."""
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        in_main = threading.current_thread() is threading.main_thread()
+        if self._started and in_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        return self._started
+
+    def abandon(self) -> None:
+        """The run stops before it needs Ray: wait for the start, shut down what it started."""
+        self._ready.wait()
+        if self._started:
+            import ray  # lazy: Ray takes seconds to import
+
+            ray.shutdown()
+
+
+def warm_workers(n: int) -> None:
+    """Start `n` Ray workers that import what a trial imports (torch, mer.train), without
+    waiting: Tune's first trials then start in workers that have done it, while the driver is
+    still preparing their data. A local Ray only (on a cluster they could land anywhere)."""
+    import ray  # lazy: Ray takes seconds to import
+
+    task = ray.remote(num_cpus=0)(warm_imports)
+    for _ in range(max(0, n)):
+        task.remote()
+
+
+def warm_imports() -> None:
+    """What a trial imports first (in a Ray worker)."""
+    import mer.sweep.trial  # noqa: F401 - lazy: imported for its side effect, in a worker
+    import mer.train  # noqa: F401 - lazy: torch, in a worker
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -38,7 +38,8 @@ from mer.experiment.store import ResultsStore, write_run_files
 from mer.experiment.summary import Summary, write_summary
 from mer.report import write_report
 from mer.sweep import outdir
-from mer.sweep.cluster import alive_nodes, autoscaler_ceiling, check_reachable, connect
+from mer.sweep.cluster import BackgroundStart, alive_nodes, autoscaler_ceiling, check_reachable
+from mer.sweep.inbox import PAYLOAD_KEY, collect, start_inbox
 from mer.sweep.options import RunOptions
 from mer.sweep.progress import Progress
 from mer.sweep.resources import capacity, check_devices, max_concurrent, trial_resources
@@ -124,6 +125,7 @@ class Session:
         self.resources = resources  # per trial (trial_resources)
         self.capacity = cluster_capacity  # as the autoscaler may grow it: sizes concurrency
         self.data_refs = {key: ray.put(value) for key, value in data.items()}
+        self.inbox = start_inbox()  # trials hand their payloads over here (mer.sweep.inbox)
         mode = opts.wandb or cfg.tracking.wandb.mode
         self.tracker: Tracker = make_tracker(mode, self.out, cfg)
         self.wandb_mode = mode
@@ -142,6 +144,7 @@ class Session:
             done=frozenset(self.done_at_start),
             hooks=self.opts.trial_hooks,
             report_every_s=self.opts.report_every_s,
+            inbox=self.inbox,
         )
         return tune.with_resources(fn, self.resources)
 
@@ -173,11 +176,12 @@ class Session:
 
         `fresh_experiment`: run a new Tune experiment of that name next to the sweep's own
         (never restored), for trials the restored experiment will not run again."""
-        # Tune's CSV/TensorBoard loggers would flatten the final prediction payload into
-        # columns; results are filed by our callback, Tune keeps its JSON log.
+        # results are filed by our callback; Tune keeps its JSON log only (its CSV/TensorBoard
+        # loggers would add two files per trial)
         os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-        # num_to_keep forces an experiment snapshot after checkpoints (cheap here); Tune warns
-        # about it on every checkpoint of short trials.
+        # num_to_keep forces an experiment snapshot when a trial checkpoints twice between
+        # snapshots; trials checkpoint at most once a minute (MIN_CHECKPOINT_INTERVAL_S), so
+        # that happens only to a resumed legacy trial, and Tune's warning about it is noise
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         storage_path, name = self.storage
         if fresh_experiment:
@@ -238,6 +242,8 @@ class Session:
                         failure_config=tune.FailureConfig(
                             max_failures=self.cfg.resources.max_failures
                         ),
+                        # two per trial, deleted when it finishes (on_complete): a bounded
+                        # list in each trial's Tune state
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                         callbacks=[SweepCallback(), JsonLoggerCallback(), *callbacks],
                         verbose=0,
@@ -248,10 +254,29 @@ class Session:
             _ACTIVE.pop("session", None)
 
     # ------------------------------------------------------------------------- callbacks
+    def _payload(self, spec: TrialSpec, result: dict[str, Any]) -> dict[str, Any] | None:
+        """The trial's final payload: taken from the inbox by the token of its final report (a
+        report holding the whole payload, as older trainables sent it, is the payload). None,
+        with the trial filed as failed, when the inbox has none under that token."""
+        token = result.get(PAYLOAD_KEY)
+        if token is None:
+            return result
+        payload = collect(self.inbox, str(token))
+        if payload is None:
+            err = f"{spec.id}: its final results were not in the driver's inbox (token {token})"
+            log.error("%s; filed as failed, --resume runs it again", err)
+            self.store.write_failure(spec, err)
+            self.progress.trial_failed(spec)
+        return payload
+
     def on_result(self, config: dict[str, Any], result: dict[str, Any]) -> None:
         if result.get(SKIPPED_KEY) or not result.get(FINAL_KEY):
             return
         spec, vcfg = spec_from_config(self.plan, config)
+        found = self._payload(spec, result)
+        if found is None:
+            return
+        result = found
         self.store.write_trial(spec, result)
         n_done = self.progress.mark_done(spec)
         # A search fold trial's test score is no estimate of anything (its fold's validation
@@ -326,11 +351,15 @@ class Session:
         self.progress.trial_failed(spec)
 
     # ----------------------------------------------------------------------------- finish
-    def _write_report(self) -> dict[str, Path]:
-        """OUT/report/ (tables, figures, HTML): what `mer report OUT` writes. A failure here is
+    def _write_report(self, summary: Summary | None = None) -> dict[str, Path]:
+        """OUT/report/ (tables, figures, HTML): what `mer report OUT` writes, from the summary's
+        full pass (`summary`: its run and table, not read and computed again). A failure here is
         logged with its traceback and leaves the sweep's results, already on disk, as they are."""
         try:
-            written = write_report(self.out)
+            if summary is not None and summary.run is not None:
+                written = write_report(self.out, run=summary.run, table=summary.table)
+            else:
+                written = write_report(self.out)
         except Exception:  # noqa: BLE001 - reporting must not lose a finished sweep
             log.exception("could not write the report; run `mer report %s` to retry", self.out)
             return {}
@@ -338,8 +367,12 @@ class Session:
         return written
 
     def finish(self) -> Summary:
+        # the one full pass over the results folder: summary files, then the report from the
+        # same rows; the per-trial pool must agree with it
         summary = write_summary(self.out, self.plan)
-        report = self._write_report()
+        self.progress.check(summary)
+        self.progress.wait_figures()
+        report = self._write_report(summary)
         # an interrupted run logs no W&B summary runs: its variants are only paused, and the
         # --resume that finishes them logs the real ones
         if not self.interrupted:
@@ -371,25 +404,34 @@ def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
 def open_session(
     cfg: ExperimentConfig, opts: RunOptions, variants: dict[str, ExperimentConfig] | None = None
 ) -> Session:
-    """Check the output folder, prepare data, plan, write config/plan/environment, start Ray."""
+    """Check the output folder, prepare data, plan, write config/plan/environment, start Ray.
+
+    Ray starts in the background meanwhile (a local Ray takes seconds, mostly waiting for its
+    processes), and a local Ray's first workers import what trials import, so the first trials
+    start soon after the plan is ready."""
     if opts.address:
         check_reachable(opts.address)  # before data preparation, which can take minutes
     clear = outdir.check_out_dir(cfg, opts)
-    vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
-    data = prepare_datasets(vcfgs)
+    ray_start = BackgroundStart(opts.address, num_cpus=opts.num_cpus)
+    try:
+        vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
+        data = prepare_datasets(vcfgs)
 
-    def samples_for(data_cfg: Any) -> tuple[Any, list[str]]:
-        d = data[plan_mod.data_key_of(data_cfg)]
-        return d.samples, list(d.class_names)
+        def samples_for(data_cfg: Any) -> tuple[Any, list[str]]:
+            d = data[plan_mod.data_key_of(data_cfg)]
+            return d.samples, list(d.class_names)
 
-    plan = plan_mod.build_plan(
-        cfg,
-        samples_for,
-        stats_for=plan_mod.model_stats_or_none,
-        variants=vcfgs,
-        faces_for=lambda data_cfg: data[plan_mod.data_key_of(data_cfg)].faces,
-    )
-    started = connect(opts.address, num_cpus=opts.num_cpus)
+        plan = plan_mod.build_plan(
+            cfg,
+            samples_for,
+            stats_for=plan_mod.model_stats_or_none,
+            variants=vcfgs,
+            faces_for=lambda data_cfg: data[plan_mod.data_key_of(data_cfg)].faces,
+        )
+    except BaseException:
+        ray_start.abandon()
+        raise
+    started = ray_start.result()
     try:
         remote = bool(opts.address)
         cluster, ceiling = dict(ray.cluster_resources()), autoscaler_ceiling() if remote else {}

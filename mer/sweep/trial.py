@@ -7,9 +7,13 @@ LocalReporter: no Ray, breakpoints work). run_fold knows nothing of either: it c
 What a trial reports:
 - progress results (`mer_final: False`): on every checkpoint epoch (with the checkpoint) and at
   most every `report_every_s` seconds otherwise, since each report is a round trip to the driver;
-- one final result (`mer_final: True`) holding the prediction log, history and scores, which the
+- one final payload (`mer_final: True`) holding the prediction log, history and scores, which the
   driver's results callback writes to `OUT/trials/...` (the driver owns the results folder, so
   trials on other nodes need no shared file system).
+
+Tune sees only what it needs (TuneReporter): progress results carry `epoch` and the trial id, the
+final one a token of the payload, which travels through the driver's inbox actor instead of
+Tune's state (mer.sweep.inbox), plus a search fold's validation labels for the searcher.
 
 Trial hooks (mer.sweep.hooks.TrialHooks, handed to trials by the driver so they work on any
 node) run at the trial's start, after each checkpoint and at its end: profiling, chaos testing,
@@ -31,6 +35,7 @@ from typing import Any, Protocol
 from mer.config import ExperimentConfig, with_overrides
 from mer.experiment.plan import SweepPlan, TrialSpec
 from mer.sweep.hooks import NoTrialHooks, TrialHooks
+from mer.sweep.inbox import PAYLOAD_KEY, hand_over
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +43,39 @@ CHECKPOINT_FILE = "state.pt"
 FINAL_KEY = "mer_final"
 SKIPPED_KEY = "mer_skipped"
 PROGRESS_KEYS = ("epoch", "loss", "lr", "train_acc", "val_uf1", "val_uar", "val_acc", "seconds")
+# What Tune gets of a progress result: nothing schedules on the scores (the ablation grid has no
+# scheduler, the searcher pools validation labels), and every numeric key costs each trial's Tune
+# state a running analysis; the per-epoch values are in the trial's history.csv.
+TUNE_KEYS = ("epoch", "trial")
+# A Tune checkpoint at most this often per trial (a sooner one is left out; the next one after
+# the interval is kept). Tune keeps 2 per trial (CheckpointConfig.num_to_keep, which bounds each
+# trial's checkpoint list in its state) and forces a full experiment snapshot whenever one trial
+# checkpoints twice between snapshots; Tune's own snapshot period is 10 s or more, so at one
+# checkpoint per minute the forcing never comes, whatever `train.checkpoint_every` and the epoch
+# time are. A retry loses at most this long (plus checkpoint_every epochs) of training.
+MIN_CHECKPOINT_INTERVAL_S = 60.0
+
+
+def final_report(payload: dict[str, Any], token: str, *, search: bool = False) -> dict[str, Any]:
+    """What Tune gets of a final payload handed to the inbox under `token`: the final flag, the
+    trial id and the token; for a search fold also `val_true`/`val_pred`, its validation rows'
+    labels (what the searcher reads, mer.sweep.search.fold_trial)."""
+    out: dict[str, Any] = {FINAL_KEY: True, "trial": payload.get("trial"), PAYLOAD_KEY: token}
+    if search:
+        pred = payload.get("predictions") or {}
+        rows = [i for i, s in enumerate(pred.get("split", [])) if s == "val"]
+        out["val_true"] = [int(pred["true"][i]) for i in rows]
+        out["val_pred"] = [int(pred["pred"][i]) for i in rows]
+    return out
 
 
 # ---------------------------------------------------------------------------------- reporters
 class Reporter(Protocol):
-    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> None:
-        """Send a result (and optionally a run_fold state dict to resume from)."""
+    def report(
+        self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None
+    ) -> bool | None:
+        """Send a result (and optionally a run_fold state dict to resume from); False when the
+        checkpoint was left out."""
 
     def restore(self) -> dict[str, Any] | None:
         """The state dict to resume from (a retry or `--resume`), or None."""
@@ -64,17 +96,51 @@ def _load_state(folder: Path) -> dict[str, Any]:
 
 
 class TuneReporter:
-    """Reports through `ray.tune.report`; checkpoints as Tune checkpoints (retries resume)."""
+    """Reports through `ray.tune.report`; checkpoints as Tune checkpoints (retries resume).
 
-    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> None:
+    With an `inbox` (the driver's, mer.sweep.inbox) Tune gets only TUNE_KEYS of a progress
+    result and `final_report` of the final payload, which goes to the inbox; without one (a
+    trial outside a sweep session, e.g. bench.throughput's), every result goes to Tune whole.
+    `search`: the trial is a search fold, whose final report carries its validation labels."""
+
+    def __init__(
+        self,
+        inbox: Any = None,
+        *,
+        search: bool = False,
+        min_checkpoint_interval_s: float = 0.0,
+    ):
+        self.inbox = inbox
+        self.search = search
+        self.min_checkpoint_interval_s = min_checkpoint_interval_s
+        self._last_checkpoint: float | None = None
+
+    def report(self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> bool:
+        """Report; False when a checkpoint came sooner than `min_checkpoint_interval_s` after
+        the last one and was left out (see MIN_CHECKPOINT_INTERVAL_S)."""
         from ray import tune  # lazy: the --trial debug path runs without Ray
 
+        if self.inbox is not None:
+            metrics = self._for_tune(metrics)
+        now = time.monotonic()
+        last = self._last_checkpoint
+        too_soon = last is not None and now - last < self.min_checkpoint_interval_s
+        if checkpoint is not None and too_soon:  # left out: MIN_CHECKPOINT_INTERVAL_S
+            tune.report(metrics)
+            return False
         if checkpoint is None:
             tune.report(metrics)
-            return
+            return True
         with tempfile.TemporaryDirectory(prefix="mer-ckpt-") as tmp:
             _save_state(checkpoint, Path(tmp))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        self._last_checkpoint = now
+        return True
+
+    def _for_tune(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        if not metrics.get(FINAL_KEY):
+            return {k: metrics[k] for k in TUNE_KEYS if k in metrics}
+        return final_report(metrics, hand_over(self.inbox, metrics), search=self.search)
 
     def restore(self) -> dict[str, Any] | None:
         from ray import tune  # lazy: the --trial debug path runs without Ray
@@ -186,9 +252,10 @@ def _train(
         metrics.update({FINAL_KEY: False, "trial": spec.id})
         state = pending.pop("state", None)
         if state is not None:
-            reporter.report(metrics, checkpoint=state)
+            kept = reporter.report(metrics, checkpoint=state) is not False
             last_report[0] = time.monotonic()
-            hooks.after_checkpoint(spec, int(rec.get("epoch", 0)))
+            if kept:
+                hooks.after_checkpoint(spec, int(rec.get("epoch", 0)))
         elif time.monotonic() - last_report[0] >= report_every_s:
             reporter.report(metrics)
             last_report[0] = time.monotonic()
@@ -298,13 +365,15 @@ def tune_trainable(
     done: frozenset[str] = frozenset(),
     hooks: TrialHooks | None = None,
     report_every_s: float = 30.0,
+    inbox: Any = None,
+    min_checkpoint_interval_s: float = MIN_CHECKPOINT_INTERVAL_S,
 ) -> None:
     """The Tune function trainable (wrapped with `tune.with_parameters` by the runner).
 
     `data_refs` maps a variant's data key to an ObjectRef of its PreparedData, put once by the
     driver; only the one this trial needs is fetched (zero-copy from the node's object store).
     `done` lists trials whose results the driver already has (a resumed sweep): they return
-    at once instead of training again.
+    at once instead of training again. `inbox`: the driver's payload inbox (mer.sweep.inbox).
     """
     # lazy: only Tune trials run this; the --trial debug path imports this module without Ray
     import ray
@@ -324,7 +393,11 @@ def tune_trainable(
         cfg,
         data,
         fold,
-        TuneReporter(),
+        TuneReporter(
+            inbox,
+            search="spec" not in config,
+            min_checkpoint_interval_s=min_checkpoint_interval_s,
+        ),
         hooks=hooks,
         report_every_s=report_every_s,
         plan_oracle=vp.oracle,
