@@ -163,6 +163,13 @@ def run(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
         argv=args.argv,
     )
+    if args.resume and cfg.search is None:
+        # lazy: pandas and the results code load on use (this path never imports Ray)
+        from mer.sweep.finished import finished_sweep, print_outcome
+
+        summary = finished_sweep(cfg, opts)
+        if summary is not None:  # nothing left to run: its table, without Ray
+            return print_outcome(cfg, out, summary, interrupted=False)
     if cfg.search is not None:
         from mer.sweep.search import run_search  # lazy: Ray takes seconds to import
 

@@ -17,7 +17,7 @@ from typing import Any
 from ray import tune
 
 from mer.config import ExperimentConfig
-from mer.experiment.summary import console_table
+from mer.sweep.finished import print_outcome
 from mer.sweep.options import RunOptions
 from mer.sweep.session import open_session
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY
@@ -64,25 +64,7 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
             session.interrupted = ended_trials(rerun) < len(lost)
     finally:
         summary = session.finish()
-    print(
-        f"\n{cfg.name}: pooled test metrics per variant, with "
-        f"{cfg.report.level:.0%} subject-bootstrap intervals (mean ± std over seeds)\n"
-    )
-    print(console_table(summary.table))
-    print(f"\nresults: {opts.out} (summary.md, summary.csv, predictions.csv, trials/)")
-    failed = int(summary.table["folds_failed"].sum())
-    missing = int((summary.table["folds_total"] - summary.table["folds_done"]).sum()) - failed
-    if session.interrupted:
-        print(f"INTERRUPTED: {missing} trial(s) not finished; continue with --resume")
-        return 130
-    if failed or missing:
-        see = f"see {opts.out}/trials/*/*/*/error.txt; " if failed else ""
-        print(
-            f"INCOMPLETE: {failed} trial(s) failed, {missing} not run; {see}rerun with --resume "
-            "to retry them"
-        )
-        return 1
-    return 0
+    return print_outcome(cfg, opts.out, summary, interrupted=session.interrupted)
 
 
 def ended_trials(grid: Any) -> int:
