@@ -344,11 +344,18 @@ class ResourcesConfig(ConfigModel):
 
 
 class WandbConfig(ConfigModel):
+    """W&B tracking of a sweep. `granularity`: `trial` (default) logs one run per trial plus
+    one summary run per variant; `variant` logs only the variant summary runs, each with its
+    per-fold table and per-fold training curves (for studies where thousands of trial runs
+    would bury the dashboard). Not hashed: it changes what is logged, no computed number."""
+
     SECTION: ClassVar[str] = "tracking.wandb"
     project: Str = "mer"
     entity: Str | None = None
     mode: one_of("offline", "online", "disabled") = "offline"
     tags: StrList = Field(default_factory=list)  # added to every run of the sweep
+    granularity: one_of("trial", "variant") = "trial"
+    UNHASHED: ClassVar[frozenset[str]] = frozenset({"granularity"})
 
 
 class TrackingConfig(ConfigModel):

@@ -2,7 +2,10 @@
 
 One W&B run per trial (group `{sweep}/{variant}`, job_type = variant, name = trial id, per-epoch
 curves from the trial's history), one summary run per variant (pooled metrics, confusion matrix,
-per-fold table) and one sweep run with the table comparing the variants. Non-standard results
+per-fold table) and one sweep run with the table comparing the variants. With
+`tracking.wandb.granularity: variant` there is no run per trial: each variant's summary run also
+holds its trials' table and per-fold curves (mer.sweep.variant_runs), so a study of thousands of
+trials gives one run per variant. Non-standard results
 carry their labels as W&B tags (`oracle`, `partial`, `subject-dependent`) on trial and summary
 runs, and as the display name's suffix (` [oracle] [partial: 2 of 5 subjects]`) on summary runs;
 the sweep run is tagged `has-oracle` / `has-partial` / `has-subject-dependent`.
@@ -45,6 +48,7 @@ from mer.sweep.payloads import (  # noqa: F401 - tracking's names for them
     sweep_tables,
     variant_summary,
 )
+from mer.sweep.variant_runs import log_folds
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class Tracker:
     their arguments), logs nothing and reports each job done at once."""
 
     enabled = False
+    per_trial = True  # one W&B run per trial (tracking.wandb.granularity: trial)
 
     def trial(self, *args: Any, on_done: Callable[[], None] | None = None, **kwargs: Any) -> None:
         if on_done is not None:
@@ -82,9 +87,14 @@ class WandbTracker(Tracker):
         entity: str | None,
         mode: str,
         tags: list[str] | None = None,
+        granularity: str = "trial",
     ):
         if mode not in ("offline", "online"):
             raise ValueError(f"W&B mode {mode!r}")
+        # "variant": no run per trial; each variant summary run carries its folds' table and
+        # curves instead (mer.sweep.variant_runs), all written when the sweep ends
+        self.granularity = granularity
+        self.per_trial = granularity == "trial"
         self.dir = Path(out)
         (self.dir / "wandb").mkdir(parents=True, exist_ok=True)
         self.sweep_name = sweep
@@ -171,6 +181,8 @@ class WandbTracker(Tracker):
         oracle: bool,
         on_done: Callable[[], None] | None = None,
     ) -> None:
+        if not self.per_trial:
+            return  # granularity "variant": the trial is in its variant's run (_variant_run)
         config = flatten(cfg)
         config.update(
             variant=spec.variant,
@@ -277,6 +289,8 @@ class WandbTracker(Tracker):
                     # per-fold scores are a diagnostic, not the MEGC metric: named as such
                     table = wandb.Table(dataframe=_fold_table(test, len(names)))
                     run.log({"folds_nonstandard_per_fold_scores": table})
+                if not self.per_trial:
+                    log_folds(run, self.dir, variant)
             finally:
                 run.finish()
 
@@ -372,5 +386,11 @@ def make_tracker(mode: str, out: Path, cfg: ExperimentConfig) -> Tracker:
         return Tracker()
     w = cfg.tracking.wandb
     return WandbTracker(
-        out, sweep=cfg.name, project=w.project, entity=w.entity, mode=mode, tags=list(w.tags)
+        out,
+        sweep=cfg.name,
+        project=w.project,
+        entity=w.entity,
+        mode=mode,
+        tags=list(w.tags),
+        granularity=w.granularity,
     )
