@@ -321,6 +321,17 @@ def test_variant_granularity_logs_no_trial_runs_and_a_trials_table_per_variant(
     assert set(runs) == {"free", "res summary"}  # no run per trial
     logged = {k for h in runs["free"]["history"] for k in h}
     assert {"trials/_type", "curves/_type", "curves/loss_table/_type"} <= logged
+    # the variant run's trials table: one row per fold and seed, the failed one marked so
+    (path,) = (tmp_path / "wandb").glob("offline-run-*/files/media/table/trials_*.table.json")
+    logged_trials = json.loads(path.read_text())
+    rows = [dict(zip(logged_trials["columns"], r)) for r in logged_trials["data"]]
+    assert sorted((r["fold"], r["seed"]) for r in rows) == sorted(
+        (t.fold, t.seed) for t in plan.trials_of("free")
+    )
+    assert [r["trial"] for r in rows if r["status"] == "failed"] == [failed.id]
+    (path,) = (tmp_path / "wandb").glob("offline-run-*/files/media/table/curves_*.table.json")
+    logged_curves = json.loads(path.read_text())
+    assert len(logged_curves["data"]) == len(hist)  # every epoch of every finished fold
 
 
 # --------------------------------------------------------------------------- Ray start-up

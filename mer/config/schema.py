@@ -295,6 +295,8 @@ class TrainConfig(ConfigModel):
     conv_impl: one_of("conv3d", "t2d") = "conv3d"
     compile: Bool = False
     eval_every: Count = 1
+    # a sweep trial's Tune checkpoint every this many epochs, at most once a minute per trial
+    # (mer.sweep.trial.MIN_CHECKPOINT_INTERVAL_S: keeps Tune from forcing experiment snapshots)
     checkpoint_every: NonNegative = 10
     threads: NonNegative = 0
 
