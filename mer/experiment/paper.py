@@ -2,8 +2,9 @@
 
 A run is shown beside a paper number only when its resolved variant config IS that configuration:
 the same real dataset, label scheme, frames (count, selection, skip) and input size, region policy
-(with every AU allowed to pick the crop), the original's face handling (`original_faces`), model (the preset plus the ablation's switches, compared
-field by field after the preset is expanded), loss, split and epoch selection. The variant's name
+(with every AU allowed to pick the crop), the original's face handling (`original_faces`), model
+(the preset plus the ablation's switches, compared field by field after the preset is expanded),
+loss, split and epoch selection. The variant's name
 plays no part: a label-free variant named `full` is not the paper's `full`, and a synthetic
 dataset in CASME II's layout is not CASME II.
 
