@@ -1,4 +1,4 @@
-"""`mer` command line: synth | prepare | train | summary | report.
+"""`mer` command line: synth | prepare | cache | train | summary | report.
 
 Each subcommand lives beside the code it drives and registers itself through `add_parser`; this
 module only assembles them, sets up logging and turns user errors (MerError) into a one-line
@@ -18,7 +18,7 @@ from mer.errors import MerError
 # (module, what it adds) in the order `mer --help` lists them.
 SUBCOMMAND_MODULES = (
     "mer.data.synthetic_cli",  # synth
-    "mer.data.cache",  # prepare
+    "mer.data.cache_cli",  # prepare, cache
     "mer.train_cli",  # train
     "mer.models.summary",  # summary
     "mer.report",  # report

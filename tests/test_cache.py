@@ -15,7 +15,7 @@ import pytest
 
 from mer.config import DataConfig, FramesConfig, RegionsConfig, SyntheticConfig
 from mer.data import cache as cache_mod
-from mer.data import checks, clips, regions
+from mer.data import cache_cli, checks, clips, regions
 from mer.data.cache import (
     PreparedData,
     load_prepared,
@@ -602,7 +602,7 @@ ablations:
 """
     )
     parser = argparse.ArgumentParser()
-    cache_mod.add_parser(parser.add_subparsers())
+    cache_cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(["prepare", str(sweep), "--set", "data.size=24", "--workers", "1"])
     assert args.func(args) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -169,6 +169,9 @@ def dry_run(cfg: ExperimentConfig, args: argparse.Namespace) -> int:
     print(describe(plan, max_concurrent=conc))
     for line in missing:
         print(f"WARNING: {line} is not a folder on this machine; `mer prepare` here would fail")
+    from mer.data.preflight import dry_run_lines
+
+    print("\n".join(dry_run_lines(cfg)))  # media without decoding, sizes against disk/memory
     if cfg.search is not None:
         n = cfg.search.holdout_subjects
         after = (
