@@ -301,3 +301,25 @@ def test_workers_keep_results_and_resume(tmp_path: Path, shared: Path) -> None:
     data = prepare_data(cfg, progress=False, workers=2)
     assert len(data.samples) == 6 and not list(store.folder.glob("*.npz"))
     assert os.path.isdir(tmp_path / "cache" / data.key)
+
+
+def test_a_result_removed_before_assembly_is_prepared_again(
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two builds of one config for different sources share the unchanged clips' results; the
+    first to finish removes them: the other prepares those clips again instead of failing."""
+    from mer.data import assemble
+
+    real = assemble.prepare_clips
+
+    def then_lose_one(data_cfg, samples, store, keys, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        failures = real(data_cfg, samples, store, keys, *args, **kwargs)
+        store.file(keys[2]).unlink()
+        return failures
+
+    monkeypatch.setattr(assemble, "prepare_clips", then_lose_one)
+    data = prepare_data(_cfg(tmp_path, shared), progress=False)
+    monkeypatch.undo()
+    whole = prepare_data(_cfg(tmp_path, shared, cache="other"), progress=False)
+    for name in FILES:
+        assert _sha(data.path / name) == _sha(whole.path / name), name

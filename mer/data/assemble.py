@@ -20,7 +20,7 @@ import pandas as pd
 
 from mer.config import DataConfig, to_dict
 from mer.data import budget, checks, clipstore, regions
-from mer.data.clips import ClipSettings
+from mer.data.clips import ClipJob, ClipSettings
 from mer.data.faces import table as face_table
 from mer.data.integrity import ArrayWriter, bytes_record, manifest_digest, save_array
 from mer.data.keys import CACHE_VERSION, key_config
@@ -126,7 +126,8 @@ def build(
             len(bad), n, MANIFEST, "; ".join(failures[i] for i in bad[: face_table.SHOWN]),
         )  # fmt: skip
 
-    metas = [store.load(keys[i], arrays=False) for i in good]
+    jobs = clip_jobs(samples)
+    metas = [store.load(keys[i], arrays=False, redo=(jobs[i], s)) for i in good]
     stats = [m.stats for m in metas]
     oracle = s.policy == "au_oracle"
     table = samples.iloc[good].reset_index(drop=True)
@@ -169,7 +170,8 @@ def build(
             )
 
     rows = [good[j] for j in keep.tolist()]
-    files = _write_branches(tmp, store, [keys[i] for i in rows], shape, s.policy != "none", recycle)
+    redo = [(keys[i], (jobs[i], s)) for i in rows]
+    files = _write_branches(tmp, store, redo, shape, s.policy != "none", recycle)
     files["frame_numbers.npy"] = save_array(tmp / "frame_numbers.npy", numbers)
     if uses_landmarks:
         files["landmarks.npy"] = save_array(tmp / "landmarks.npy", points)
@@ -238,19 +240,20 @@ def _json_roundtrip(obj: dict[str, Any]) -> dict[str, Any]:
 def _write_branches(
     tmp: Path,
     store: clipstore.ClipStore,
-    keys: list[str],
+    clips: list[tuple[str, tuple[ClipJob, ClipSettings]]],
     shape: tuple[int, ...],
     with_regions: bool,
     recycle: bool,
 ) -> dict[str, dict[str, Any]]:
-    """global.npy and regions.npy from the per-clip results, clip by clip."""
-    full = (len(keys), *shape)
+    """global.npy and regions.npy from the per-clip results (key, (job, settings)), clip by
+    clip."""
+    full = (len(clips), *shape)
     writers = {"global.npy": ArrayWriter(tmp / "global.npy", full, np.uint8, rows=True)}
     if with_regions:
         writers["regions.npy"] = ArrayWriter(tmp / "regions.npy", full, np.uint8, rows=True)
     try:
-        for k in keys:
-            clip = store.load(k)
+        for k, redo in clips:
+            clip = store.load(k, redo=redo)
             writers["global.npy"].write(clip.global_clip)
             if with_regions:
                 writers["regions.npy"].write(clip.region_clip)

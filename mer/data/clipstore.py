@@ -100,10 +100,19 @@ class ClipStore:
                 path.unlink()
         return whole
 
-    def load(self, key: str, *, arrays: bool = True) -> StoredClip:
+    def load(
+        self, key: str, *, arrays: bool = True, redo: tuple[ClipJob, ClipSettings] | None = None
+    ) -> StoredClip:
         """One clip's result; `arrays` False reads only its frame numbers, landmarks and meta
-        (the branch arrays are read one clip at a time when the cache is written)."""
+        (the branch arrays are read one clip at a time when the cache is written). `redo`: the
+        clip's job and settings, to prepare it again when its result is gone (another build of
+        this config, for other sources, shared it and finished first)."""
         path = self.file(key)
+        if redo is not None and not path.is_file():
+            log.info("%s: per-clip result gone; preparing the clip again", path)
+            error = prepare_clip(redo[0], redo[1], str(path))
+            if error is not None:
+                raise DataError(error)
         try:
             with np.load(path) as z:
                 meta = json.loads(str(z["meta"]))
