@@ -171,6 +171,7 @@ def test_cache_list_and_clean(tmp_path: Path, shared: Path, capsys: pytest.Captu
     stale_build = root / f".{new.key}.building-dead"
     stale_build.mkdir()
     (root / "0123456789abcdef").mkdir()  # a folder without manifest
+    (root / "mine").mkdir()  # not a cache folder: never listed nor removed
 
     entries = {e.key: e for e in listing.list_caches(root)}
     assert entries[old.key].stale.startswith(f"superseded by {new.key}")
@@ -191,7 +192,7 @@ def test_cache_list_and_clean(tmp_path: Path, shared: Path, capsys: pytest.Captu
     out = capsys.readouterr().out
     assert f"removed {old.path}" in out and "removed 3 entries" in out
     left = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))
-    assert left == sorted([new.key, other.key, "synthetic"]) or left == sorted([new.key, other.key])
+    assert left == sorted([new.key, other.key, "mine"])
     assert not stale_build.exists()
     assert not (root / ".usage" / f"{old.key}.json").exists()
     prepare_data(cfg, progress=False)  # the kept cache still opens, nothing rebuilt

@@ -323,3 +323,20 @@ def test_a_result_removed_before_assembly_is_prepared_again(
     whole = prepare_data(_cfg(tmp_path, shared, cache="other"), progress=False)
     for name in FILES:
         assert _sha(data.path / name) == _sha(whole.path / name), name
+
+
+def test_dry_run_lines_size_and_one_media_check_per_source(tmp_path: Path, shared: Path) -> None:
+    from mer.data import budget
+    from mer.experiment.plan import data_key_of
+
+    data = to_dict(_cfg(tmp_path, shared))
+    cfg = from_dict(
+        {"data": data, "ablations": {"full": {}, "none": {"data.regions.policy": "none"}}}
+    )
+    lines = preflight.dry_run_lines(cfg)
+    full = budget.Estimate.of(_cfg(tmp_path, shared), 6)
+    size = budget.fmt_bytes(full.total)
+    assert lines[0].startswith(f"Prepared data {data_key_of(cfg.data)}: about {size} (6 clips x 6")
+    assert "x 1 branch(es)" in lines[1] and lines[2].startswith(f"Cache {tmp_path / 'cache'}: ")
+    (media_line,) = [line for line in lines if "Media check without decoding" in line]
+    assert media_line.count(", ") >= 1 and "6 of 6 clips checked" in media_line  # both configs

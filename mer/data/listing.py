@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ from mer.util.jsonio import write_json
 log = logging.getLogger(__name__)
 
 USAGE = ".usage"
+KEY = re.compile(r"[0-9a-f]{16}")  # a cache folder's name (mer.data.keys.cache_key)
 KEEP_USERS = 20  # users remembered per cache (the most recent)
 DAY = 86400.0
 
@@ -144,7 +146,7 @@ def list_caches(root: str | Path) -> list[CacheInfo]:
     caches = [
         _cache_entry(p, root)
         for p in sorted(root.iterdir())
-        if p.is_dir() and not p.name.startswith(".") and p.name != "synthetic"
+        if p.is_dir() and KEY.fullmatch(p.name)  # anything else here is not ours to list
     ]
     newest: dict[str, CacheInfo] = {}
     for c in caches:

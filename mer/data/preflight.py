@@ -115,48 +115,58 @@ def scan_media(data_cfg: DataConfig) -> MediaScan:
     return scan
 
 
-def size_lines(data_cfg: DataConfig, clips: int) -> list[str]:
-    """The prepared data's estimated size, and warnings where this machine could not hold it."""
-    est = budget.Estimate.of(data_cfg, clips)
-    root = Path(data_cfg.cache_dir).expanduser()
-    free = budget.free_bytes(root)
-    out = [
-        f"Prepared data: about {budget.fmt_bytes(est.total)} in {root} ({est.formula()}); "
-        f"{budget.fmt_bytes(free)} free there"
-    ]
-    if free < est.total + budget.margin(est.total):
-        out.append(
-            "WARNING: the cache's file system has less free space than the prepared data needs; "
-            "`mer prepare` here would refuse"
-        )
+def size_lines(estimates: list[tuple[str, DataConfig, int]]) -> list[str]:
+    """Each data config's prepared size (data key, config, clips), the free space of the cache
+    dirs against their sum, and the configs whose arrays exceed this machine's memory."""
+    out: list[str] = []
+    per_root: dict[Path, int] = {}
     memory = budget.physical_memory()
-    if memory is not None and est.arrays > memory:
-        out.append(
-            f"WARNING: the arrays ({budget.fmt_bytes(est.arrays)}) exceed this machine's memory "
-            f"({budget.fmt_bytes(memory)}); a trial holds them all on its device: lower "
-            "data.size or data.frames.count (`mer prepare` here refuses)"
-        )
+    for key, data_cfg, clips in estimates:
+        est = budget.Estimate.of(data_cfg, clips)
+        root = Path(data_cfg.cache_dir).expanduser()
+        per_root[root] = per_root.get(root, 0) + est.total
+        out.append(f"Prepared data {key}: about {budget.fmt_bytes(est.total)} ({est.formula()})")
+        if memory is not None and est.arrays > memory:
+            out.append(
+                f"WARNING: data {key}: the arrays ({budget.fmt_bytes(est.arrays)}) exceed this "
+                f"machine's memory ({budget.fmt_bytes(memory)}); a trial holds them all on its "
+                "device: lower data.size or data.frames.count (`mer prepare` here refuses)"
+            )
+    for root, total in per_root.items():
+        free = budget.free_bytes(root)
+        out.append(f"Cache {root}: {budget.fmt_bytes(free)} free for {budget.fmt_bytes(total)}")
+        if free < total + budget.margin(total):
+            out.append(
+                f"WARNING: {root} has less free space than the prepared data needs; `mer "
+                "prepare` here would refuse"
+            )
     return out
 
 
 def dry_run_lines(cfg: Any) -> list[str]:
-    """For a sweep's dry run: per distinct data config, its size and its media check."""
+    """For a sweep's dry run: the size of each distinct data config's prepared data, and the
+    media check of each distinct source (data configs reading the same files share one)."""
     from mer.config import config_hash
     from mer.data.cache import distinct_data_configs
     from mer.data.keys import key_config
 
-    out: list[str] = []
-    scans: dict[str, MediaScan] = {}
+    scans: dict[str, tuple[MediaScan, list[str]]] = {}
+    estimates: list[tuple[str, DataConfig, int]] = []
     for data_cfg in distinct_data_configs(cfg):
-        out.append(f"data {config_hash(key_config(data_cfg), 12)}:")
+        key = config_hash(key_config(data_cfg), 12)
         source = config_hash(
             [data_cfg.dataset, data_cfg.root, data_cfg.annotations, data_cfg.sources,
              data_cfg.synthetic if data_cfg.is_synthetic else None, data_cfg.labels,
              data_cfg.cache_dir if data_cfg.is_synthetic else None]
         )  # fmt: skip
         if source not in scans:
-            scans[source] = scan_media(data_cfg)
-        scan = scans[source]
-        out += ["  " + line for line in size_lines(data_cfg, scan.clips)]
-        out += ["  " + line for line in scan.lines()]
+            scans[source] = (scan_media(data_cfg), [])
+        scan, keys = scans[source]
+        keys.append(key)
+        estimates.append((key, data_cfg, scan.clips))
+    out = size_lines(estimates)
+    for scan, keys in scans.values():
+        lines = scan.lines()
+        out.append(f"data {', '.join(keys)}: {lines[0]}")
+        out += lines[1:]
     return out
