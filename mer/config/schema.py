@@ -138,12 +138,13 @@ class SyntheticConfig(ConfigModel):
 
     SECTION: ClassVar[str] = "data.synthetic"
     layout: registered(registry.with_synthetic_layout) = "casme2"
-    # Bounded (checks.SYNTHETIC_LIMITS): synthetic data is for tests and demos, generated (also by
-    # a dry run) into memory and onto disk; a typo like 10^6 subjects must fail, not fill both.
+    # Bounded (here and in checks.synthetic_rules: clips in all, bytes of frames per clip):
+    # synthetic data is for tests and demos, generated (also by a dry run) into memory and onto
+    # disk; a typo like 10^6 subjects must fail, not fill both.
     subjects: Annotated[Int, in_range(1, 1000)] = 6
     clips: Annotated[Int, in_range(1, 999)] = 9
-    frames: Annotated[Int, in_range(2, 1000)] = 24
-    size: Annotated[Int, in_range(32, 1024)] = 96
+    frames: Annotated[Int, in_range(2)] = 24
+    size: Annotated[Int, in_range(32)] = 96
     seed: NonNegative = 0
     intensity: NonNegativeFloat = 1.0
     # Clips per subject coded "others" (dropped by 3-class schemes); null = the generator's
