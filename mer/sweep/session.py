@@ -383,14 +383,17 @@ class Session:
         return summary
 
 
-def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
-    """PreparedData per distinct data section (built or read from the cache, once)."""
+def prepare_datasets(
+    vcfgs: dict[str, ExperimentConfig], used_by: str | None = None
+) -> dict[str, Any]:
+    """PreparedData per distinct data section (built or read from the cache, once); `used_by`
+    (the sweep's folder) is recorded for `mer cache list`."""
     data: dict[str, Any] = {}
     for name, vcfg in vcfgs.items():
         key = plan_mod.data_key(vcfg)
         if key not in data:
             t0 = time.monotonic()
-            data[key] = prepare_data(vcfg.data)
+            data[key] = prepare_data(vcfg.data, used_by=used_by)
             log.info(
                 "data %s (first used by %s): %d clips ready in %.1f s",
                 key,
@@ -415,7 +418,7 @@ def open_session(
     ray_start = BackgroundStart(opts.address, num_cpus=opts.num_cpus)
     try:
         vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
-        data = prepare_datasets(vcfgs)
+        data = prepare_datasets(vcfgs, used_by=f"sweep {cfg.name} ({opts.out.resolve()})")
 
         def samples_for(data_cfg: Any) -> tuple[Any, list[str]]:
             d = data[plan_mod.data_key_of(data_cfg)]
