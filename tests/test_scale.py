@@ -165,8 +165,29 @@ def test_tune_gets_a_token_and_scalars_not_the_payload():
     progress = {"epoch": 3, "loss": 0.5, "val_uf1": 0.4, FINAL_KEY: False, "trial": spec.id}
     assert TuneReporter(inbox=object())._for_tune(progress) == {k: progress[k] for k in TUNE_KEYS}
     box = Inbox()
-    box.put("a", payload)
-    assert box.size() == 1 and box.take("a") is payload and box.take("a") is None
+    assert box.put("a", payload) == 1
+    assert box.take("a") is payload and box.take("a") is None
+
+
+def test_a_trial_whose_checkpoint_was_deleted_is_recognised(tmp_path):
+    """After a killed driver, Tune's state can point a trial at the checkpoint deleted when it
+    finished (Session.on_complete); with its results deleted since, that is no failure of the
+    trial: it runs again (tests/test_sweep_resume.py, the third --resume)."""
+    from types import SimpleNamespace
+
+    from ray.train import Checkpoint
+
+    from mer.sweep.session import _checkpoint_deleted
+
+    folder = tmp_path / "checkpoint_000000"
+    folder.mkdir()
+    (folder / "state.pt").write_bytes(b"x")
+    trial = SimpleNamespace(checkpoint=Checkpoint.from_directory(folder))
+    assert not _checkpoint_deleted(trial)
+    (folder / "state.pt").unlink()
+    folder.rmdir()
+    assert _checkpoint_deleted(trial)
+    assert not _checkpoint_deleted(SimpleNamespace(checkpoint=None))
 
 
 # ----------------------------------------------------------------------------- model stats

@@ -41,9 +41,6 @@ class Inbox:
     def take(self, token: str) -> dict[str, Any] | None:
         return self._items.pop(token, None)
 
-    def size(self) -> int:
-        return len(self._items)
-
 
 def start_inbox() -> Any:
     """The Inbox actor, on this (the driver's) node, using no CPU of the trials."""

@@ -88,6 +88,18 @@ def _trial_error(trial: Any) -> str:
     return str(trial.get_error() or "unknown error (Tune kept no error file)")
 
 
+def _checkpoint_deleted(trial: Any) -> bool:
+    """The trial's latest Tune checkpoint is gone from storage (on_complete deletes a finished
+    trial's checkpoints; Tune's state may still point at them after a driver was killed)."""
+    try:
+        ckpt = trial.checkpoint
+        if ckpt is None:
+            return False
+        return ckpt.filesystem.get_file_info(ckpt.path).type == pafs.FileType.NotFound
+    except Exception:  # noqa: BLE001 - unknown: treated as a real failure
+        return False
+
+
 def trial_name(trial: Any) -> str:
     c = trial.config
     if "spec" in c:
@@ -339,6 +351,16 @@ class Session:
     def on_error(self, config: dict[str, Any], trial: Any) -> None:
         spec, _ = spec_from_config(self.plan, config)
         if self._filed_before(spec, "given up"):
+            return
+        if _checkpoint_deleted(trial):
+            # Tune's restored state points at the checkpoint deleted when the trial finished
+            # under an earlier driver, whose results were deleted since: not a failure of the
+            # trial; missing_trials() lists it and it runs again in an experiment of its own
+            log.warning(
+                "%s: finished under an earlier driver, its results deleted since and its "
+                "checkpoint with them; it runs again from the start",
+                spec.id,
+            )
             return
         err = _trial_error(trial)
         self.store.write_failure(spec, str(err), attempts=trial.num_failures)
