@@ -40,6 +40,7 @@ SEARCH_DIR = "search"
 REPORT_DIR = "report"
 DEBUG_DIR = "debug"
 HOLDOUT_SUFFIX = "-holdout"
+CLAIM_DIR = ".mer"  # the folder's lock, its holder and what a sweep wrote (mer.experiment.claim)
 
 # What a sweep (or `mer train`, under debug/) writes in its output folder; with the
 # `{name}-holdout` folders (`is_sweep_entry`), nothing else may be there.
@@ -47,9 +48,12 @@ SWEEP_ENTRIES = frozenset(
     {
         CONFIG_FILE, PLAN_FILE, ENVIRONMENT_FILE, TRIALS_DIR, "ray", "wandb", SEARCH_DIR,
         DEBUG_DIR, REPORT_DIR, SUMMARY_MD, SUMMARY_CSV, SUMMARY_SEEDS, PREDICTIONS_FILE,
-        STORAGE_FILE,
+        STORAGE_FILE, CLAIM_DIR,
     }
 )  # fmt: skip
+# What a sweep may leave next to another sweep's results without mixing them: every other sweep
+# entry holds results (and a --overwrite that cannot delete one must not start).
+SIDE_ENTRIES = frozenset({DEBUG_DIR, REPORT_DIR, CLAIM_DIR})
 
 
 def is_sweep_entry(name: str) -> bool:

@@ -10,14 +10,18 @@ checkout's `mer` (and, in tests, `tests.support`) even when it is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mer
 from mer.errors import ConfigError
+from mer.sweep import watchdog
+from mer.util import signals
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     """Connect to a cluster (`auto` or HOST:PORT) or start a local Ray; True if started here.
 
     A local start passes address="local": without it ray.init would join whatever cluster
-    /tmp/ray points at (someone else's on a shared machine).
+    /tmp/ray points at (someone else's on a shared machine). It listens on 127.0.0.1 only, and a
+    watchdog (mer.sweep.watchdog) stops its processes if this process dies without doing so.
     """
     import ray  # lazy: Ray takes seconds to import; the address checks here need none of it
 
@@ -48,10 +53,44 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
             raise ConfigError(f"--address {address}: {exc}{hint}") from None
     else:
         checkout_on_pythonpath()
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+        before = watchdog.children(os.getpid())
+        with _loopback_only():
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+        started = {p: s for p, s in watchdog.children(os.getpid()).items() if p not in before}
+        watchdog.start(os.getpid(), started)  # stops them if this process dies without it
+    signals.reinstall()  # ray.init replaced the SIGTERM handler (sys.exit from anywhere)
     res = ray.cluster_resources()
     log.info("Ray: %d node(s), %g CPU, %g GPU", alive_nodes(), res.get("CPU", 0), res.get("GPU", 0))
     return True
+
+
+# Ray binds its servers (GCS, raylet, workers, agents) to the node's IP address, which a local
+# start resolves from the network (127.0.0.1 is replaced by it) unless Ray thinks clusters are off,
+# as on Windows and macOS; that switch is this variable (read by the Ray processes ray.init
+# starts) and ray_constants.ENABLE_RAY_CLUSTER (read by this process when ray.init resolves it).
+_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """A local Ray started inside listens on 127.0.0.1 only: a single-machine sweep needs no
+    port reachable from elsewhere (Ray 2.60 otherwise listens on every interface). Only the
+    start is affected: a cluster joined with --address is not."""
+    from ray._private import ray_constants  # lazy: Ray takes seconds to import
+
+    previous_env = os.environ.get(_LOCAL_ONLY_ENV)
+    previous = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[_LOCAL_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if previous_env is None:
+            os.environ.pop(_LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[_LOCAL_ONLY_ENV] = previous_env
+        if previous is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = previous
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

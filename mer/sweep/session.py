@@ -37,7 +37,7 @@ from mer.experiment.plan import SweepPlan, TrialSpec
 from mer.experiment.store import ResultsStore, write_run_files
 from mer.experiment.summary import Summary, write_summary
 from mer.report import write_report
-from mer.sweep import outdir
+from mer.sweep import outdir, resumecheck
 from mer.sweep.cluster import alive_nodes, autoscaler_ceiling, check_reachable, connect
 from mer.sweep.options import RunOptions
 from mer.sweep.progress import Progress
@@ -52,6 +52,12 @@ log = logging.getLogger(__name__)
 # so it carries no state of its own: it forwards to the session registered here by
 # `Session.run`, which is the fresh one of the current driver process.
 _ACTIVE: dict[str, Session] = {}
+
+
+def active_session() -> Session | None:
+    """The Session whose Tune run is in progress in this process (None outside `Session.run`):
+    what objects Tune unpickled (the callback, a restored searcher) must work for."""
+    return _ACTIVE.get("session")
 
 
 class SweepCallback(tune.Callback):
@@ -95,7 +101,29 @@ def trial_name(trial: Any) -> str:
 
 
 def trial_dirname(trial: Any) -> str:
+    _follow_current_storage(trial)  # Tune calls this as it creates a trial: the moment to fix it
     return layout.fold_safe(trial_name(trial)) + f"-{trial.trial_id}"
+
+
+def _follow_current_storage(trial: Any) -> None:
+    """A trial Tune creates after a restore takes its storage from the search algorithm's
+    pickled experiment, i.e. the folder of the sweep's FIRST run (Tune rebases only the trials it
+    restores): after the results folder moved, its files and checkpoints would go to the old
+    place. Point it at the experiment this run uses."""
+    session = _ACTIVE.get("session")
+    storage = getattr(trial, "storage", None)
+    where = getattr(session, "tune_location", None)
+    if storage is None or where is None or "://" in where[0]:
+        return
+    path, name = Path(where[0]).as_posix(), where[1]
+    if (storage.storage_fs_path, storage.experiment_dir_name) != (path, name):
+        log.debug(
+            "trial %s: storage %s/%s -> %s/%s (the results folder moved since the first run)",
+            getattr(trial, "trial_id", "?"), storage.storage_fs_path, storage.experiment_dir_name,
+            path, name,
+        )  # fmt: skip
+        storage.storage_fs_path = path
+        storage.experiment_dir_name = name
 
 
 # -------------------------------------------------------------------------------- the session
@@ -131,6 +159,8 @@ class Session:
         self.done_at_start = self.progress.done_at_start
         self.interrupted = False  # Ctrl-C / SIGUSR1 ended the Tune run early
         self.experiment = experiment  # Tune experiment name under a shared --storage
+        self.tune_location: tuple[str, str] | None = None  # (storage path, experiment) in run()
+        self.claim: Any = None  # the folder's lock (mer.experiment.claim); open_session sets it
         self.progress.catch_up_tracking()
 
     # ------------------------------------------------------------------------ tune plumbing
@@ -209,8 +239,14 @@ class Session:
                 self.out,
             )
         _ACTIVE["session"] = self
+        self.tune_location = (storage_path, name)
+        restoring = not fresh_experiment and self.opts.resume and tune.Tuner.can_restore(exp_path)
+        if restoring:  # before anything is unpickled: who wrote it, and is it what we left?
+            resumecheck.check_before_restore(self.out, exp_path, storage_path)
+        resumecheck.record_state(self.out, exp_path, ended=False)
+        ended = False
         try:
-            if not fresh_experiment and self.opts.resume and tune.Tuner.can_restore(exp_path):
+            if restoring:
                 log.info("restoring the Tune experiment at %s", exp_path)
                 tuner = tune.Tuner.restore(
                     exp_path,
@@ -243,9 +279,12 @@ class Session:
                         verbose=0,
                     ),
                 )
-            return tuner.fit()
+            grid = tuner.fit()
+            ended = True  # Tune returned (finished or interrupted): its saved state is final
+            return grid
         finally:
             _ACTIVE.pop("session", None)
+            resumecheck.record_state(self.out, exp_path, ended=ended)
 
     # ------------------------------------------------------------------------- callbacks
     def on_result(self, config: dict[str, Any], result: dict[str, Any]) -> None:
@@ -344,10 +383,20 @@ class Session:
         # --resume that finishes them logs the real ones
         if not self.interrupted:
             self.progress.log_sweep(summary, report)
-        self.tracker.close()
-        if self.started_ray:
-            ray.shutdown()
+        self.close()
         return summary
+
+    def close(self) -> None:
+        """End the run: W&B, the Ray this session started, the results folder's lock."""
+        try:
+            self.tracker.close()
+            if self.started_ray:
+                ray.shutdown()
+                self.started_ray = False
+        finally:
+            if self.claim is not None:
+                self.claim.release()
+                self.claim = None
 
 
 def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
@@ -371,26 +420,29 @@ def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
 def open_session(
     cfg: ExperimentConfig, opts: RunOptions, variants: dict[str, ExperimentConfig] | None = None
 ) -> Session:
-    """Check the output folder, prepare data, plan, write config/plan/environment, start Ray."""
+    """Claim and check the output folder, prepare data, plan, write config/plan/environment,
+    start Ray. The session holds the folder until `Session.close` (or the process ends)."""
     if opts.address:
         check_reachable(opts.address)  # before data preparation, which can take minutes
-    clear = outdir.check_out_dir(cfg, opts)
-    vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
-    data = prepare_datasets(vcfgs)
-
-    def samples_for(data_cfg: Any) -> tuple[Any, list[str]]:
-        d = data[plan_mod.data_key_of(data_cfg)]
-        return d.samples, list(d.class_names)
-
-    plan = plan_mod.build_plan(
-        cfg,
-        samples_for,
-        stats_for=plan_mod.model_stats_or_none,
-        variants=vcfgs,
-        faces_for=lambda data_cfg: data[plan_mod.data_key_of(data_cfg)].faces,
-    )
-    started = connect(opts.address, num_cpus=opts.num_cpus)
+    held = outdir.claim_out_dir(cfg, opts)  # first: a second run on this folder stops here
+    started = False
     try:
+        clear = outdir.check_out_dir(cfg, opts)
+        vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
+        data = prepare_datasets(vcfgs)
+
+        def samples_for(data_cfg: Any) -> tuple[Any, list[str]]:
+            d = data[plan_mod.data_key_of(data_cfg)]
+            return d.samples, list(d.class_names)
+
+        plan = plan_mod.build_plan(
+            cfg,
+            samples_for,
+            stats_for=plan_mod.model_stats_or_none,
+            variants=vcfgs,
+            faces_for=lambda data_cfg: data[plan_mod.data_key_of(data_cfg)].faces,
+        )
+        started = connect(opts.address, num_cpus=opts.num_cpus)
         remote = bool(opts.address)
         cluster, ceiling = dict(ray.cluster_resources()), autoscaler_ceiling() if remote else {}
         resources = trial_resources(cfg, cluster, ceiling, remote=remote)
@@ -398,11 +450,14 @@ def open_session(
         check_devices(plan, resources)
         experiment = outdir.experiment_for(cfg, opts)
         if clear:  # data, plan and cluster are ready: now the old results may go
-            outdir.clear_out_dir(opts.out)
+            outdir.clear_out_dir(opts.out, cfg)
         write_run_files(opts.out, plan, argv=opts.argv)
         outdir.record_storage(opts, experiment)
-        return Session(cfg, opts, plan, data, started, resources, cluster_capacity, experiment)
+        session = Session(cfg, opts, plan, data, started, resources, cluster_capacity, experiment)
+        session.claim = held
+        return session
     except BaseException:
         if started:
             ray.shutdown()
+        held.release()
         raise

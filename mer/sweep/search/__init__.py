@@ -61,8 +61,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import ray
-
 from mer.config import ExperimentConfig
 from mer.errors import ConfigError
 from mer.sweep.search.fold_trial import (
@@ -167,8 +165,7 @@ def run_search(cfg: ExperimentConfig, opts: Any) -> int:
             held_status = evaluate_holdout(cfg, opts, Path(config))
             doc = write_search_summary(cfg, session.out, variants=list(folds), holdout=held)
     finally:
-        if session.started_ray:
-            ray.shutdown()
+        session.close()  # the Ray it started, the results folder's lock
     print()
     print(format_search_summary(doc))
     print(
