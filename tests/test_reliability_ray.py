@@ -196,10 +196,10 @@ def test_a_killed_trial_is_retried_and_the_sweep_completes(tmp_path):
 
 
 DRIVER = """
-import os, subprocess, sys, time
+import json, os, subprocess, sys, time
 import ray
 from mer.sweep.cluster import connect
-from mer.sweep.watchdog import process_table
+from tests.support.processes import descendants
 
 connect(None, num_cpus=1)
 
@@ -209,17 +209,11 @@ def work():
 
 ref = work.remote()  # a worker process, as a trial has
 time.sleep(3)
-table, mine = process_table(), {os.getpid()}
-grew = True
-while grew:
-    new = {p for p, (pp, _) in table.items() if pp in mine and p not in mine}
-    mine |= new
-    grew = bool(new)
-mine.discard(os.getpid())
+mine = descendants(os.getpid())
 listen = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
-ours = [l for l in listen if any(f"pid={p}," in l for p in mine)]
+ours = [l for l in listen if any(f"pid={p}," in l for p in mine) or f"pid={os.getpid()}," in l]
 bound = sorted({l.split()[3].rsplit(":", 1)[0] for l in ours})
-print(json.dumps({"pids": {p: table[p][1] for p in mine}, "bound": bound}), flush=True)
+print(json.dumps({"pids": mine, "bound": bound}), flush=True)
 time.sleep(600)
 """
 
@@ -227,13 +221,13 @@ time.sleep(600)
 def test_a_local_ray_listens_on_localhost_only_and_dies_with_its_driver(tmp_path):
     """A local start binds 127.0.0.1 (it used to listen on every interface), and SIGKILL of the
     driver alone leaves no Ray process behind for long (its agents used to linger ~60 s)."""
-    from mer.sweep.watchdog import process_table
+    from tests.support.processes import process_table
 
     if not process_table() or subprocess.run(["ss", "-V"], capture_output=True).returncode:
         pytest.skip("needs /proc and ss")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     driver = subprocess.Popen(
-        [sys.executable, "-c", "import json\n" + DRIVER],
+        [sys.executable, "-c", DRIVER],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
@@ -244,7 +238,6 @@ def test_a_local_ray_listens_on_localhost_only_and_dies_with_its_driver(tmp_path
         info = json.loads(driver.stdout.readline())
         pids = {int(p): s for p, s in info["pids"].items()}
         assert len(pids) >= 4  # GCS, raylet, agents, the worker (and the watchdog)
-        assert info["bound"] and set(info["bound"]) <= {"127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"}
         driver.kill()  # the driver alone (not its process group), as the OOM killer does
         driver.wait()
         t0 = time.monotonic()
@@ -255,6 +248,8 @@ def test_a_local_ray_listens_on_localhost_only_and_dies_with_its_driver(tmp_path
             left = {p: s for p, s in pids.items() if table.get(p, (0, -1))[1] == s}
         lingered = time.monotonic() - t0
         print(f"Ray processes of a SIGKILLed driver gone after {lingered:.1f} s")
+        print(f"Ray of the driver listened on {info['bound']}")
+        assert info["bound"] and set(info["bound"]) <= {"127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"}
         assert not left, f"{len(left)} Ray process(es) still running {lingered:.0f} s later"
         assert lingered < 15
     finally:

@@ -10,6 +10,8 @@ words, search configuration labels, Optuna study names and the search storage UR
       search/                best.json, summary.csv/.md, study.journal, cancelled/, holdout.yaml
       {name}-holdout/        a search's hold-out evaluation (an ablation sweep folder)
       report/  debug/  ray/  wandb/
+      .mer/                  lock, holder.json, owned.json (mer.experiment.claim), state.json
+                             (digests of Tune's state a run left: mer.sweep.resumecheck)
 
 Ray-free and config-light, so the sweep, the search, `mer report` and W&B tracking all name
 things the same way.
