@@ -311,10 +311,59 @@ def _check_label_list(data: DataConfig) -> None:
         )
 
 
+#: Synthetic datasets: at most this many clips in all (subjects x clips), and this many bytes of
+#: frames per clip (frames x size^2 x 4/3 width x 3), which the generator holds while writing one.
+SYNTHETIC_MAX_CLIPS = 20_000
+SYNTHETIC_MAX_CLIP_BYTES = 1 << 30
+#: One clip's prepared arrays (data.frames.count x data.size^2 x 3 channels x the branches): a
+#: trial holds every clip of its fold on its device, so a clip this large can never train.
+PREPARED_MAX_CLIP_BYTES = 1 << 30
+
+
+def _gib(n: float) -> str:
+    return f"{n / (1 << 30):.2f} GiB"
+
+
+def prepared_clip_bytes(count: int, size: int, policy: str) -> int:
+    """Bytes of one clip in the prepared arrays: branch A, and branch B unless policy none."""
+    return int(count) * int(size) ** 2 * 3 * (1 if policy == "none" else 2)
+
+
+def data_rules(data: DataConfig) -> None:
+    """Sizes that cannot fit anywhere, named by their keys with the estimate (issue 17.8); the
+    estimate for the whole dataset, which needs its clip count, is checked at prepare time."""
+    per_clip = prepared_clip_bytes(data.frames.count, data.size, data.regions.policy)
+    if per_clip > PREPARED_MAX_CLIP_BYTES:
+        branches = 1 if data.regions.policy == "none" else 2
+        fail(
+            f"data.size {data.size} and data.frames.count {data.frames.count}: one clip's "
+            f"prepared arrays would take {_gib(per_clip)} ({data.frames.count} frames x "
+            f"{data.size}^2 px x 3 channels x {branches} branch(es)), above the limit of "
+            f"{_gib(PREPARED_MAX_CLIP_BYTES)} per clip (every trial holds all clips of its fold "
+            "in memory); lower data.size or data.frames.count",
+            kind="rule",
+        )
+
+
 def synthetic_rules(syn: SyntheticConfig) -> None:
     """Parameters that only fail together with the layout or with each other (what the
     generator would otherwise refuse, or fail on half-way)."""
     layout = registry.synthetic_layout(syn.layout)
+    if syn.subjects * syn.clips > SYNTHETIC_MAX_CLIPS:
+        fail(
+            f"data.synthetic.subjects {syn.subjects} x data.synthetic.clips {syn.clips} = "
+            f"{syn.subjects * syn.clips} clips, above the limit of {SYNTHETIC_MAX_CLIPS} for "
+            "generated data (it is for tests and demos)",
+            kind="rule",
+        )
+    clip_bytes = syn.frames * syn.size * syn.size * 4 // 3 * 3
+    if clip_bytes > SYNTHETIC_MAX_CLIP_BYTES:
+        fail(
+            f"data.synthetic.frames {syn.frames} and data.synthetic.size {syn.size}: one "
+            f"generated clip would hold {_gib(clip_bytes)} of frames, above the limit of "
+            f"{_gib(SYNTHETIC_MAX_CLIP_BYTES)}",
+            kind="rule",
+        )
     if layout.video and syn.size % 2:
         fail(
             f"data.synthetic.size: {syn.size} is odd; layout {syn.layout} writes H.264 videos "

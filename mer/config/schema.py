@@ -139,7 +139,10 @@ class SyntheticConfig(ConfigModel):
 
     SECTION: ClassVar[str] = "data.synthetic"
     layout: registered(registry.with_synthetic_layout) = "casme2"
-    subjects: Count = 6
+    # Bounded (here and in checks.synthetic_rules: clips in all, bytes of frames per clip):
+    # synthetic data is for tests and demos, generated (also by a dry run) into memory and onto
+    # disk; a typo like 10^6 subjects must fail, not fill both.
+    subjects: Annotated[Int, in_range(1, 1000)] = 6
     clips: Annotated[Int, in_range(1, 999)] = 9
     frames: Annotated[Int, in_range(2)] = 24
     size: Annotated[Int, in_range(32)] = 96
@@ -179,7 +182,7 @@ class DataConfig(ConfigModel):
     # Added after the recorded hashes (tests/test_config_hashes.py): left out of the canonical
     # form (config_hash, cache keys) while at their default, so earlier configs are unchanged.
     ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"faces", "invalid_rows", "expressions", "label_list"}
+        {"faces", "invalid_rows", "expressions", "label_list", "on_bad_clip"}
     )
     dataset: registered(registry.dataset_choices) = "casme2"
     root: Str | None = None
@@ -192,10 +195,19 @@ class DataConfig(ConfigModel):
     regions: RegionsConfig = Field(default_factory=RegionsConfig)
     faces: FacesConfig = Field(default_factory=FacesConfig)
     video_backend: one_of("decord", "av") = "decord"
+    # A clip that cannot be prepared (unreadable media, no face with no_face: error, ...): `error`
+    # stops the prepare after every clip was tried, listing all failures; `exclude` leaves them
+    # out, listed with the reason in the manifest, plan.json and the report.
+    on_bad_clip: one_of("error", "exclude") = "error"
     cache_dir: Str = "~/.cache/mer"
     invalid_rows: one_of("error", "exclude") = "error"
     expressions: one_of("micro", "macro", "all") = "micro"
     label_list: Str | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> DataConfig:
+        checks.data_rules(self)
+        return self
 
     @property
     def is_synthetic(self) -> bool:

@@ -204,24 +204,22 @@ def selection_span(
 def _select(
     job: ClipJob, s: ClipSettings, src: media.ClipSource
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(positions, decoded frames, blank frames skipped) of the T selected frames."""
+    """(positions, decoded frames, blank frames skipped) of the T selected frames.
+
+    A selection that looks at pixels decodes every frame of the span once, in one pass, and
+    keeps the chosen frames from that pass (frames.MotionStream): a video is never decoded a
+    second time for them, and a long clip is never held in memory whole."""
     lo, hi, apex = selection_span(job, src.numbers, s)
     span = np.arange(lo, hi + 1, dtype=np.int64)
     if s.select not in frames.NEEDS_PIXELS:
         idx = lo + frames.select_frames(len(span), s.count, s.select, apex_idx=apex)
         return idx, src.read(idx), 0
-    if src.is_video:  # videos can be long: grey pass, then decode only the chosen frames
-        grey = src.read_grey(span)
-        idx = lo + frames.select_frames(grey, s.count, s.select)
-        clip = src.read(idx)
-    else:  # image sequences: decode each frame once
-        everything = src.read(span)
-        grey = media.to_grey(everything)
-        rel = frames.select_frames(grey, s.count, s.select)
-        idx, clip = lo + rel, everything[rel]
-    blank = frames.blank_mask(grey)
-    skipped = int(blank.sum()) if 0 < blank.sum() < len(blank) else 0  # frames.select_frames
-    return idx, clip, skipped
+    stream = frames.MotionStream(len(span), s.count)
+    for frame in src.stream(span):
+        stream.add(frame)
+    rel, clip, blank = stream.result()
+    skipped = blank if 0 < blank < len(span) else 0  # frames.select_frames skips them
+    return lo + rel, clip, skipped
 
 
 def _detect(

@@ -27,6 +27,7 @@ step counts such clips in one WARNING (mer.data.checks.warn_repeated_frames).
 
 from __future__ import annotations
 
+import heapq
 import logging
 from typing import TYPE_CHECKING
 
@@ -166,3 +167,98 @@ def _window(
             nearest = int(np.argmin(np.abs(idx - apex)))  # ties: the earlier index
             idx[nearest] = apex
     return idx
+
+
+class MotionStream:
+    """`motion_topk` over frames seen one at a time, each decoded once (mer prepare, issue 19.7).
+
+    Gives exactly `select_frames(all frames, count, "motion_topk")` while holding at most about
+    2·count+2 frames (the best so far and the one whose score waits for the next frame), not the
+    whole clip: a long video is decoded in one pass and the chosen frames are kept from it. `n`,
+    the number of frames that will be fed, must be known (the selection window). Feed each frame
+    with `add(rgb)`; `result()` returns (positions (count,), the chosen frames in that order, the
+    number of blank frames seen). Ties go to the earlier frame, as in `select_frames`.
+    """
+
+    def __init__(self, n: int, count: int):
+        if n < 1:
+            raise DataError("clip has no frames to select from")
+        if count < 1:
+            raise ValueError(f"frame count must be >= 1, got {count}")
+        self.n, self.count = n, count
+        self._seen = 0
+        self._blank = 0
+        self._short: list[np.ndarray] = []  # n < count: every frame is used (stretched)
+        # over the frames that are not blank (the usual case), and over all frames while every
+        # frame so far is blank (a clip of constant frames is scored as it is)
+        self._valid = _TopK(count)
+        self._all: _TopK | None = _TopK(count)
+
+    def add(self, frame: np.ndarray) -> None:
+        i = self._seen
+        if i >= self.n:
+            raise ValueError(f"MotionStream: more than the {self.n} frames announced")
+        self._seen += 1
+        if self.n < self.count:
+            self._short.append(frame)
+            self._blank += bool(blank_mask(frame[None])[0])
+            return
+        grey = to_grey(frame[None])[0]
+        blank = float(grey.std()) < BLANK_STD
+        self._blank += blank
+        if self._all is not None:
+            if not blank:
+                self._all = None  # a frame with structure: the all-blank case is excluded
+            else:
+                self._all.push(i, grey, frame)
+        if not blank:
+            self._valid.push(i, grey, frame)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, int]:
+        if self._seen != self.n:
+            raise ValueError(f"MotionStream: {self._seen} frames fed, {self.n} announced")
+        if self.n < self.count:
+            idx = stretch(self.n, self.count)
+            return idx, np.stack([self._short[i] for i in idx.tolist()]), self._blank
+        n_valid = self.n - self._blank
+        if n_valid == 0:
+            assert self._all is not None
+            chosen = self._all.finish()
+        elif 0 < n_valid < self.count:
+            kept = self._valid.finish()  # every valid frame: fewer than count, none evicted
+            chosen = [kept[i] for i in stretch(n_valid, self.count).tolist()]
+        else:
+            chosen = self._valid.finish()
+        idx = np.asarray([c[0] for c in chosen], dtype=np.int64)
+        return idx, np.stack([c[1] for c in chosen]), self._blank
+
+
+class _TopK:
+    """The `count` best (score, earlier first) of a sequence whose score is |next - this|."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._heap: list[tuple[int, int, np.ndarray]] = []  # (score, -index, frame): min first
+        self._pending: tuple[int, np.ndarray, np.ndarray] | None = None  # index, grey, frame
+
+    def push(self, i: int, grey: np.ndarray, frame: np.ndarray) -> None:
+        if self._pending is not None:
+            j, prev, kept = self._pending
+            score = int(np.abs(grey.astype(np.int16) - prev.astype(np.int16)).sum(dtype=np.int64))
+            self._offer(score, j, kept)
+        self._pending = (i, grey, frame)
+
+    def _offer(self, score: int, i: int, frame: np.ndarray) -> None:
+        item = (score, -i, frame)
+        if len(self._heap) < self.count:
+            heapq.heappush(self._heap, item)
+        elif item[:2] > self._heap[0][:2]:  # higher score, or same score and earlier
+            heapq.heapreplace(self._heap, item)
+
+    def finish(self) -> list[tuple[int, np.ndarray]]:
+        """(index, frame) of the chosen frames in time order; the last frame scores -1."""
+        if self._pending is not None:
+            j, _, kept = self._pending
+            self._offer(-1, j, kept)
+            self._pending = None
+        return sorted(((-neg, frame) for _, neg, frame in self._heap), key=lambda c: c[0])

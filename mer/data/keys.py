@@ -34,6 +34,9 @@ def key_config(data_cfg: DataConfig) -> dict[str, Any]:
     that the dataset kind or the region policy ignore (so they do not split the cache)."""
     d = hash_form(data_cfg)  # keys added later count only when not at their default
     d.pop("cache_dir", None)
+    # what happens to a clip that fails is no property of the arrays: a cache built under
+    # `exclude` lists the clips it left out, and `error` refuses such a cache when it is used
+    d.pop("on_bad_clip", None)
     if not data_cfg.is_synthetic:
         d.pop("synthetic", None)
     fr = d["frames"]
@@ -117,22 +120,31 @@ def _stat_line(path: Path) -> tuple[str, int]:
 
 
 def source_identity(
-    samples: pd.DataFrame, annotation_files: list[Path], landmark_files: bool = False
+    samples: pd.DataFrame,
+    annotation_files: list[Path],
+    landmark_files: bool = False,
+    per_row: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Digest of the sources' paths, sizes and mtimes (see the module doc)."""
+    """Digest of the sources' paths, sizes and mtimes (see the module doc). `per_row`, when
+    given, receives the digest of each row's own media (frames or video, its landmark file), in
+    table order: what the per-clip results of mer.data.clipstore are keyed by."""
     h = hashlib.sha256()
     n_files = n_bytes = 0
+    row: Any = None
 
     def add(path: Path) -> None:
         nonlocal n_files, n_bytes
         line, size = _stat_line(path)
         h.update(line.encode())
+        if row is not None:
+            row.update(line.encode())
         n_files += 1
         n_bytes += size
 
     for ann in annotation_files:
         add(ann.resolve())
     for value in samples["path"]:
+        row = hashlib.sha256() if per_row is not None else None
         clip = Path(str(value)).resolve()
         if clip.is_dir():
             for _, frame in media.list_frames(clip):
@@ -145,6 +157,8 @@ def source_identity(
             lm = landmark_path(clip)
             if lm.is_file():
                 add(lm)
+        if per_row is not None:
+            per_row.append(row.hexdigest())
     return {"digest": h.hexdigest(), "files": n_files, "bytes": n_bytes}
 
 

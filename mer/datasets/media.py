@@ -188,6 +188,16 @@ class ClipSource:
         assert out is not None
         return out
 
+    def stream(self, positions: np.ndarray) -> Iterator[np.ndarray]:
+        """RGB frames at sorted unique `positions`, one at a time, each decoded once (one pass
+        over a video): for a caller that looks at every frame and keeps only some."""
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if pos.size and (pos.min() < 0 or pos.max() >= len(self)):
+            raise IndexError(f"{self.path}: positions outside 0..{len(self) - 1}")
+        if pos.size and (np.diff(pos) <= 0).any():
+            raise ValueError(f"{self.path}: stream needs sorted unique positions")
+        return self._decode(pos)
+
     def _decode(self, positions: np.ndarray) -> Iterator[np.ndarray]:
         """Frames at sorted unique `positions`, in order, all of one size (else DataError).
 

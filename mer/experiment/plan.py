@@ -283,8 +283,8 @@ def build_plan(
     """Plan every (variant, fold, seed). `samples_for(data_cfg)` gives the labelled sample table
     and class names of a data section (annotations only for a dry run, the prepared data's table
     for a real one); it is called once per distinct data section, and so is `faces_for` where
-    the section looks for faces: its face coverage summary (None: not known yet;
-    mer.data.faces.table)."""
+    the section looks for faces or may exclude unusable clips: its face coverage summary with
+    the clips excluded (None: not known yet; mer.data.faces.table)."""
     from mer.data.faces.table import uses_faces  # the data layer loads on use, as in data_key_of
 
     faces: dict[str, dict[str, Any] | None] = {}
@@ -299,8 +299,11 @@ def build_plan(
         if key not in samples:
             table, names = samples_for(vcfg.data)
             samples[key], class_names[key] = table, list(names)
-            if faces_for is not None and uses_faces(vcfg.data):
-                faces[key] = faces_for(vcfg.data)
+            looks = uses_faces(vcfg.data)
+            if faces_for is not None and (looks or vcfg.data.on_bad_clip == "exclude"):
+                found = faces_for(vcfg.data)  # coverage, and the clips excluded (any reason)
+                if looks or (found and found.get("excluded")):
+                    faces[key] = found
             if len(names) != vcfg.model.num_classes:
                 raise ConfigError(
                     f"ablations.{name}: the label scheme {vcfg.data.labels!r} has {len(names)} "

@@ -14,6 +14,7 @@ from typing import Any
 from mer.config import ExperimentConfig, config_hash
 from mer.data.cache import known_coverage, load_samples_only
 from mer.data.checks import check_table
+from mer.data.preflight import dry_run_lines
 from mer.experiment.plan import (
     build_plan,
     describe,
@@ -70,6 +71,7 @@ def dry_run(cfg: ExperimentConfig, max_concurrent: int | None = None) -> str:
         lines.append(
             f"WARNING: {line} is not a folder on this machine; `mer prepare` here would fail"
         )
+    lines += dry_run_lines(cfg)  # media checked without decoding, sizes against disk/memory
     if cfg.search is not None:
         n = cfg.search.holdout_subjects
         after = (

@@ -399,14 +399,17 @@ class Session:
                 self.claim = None
 
 
-def prepare_datasets(vcfgs: dict[str, ExperimentConfig]) -> dict[str, Any]:
-    """PreparedData per distinct data section (built or read from the cache, once)."""
+def prepare_datasets(
+    vcfgs: dict[str, ExperimentConfig], used_by: str | None = None
+) -> dict[str, Any]:
+    """PreparedData per distinct data section (built or read from the cache, once); `used_by`
+    (the sweep's folder) is recorded for `mer cache list`."""
     data: dict[str, Any] = {}
     for name, vcfg in vcfgs.items():
         key = plan_mod.data_key(vcfg)
         if key not in data:
             t0 = time.monotonic()
-            data[key] = prepare_data(vcfg.data)
+            data[key] = prepare_data(vcfg.data, used_by=used_by)
             log.info(
                 "data %s (first used by %s): %d clips ready in %.1f s",
                 key,
@@ -429,7 +432,7 @@ def open_session(
     try:
         clear = outdir.check_out_dir(cfg, opts)
         vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
-        data = prepare_datasets(vcfgs)
+        data = prepare_datasets(vcfgs, used_by=f"sweep {cfg.name} ({opts.out.resolve()})")
 
         def samples_for(data_cfg: Any) -> tuple[Any, list[str]]:
             d = data[plan_mod.data_key_of(data_cfg)]

@@ -13,8 +13,11 @@ Sample-table columns (mer.data.cache; absent from caches built before they exist
     blank_selected  blank or constant frames among the chosen ones (methods that do not look at
                     pixels choose them blind)
 
-Excluded clips (`on_low_coverage: exclude`) are not in the table nor the arrays; they are listed
-(sample id, where in the annotations, media path, coverage) in the manifest's `excluded`.
+Excluded clips are not in the table nor the arrays; they are listed in the manifest's `excluded`
+(sample id, where in the annotations, media path, `reason`): `face_coverage` for
+`on_low_coverage: exclude` (with the coverage), `bad_clip` for a clip that could not be prepared
+under `data.on_bad_clip: exclude` (with the `error`). The same one list goes into the coverage
+summary below, so plan.json, the dry run and the report show both kinds.
 
 A clip without any face follows `data.regions.no_face` (error, or the whole frame instead of the
 crops), unless `on_low_coverage` is `exclude`, which leaves it out like any clip below
@@ -44,6 +47,7 @@ COLUMNS = (
     "blank_selected",
 )  # fmt: skip
 SHOWN = 5  # clips listed by name in a message or a summary
+LOW_COVERAGE, BAD_CLIP = "face_coverage", "bad_clip"  # why a clip was excluded
 
 
 def uses_faces(data_cfg: DataConfig) -> bool:
@@ -85,9 +89,34 @@ def excluded_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
                 "face_frames": int(r["face_frames"]),
                 "face_coverage": round(float(r["face_coverage"]), 4),
                 "filled_run": int(r["filled_run"]),
+                "reason": LOW_COVERAGE,
             }
         )
     return out
+
+
+def bad_clip_records(rows: pd.DataFrame, errors: Sequence[str]) -> list[dict[str, Any]]:
+    """The manifest's `excluded` entries of clips that could not be prepared (`errors`: the
+    failure of each row, in order, with or without the "sample (where): " prefix)."""
+    out = []
+    for r, error in zip(rows.to_dict("records"), errors, strict=True):
+        sid, where = str(r["sample_id"]), str(r.get("where") or "")
+        prefix = f"{sid} ({where}): " if where else f"{sid}: "
+        out.append(
+            {
+                "sample_id": sid,
+                "where": where,
+                "path": None if r.get("path") is None else str(r["path"]),
+                "subject": str(r.get("subject", "")),
+                "reason": BAD_CLIP,
+                "error": error.removeprefix(prefix),
+            }
+        )
+    return out
+
+
+def _reason(row: dict[str, Any]) -> str:
+    return str(row.get("reason") or LOW_COVERAGE)  # caches built before reasons: coverage
 
 
 def check_policy(samples: pd.DataFrame, data_cfg: DataConfig) -> None:
@@ -139,6 +168,7 @@ def summary(
     """Coverage of one prepared dataset, as plain data (manifest, plan.json, the report)."""
     fc = data_cfg.faces
     out: dict[str, Any] = {
+        "looked_for": uses_faces(data_cfg),
         "measured": uses_faces(data_cfg) and "face_coverage" in samples.columns,
         "clips": int(len(samples)),
         "frames_per_clip": int(data_cfg.frames.count),
@@ -170,9 +200,30 @@ def summary(
 
 
 def summary_lines(s: dict[str, Any]) -> list[str]:
-    """A coverage summary as text lines (dry run, prepare log, report)."""
+    """A coverage summary as text lines (dry run, prepare log, report), then the clips excluded
+    (both reasons)."""
     if not s:
         return []
+    lines = _coverage_lines(s)
+    t = s.get("frames_per_clip", 0)
+    ex = s.get("excluded") or []
+    low = [r for r in ex if _reason(r) == LOW_COVERAGE]
+    bad = [r for r in ex if _reason(r) == BAD_CLIP]
+    if low:
+        lines.append(f"Excluded for low face coverage: {len(low)} clip(s)")
+        lines += ["  excluded: " + _clip_line(r, t) for r in low]
+    if bad:
+        lines.append(
+            f"Excluded as unusable (data.on_bad_clip: exclude): {len(bad)} clip(s) that could "
+            "not be prepared"
+        )
+        for r in bad:
+            where = f" ({r['where']})" if r.get("where") else ""
+            lines.append(f"  excluded: {r['sample_id']}{where}: {r.get('error')}")
+    return lines
+
+
+def _coverage_lines(s: dict[str, Any]) -> list[str]:
     blank = ""
     if s.get("blank_skipped") or s.get("blank_selected"):
         blank = (
@@ -180,6 +231,8 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
             f"{s.get('blank_selected') or 0} among the chosen"
         )
     if not s.get("measured"):
+        if not s.get("looked_for", True):  # no faces in this config: only its exclusions
+            return []
         why = "no face detection in this data config, or a cache built before coverage was kept"
         return [f"Face coverage: not measured ({why}){blank}"]
     n, t = s["clips"], s["frames_per_clip"]
@@ -195,11 +248,22 @@ def summary_lines(s: dict[str, Any]) -> list[str]:
     ]
     for r in s.get("lowest", []):
         lines.append("  lowest: " + _clip_line(r, t))
-    ex = s.get("excluded") or []
-    if ex:
-        lines.append(f"Excluded for low face coverage: {len(ex)} clip(s)")
-        lines += ["  excluded: " + _clip_line(r, t) for r in ex]
     return lines
+
+
+def check_bad_clips(excluded: Sequence[dict[str, Any]], data_cfg: DataConfig) -> None:
+    """`data.on_bad_clip: error` refuses a cache that a run under `exclude` built without some
+    clips (the same sources: those clips would fail again)."""
+    bad = [r for r in excluded if _reason(r) == BAD_CLIP]
+    if not bad or data_cfg.on_bad_clip == "exclude":
+        return
+    shown = "; ".join(f"{r['sample_id']}: {r.get('error')}" for r in bad[:SHOWN])
+    more = f"; ... {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
+    raise DataError(
+        f"{len(bad)} clip(s) of this data could not be prepared and were left out when it was "
+        f"built under data.on_bad_clip: exclude ({shown}{more}); set data.on_bad_clip: exclude "
+        "to train without them (they are listed in plan.json and the report), or fix their media"
+    )
 
 
 def add_columns(table: pd.DataFrame, stats: Sequence[Any], count: int) -> pd.DataFrame:
