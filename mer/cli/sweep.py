@@ -128,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     # lazy: the config schema, pandas and the data code are slow imports; `mer --help` stays
     # fast. None of these imports Ray or torch: a dry run and --trial start without Ray.
+    from mer.sweep.console import quiet_ray
     from mer.sweep.debug import run_one_trial
     from mer.sweep.dryrun import dry_run
     from mer.sweep.options import RunOptions
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"files: {folder}")
         return 0
+    quiet_ray()  # before Ray is imported: its settings and the console's log filters
     opts = RunOptions(
         out=out,
         resume=args.resume,

@@ -12,7 +12,13 @@ offline runs of trials that ran on other cluster nodes still land in `OUT/wandb`
 initialised exactly once per run (one integration, `mode` passed explicitly, which the
 WANDB_MODE environment variable would not do for Ray workers). Runs are written by one
 background thread, so W&B never stalls the Tune event loop; failures there are logged and do not
-stop the sweep. Curves therefore appear when a trial finishes, not epoch by epoch.
+stop the sweep.
+
+Trial runs are the exception: a trial logs its own run epoch by epoch while it trains
+(mer.sweep.live, settings from `live_settings`), so `--wandb online` shows live curves with real
+timestamps. The driver writes a trial's run itself (`trial`) only when the trial could not:
+offline runs of trials on another node than the driver, a failed W&B start inside the trial, or
+a trial filed by a driver that was killed before its run was written.
 
 The API key is never written by this module: configs are built from the experiment config only,
 never from the environment.
@@ -27,7 +33,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mer.config import ExperimentConfig, flatten
@@ -38,11 +43,16 @@ from mer.experiment.layout import (
     display_name,
 )
 from mer.experiment.plan import SweepPlan, TrialSpec
+from mer.sweep.live import LiveSettings, init_run, sweep_id
 from mer.sweep.payloads import (  # noqa: F401 - tracking's names for them
+    EPOCH_TIMES_KEY,
     SWEEP_KEYS,
     display_rows,
+    history_rows,
     sweep_summary,
     sweep_tables,
+    trial_config,
+    trial_summary,
     variant_summary,
 )
 
@@ -66,6 +76,9 @@ class Tracker:
     def sweep(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def live_settings(self, *, driver_node: str | None) -> LiveSettings | None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -82,6 +95,7 @@ class WandbTracker(Tracker):
         entity: str | None,
         mode: str,
         tags: list[str] | None = None,
+        searched: Sequence[str] = (),
     ):
         if mode not in ("offline", "online"):
             raise ValueError(f"W&B mode {mode!r}")
@@ -92,6 +106,8 @@ class WandbTracker(Tracker):
         self.entity = entity
         self.mode = mode
         self.tags = list(tags or [])  # tracking.wandb.tags: on every run of this sweep
+        self.searched = tuple(searched)  # a search's keys (payloads.trial_summary)
+        self.sweep_id = sweep_id(self.dir)  # kept by --resume: a retried trial keeps its run id
         self.errors: list[str] = []
         # variant summary runs wait for the final table (see `variant`)
         self._pending: dict[str, dict[str, Any]] = {}
@@ -112,21 +128,11 @@ class WandbTracker(Tracker):
                 log.warning("W&B logging failed: %r", exc, exc_info=log.isEnabledFor(10))
 
     def _init(self, **kwargs: Any) -> Any:
-        import wandb
-
         kwargs["tags"] = list(kwargs.get("tags") or []) + [
             t for t in self.tags if t not in (kwargs.get("tags") or [])
         ]
-        return wandb.init(
-            project=self.project,
-            entity=self.entity,
-            dir=str(self.dir),
-            mode=self.mode,
-            reinit="create_new",
-            settings=wandb.Settings(
-                console="off", silent=True, x_disable_stats=True, save_code=False
-            ),
-            **kwargs,
+        return init_run(
+            project=self.project, entity=self.entity, dir=str(self.dir), mode=self.mode, **kwargs
         )
 
     def _submit(self, job: Callable[[], None], on_done: Callable[[], None] | None = None) -> None:
@@ -171,14 +177,11 @@ class WandbTracker(Tracker):
         oracle: bool,
         on_done: Callable[[], None] | None = None,
     ) -> None:
-        config = flatten(cfg)
-        config.update(
-            variant=spec.variant,
-            fold=spec.fold,
-            seed=spec.seed,
-            oracle=oracle,
-            sweep=self.sweep_name,
-        )
+        """The trial's run from its payload, once the trial has ended: for trials that did not
+        log themselves live (mer.sweep.live). Its epochs keep their real end times when the
+        payload has them (EPOCH_TIMES_KEY)."""
+        config = trial_config(cfg, spec, oracle, self.sweep_name)
+        rows = history_rows(payload.get("history") or [], payload.get(EPOCH_TIMES_KEY))
 
         def job() -> None:
             run = self._init(
@@ -189,23 +192,28 @@ class WandbTracker(Tracker):
                 config=config,
             )
             try:
-                for rec in payload.get("history") or []:
-                    row = {k: v for k, v in rec.items() if _is_number(v) and k != "epoch"}
-                    run.log(row, step=int(rec.get("epoch", 0)))
-                summary = {f"test/{k}": v for k, v in (payload.get("test_scores") or {}).items()}
-                val = payload.get("val_scores") or {}
-                summary.update({f"val/{k}": v for k, v in val.items()})
-                summary.update(
-                    selected_epoch=payload.get("selected_epoch"),
-                    params=payload.get("params"),
-                    seconds=(payload.get("timings") or {}).get("total"),
-                    resumed_from=payload.get("resumed_from"),
-                )
-                run.summary.update({k: v for k, v in summary.items() if v is not None})
+                for row, step in rows:
+                    run.log(row, step=step)
+                run.summary.update(trial_summary(payload, cfg, self.searched))
             finally:
                 run.finish()
 
         self._submit(job, on_done)
+
+    def live_settings(self, *, driver_node: str | None) -> LiveSettings | None:
+        """What a trial needs to log its own run while it trains (mer.sweep.live); None when
+        trials must not (W&B disabled)."""
+        return LiveSettings(
+            project=self.project,
+            entity=self.entity,
+            mode=self.mode,
+            dir=str(self.dir.resolve()),
+            sweep=self.sweep_name,
+            sweep_id=self.sweep_id,
+            tags=tuple(self.tags),
+            searched=self.searched,
+            driver_node=driver_node,
+        )
 
     def variant(
         self,
@@ -349,10 +357,6 @@ def _tags(oracle: bool, kind: str, labels: Sequence[str] = ()) -> list[str]:
     return out + [t for t in labels if t not in out]
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
 def _fold_table(test: pd.DataFrame, k: int) -> pd.DataFrame:
     from mer.metrics import megc_scores
 
@@ -371,6 +375,8 @@ def make_tracker(mode: str, out: Path, cfg: ExperimentConfig) -> Tracker:
     if mode == "disabled":
         return Tracker()
     w = cfg.tracking.wandb
+    searched = list(cfg.search.space) if cfg.search is not None else []
     return WandbTracker(
-        out, sweep=cfg.name, project=w.project, entity=w.entity, mode=mode, tags=list(w.tags)
-    )
+        out, sweep=cfg.name, project=w.project, entity=w.entity, mode=mode, tags=list(w.tags),
+        searched=searched,
+    )  # fmt: skip
