@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.dry_run:  # at once: the imports, data and Ray below take seconds to a minute
+        log.info("%s: reading the sweep%s", args.config, "" if args.trial else ", then data, Ray")
     # lazy: the config schema, pandas and the data code are slow imports; `mer --help` stays
     # fast. None of these imports Ray or torch: a dry run and --trial start without Ray.
     from mer.sweep.console import quiet_ray

@@ -48,6 +48,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
             raise ConfigError(f"--address {address}: {exc}{hint}") from None
     else:
         checkout_on_pythonpath()
+        log.info("starting a local Ray (10-30 s)")
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
     res = ray.cluster_resources()
     log.info("Ray: %d node(s), %g CPU, %g GPU", alive_nodes(), res.get("CPU", 0), res.get("GPU", 0))

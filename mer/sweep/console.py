@@ -12,6 +12,8 @@ What is filtered, and why (each one seen in a successful demo run):
   reporter at verbose=0, RAY_AIR_NEW_OUTPUT=0, prints neither).
 - Tune's "Resume experiment with: Tuner.restore(...)" after Ctrl-C: a mer sweep continues with
   its own command plus --resume, which mer prints.
+- Tune's "Wrote the latest version of all result files and experiment state to 'OUT/ray/tune'":
+  again Tune's internal folder; mer prints where the results and the report are.
 - Tune's "The `process_trial_result` operation took 0.7 s, which may be a performance
   bottleneck": filing a finished trial's logs on the driver takes that long by design.
 - "Exception ignored in ... SystemExit: 1" from Ray workers: see `quiet_worker_exit`.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from mer.sweep.estimate import fmt_duration
 
@@ -38,7 +41,11 @@ DROPPED = {
     "ray._private.authentication.authentication_token_setup": (
         "Token authentication is enabled for this Ray cluster",
     ),
-    "ray.tune.tune": ("Resume experiment with", "Resume training with"),
+    "ray.tune.tune": (
+        "Resume experiment with",
+        "Resume training with",
+        "Wrote the latest version of all result files",
+    ),
     "ray.tune.utils.util": ("may be a performance bottleneck",),
 }
 HEARTBEAT_S = 60.0  # a line when no trial has ended for this long
@@ -67,10 +74,16 @@ def quiet_ray() -> None:
 class SweepConsole:
     """The start line, per-trial elapsed time and ETA, and the heartbeat of one Tune run."""
 
-    def __init__(self, total: int | None, done_before: int = 0):
+    def __init__(
+        self,
+        total: int | None,
+        done_before: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.total = total  # trials of the plan (None: a search, whose count is open)
         self.done_before = done_before
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self.done_here = 0
         self.last_line = self.started
 
@@ -94,7 +107,7 @@ class SweepConsole:
 
     def trial_done(self, n_done: int) -> str:
         """', 0:42 elapsed, ETA 3:10': after the n_done-th finished trial of the plan."""
-        now = time.monotonic()
+        now = self.clock()
         self.done_here += 1
         self.last_line = now
         elapsed = now - self.started
@@ -107,7 +120,7 @@ class SweepConsole:
 
     def heartbeat(self, running: int) -> None:
         """A line when no trial has ended for HEARTBEAT_S: the sweep is alive."""
-        now = time.monotonic()
+        now = self.clock()
         if running and now - self.last_line >= HEARTBEAT_S:
             self.last_line = now
             log.info(

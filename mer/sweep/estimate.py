@@ -20,6 +20,9 @@ from mer.models.summary import input_shape
 # per-trial cost beyond training steps (worker start, data fetch, model build, final
 # prediction), seconds; measured on the demo at 2 CPUs (bench: trials of ~8 s spend ~2 s there)
 TRIAL_OVERHEAD_S = 2.0
+# each of the `concurrency` Ray workers starts once (Python, torch, mer, W&B): 8-10 s on two idle
+# cores, 30 s on loaded ones (a demo's first trials against its later ones)
+WORKER_START_S = 10.0
 MAX_TIMING_S = 5.0  # a model too slow to time here gets fewer steps timed, never a long wait
 
 
@@ -102,7 +105,7 @@ def estimate_sweep(
         if key not in timed:
             timed[key] = time_train_step(cfg)
         total += n * (steps.get(v, 0.0) * timed[key] + TRIAL_OVERHEAD_S)
-    return total / max(concurrency, 1), "a timed training step on this machine"
+    return total / max(concurrency, 1) + WORKER_START_S, "a timed training step on this machine"
 
 
 def fmt_duration(seconds: float | None) -> str:
