@@ -7,7 +7,8 @@
 # Linux without an NVIDIA driver (no `nvidia-smi` on PATH and no /proc/driver/nvidia) gets the CPU
 # wheels of PyTorch's CPU index (PyPI's Linux wheels bundle several GB of CUDA libraries); a machine
 # with a driver, or macOS/Windows, gets PyPI's build (CUDA on Linux). The CPU index is an *extra*
-# index: where it cannot be reached, pip falls back to the other indexes after a few retries.
+# index (torch's dependencies still come from PyPI); where it cannot be reached (a mirror-only
+# network) the same torch version comes from the configured indexes instead, and make says so.
 # Override: make demo NVIDIA_DRIVER=yes (force CUDA), NVIDIA_DRIVER= (force CPU), or the whole
 # requirement, e.g. make demo TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
 # `make torch-info` prints the choice.
@@ -19,6 +20,7 @@ NVIDIA_DRIVER ?= $(shell (command -v nvidia-smi || ls -d /proc/driver/nvidia) >/
 ifeq ($(shell uname -s)-$(NVIDIA_DRIVER),Linux-)
 TORCH ?= torch==$(TORCH_VERSION) --extra-index-url $(TORCH_CPU_INDEX)
 TORCH_BUILD = CPU wheels (Linux, no NVIDIA driver found)
+TORCH_PROBE = $(TORCH_CPU_INDEX)/torch/
 else
 TORCH ?= torch==$(TORCH_VERSION)
 TORCH_BUILD = PyPI's build (NVIDIA driver: $(or $(NVIDIA_DRIVER),none); $(shell uname -s))
@@ -32,7 +34,11 @@ PIP := $(PY) -m pip
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || { echo "PyTorch: $(TORCH_CHOICE): pip install $(TORCH)"; $(PIP) install -q $(TORCH); }
+	@if $(PY) -c "import torch" 2>/dev/null; then echo "PyTorch: keeping the torch installed in $(VENV)"; \
+	elif [ -n "$(TORCH_PROBE)" ] && [ "$(origin TORCH)" = file ] && ! $(PY) -c "import urllib.request as u; u.urlopen('$(TORCH_PROBE)', timeout=10)" 2>/dev/null; then \
+	  echo "PyTorch: $(TORCH_CPU_INDEX) cannot be reached: torch==$(TORCH_VERSION) from the configured package index"; \
+	  $(PIP) install -q torch==$(TORCH_VERSION); \
+	else echo "PyTorch: $(TORCH_CHOICE): pip install $(TORCH)"; $(PIP) install -q $(TORCH); fi
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 	@echo "ready: run 'source $(VENV)/bin/activate' once per shell, then mer ... / python run_sweep.py ..."

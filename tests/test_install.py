@@ -95,16 +95,24 @@ def _make(*args: str, path: str | None = None) -> str:
 
 
 def _torch_line(out: str) -> str:
-    (line,) = [x for x in out.splitlines() if 'import torch"' in x]
-    return line
+    """The recipe that installs torch (a shell if/elif/else over several lines), as one line."""
+    lines = out.splitlines()
+    (start,) = [i for i, x in enumerate(lines) if 'import torch"' in x]
+    end = next(i for i in range(start, len(lines)) if lines[i].rstrip().endswith("fi"))
+    return " ".join(x.rstrip(" \\") for x in lines[start : end + 1])
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the CPU-wheel choice is made on Linux")
 def test_without_an_nvidia_driver_the_cpu_wheels_are_installed(tmp_path):
     line = _torch_line(_make("venv", f"VENV={tmp_path}/v", "NVIDIA_DRIVER="))
-    # a torch already importable is kept; otherwise the CPU build of the pinned version
-    assert line.startswith(f'{tmp_path}/v/bin/python -c "import torch" 2>/dev/null || ')
-    assert f"pip install -q torch==2.13.0 {CPU_INDEX};" in line
+    # a torch already importable is kept; otherwise the CPU build of the pinned version, and
+    # where the CPU index cannot be reached the same version from the configured indexes
+    assert line.startswith(f'if {tmp_path}/v/bin/python -c "import torch" 2>/dev/null; then')
+    probe = "u.urlopen('https://download.pytorch.org/whl/cpu/torch/', timeout=10)"
+    keep, fallback, cpu = line.split("elif")[0], *line.split("elif")[1].split("else")
+    assert "keeping the torch installed" in keep
+    assert probe in fallback and fallback.rstrip().endswith("pip install -q torch==2.13.0;")
+    assert f"pip install -q torch==2.13.0 {CPU_INDEX};" in cpu
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the CPU-wheel choice is made on Linux")
@@ -129,6 +137,7 @@ def test_the_driver_is_detected_from_nvidia_smi_or_proc(tmp_path):
 def test_torch_can_be_overridden_and_ci_pins_the_same_version(tmp_path):
     line = _torch_line(_make("venv", f"VENV={tmp_path}/v", "TORCH=torch==9.9 --index-url X"))
     assert "pip install -q torch==9.9 --index-url X;" in line
+    assert '[ "command line" = file ]' in line  # a given TORCH is never replaced by a fallback
     info = _make("torch-info", "NVIDIA_DRIVER=yes")
     assert "pip install torch==2.13.0" in info
     ci = (REPO / ".ci" / "run").read_text()

@@ -145,3 +145,58 @@ def test_a_broken_wandb_never_fails_the_trial(trial, tmp_path, monkeypatch, capl
     assert LIVE_KEY not in payload and len(payload["history"]) == EPOCHS
     assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
     assert "the sweep's driver logs this trial's run" in caplog.records[0].message
+
+
+def test_a_variants_pooled_scores_reach_wandb_when_it_completes(tmp_path, monkeypatch):
+    """The variant's summary run opens with its own pooled scores as soon as it completes; its
+    comparison (which depends on the other variants) and the `on_done` marker wait for the
+    final table. A sweep stopped before then leaves the run open-ended, and the --resume that
+    finishes the sweep completes the same run (one offline folder per variant)."""
+    import pandas as pd
+
+    from mer.config import from_dict
+    from mer.experiment.store import ResultsStore, write_run_files
+    from mer.experiment.summary import write_summary
+    from mer.sweep.tracking import WandbTracker
+    from tests.test_trust import ME, _samples
+
+    monkeypatch.setenv("WANDB_API_KEY", "fake-key-live-0123456789")
+    raw = {"name": "fam", "data": {"dataset": "synthetic", "regions": {"policy": "fixed"}},
+           "ablations": {"base": {}, "good": {"data.regions.policy": "all"}}}  # fmt: skip
+    table = _samples("casme2", 6, 3, 3)
+    plan = build_plan(from_dict(raw), lambda d: (table, ME))
+    out = tmp_path / "fam"
+    write_run_files(out, plan)
+    store = ResultsStore(out)
+    for variant in ("base", "good"):
+        for spec in plan.trials_of(variant):
+            rows = table.iloc[plan.fold(spec).test]
+            store.write_trial(spec, {"mer_final": True, "history": [], "predictions": {
+                "sample_id": rows["sample_id"].tolist(), "dataset": rows["dataset"].tolist(),
+                "subject": rows["subject"].tolist(), "fold": [spec.fold] * len(rows),
+                "split": ["test"] * len(rows), "true": rows["label"].tolist(),
+                "pred": rows["label"].tolist(), "oracle": [False] * len(rows)}})  # fmt: skip
+    final = write_summary(out, plan).table.set_index("variant", drop=False)
+    row = final.loc["good"].to_dict()
+
+    first = WandbTracker(tmp_path, sweep="fam", project="t", entity=None, mode="offline")
+    done: list[str] = []
+    first.variant(plan, "good", row, [], pd.DataFrame(), on_done=lambda: done.append("good"))
+    first.close()  # stopped before the final table (an interrupted sweep)
+    (early,) = offline_runs(tmp_path)
+    assert early["name"] == "good" and "summary" in early["tags"]
+    assert early["summary"]["pooled/uf1"] == pytest.approx(row["uf1_mean"])
+    assert early["summary"]["pooled/uf1_low"] == pytest.approx(row["uf1_low"])
+    assert not any(k.startswith(("compare/", "table/")) for k in early["summary"])
+    assert done == []  # not complete: the marker that stops --resume from logging it again
+
+    second = WandbTracker(tmp_path, sweep="fam", project="t", entity=None, mode="offline")
+    assert second.sweep_id == first.sweep_id  # kept in OUT/wandb/sweep_id
+    second.variant(plan, "good", row, [], pd.DataFrame(), on_done=lambda: done.append("good"))
+    second.sweep(plan, final.reset_index(drop=True))
+    second.close()
+    assert done == ["good"] and second.errors == []
+    runs = offline_runs(tmp_path)
+    good = [r for r in runs if r["name"] == "good"]
+    assert len(good) == 1 and good[0]["id"] == early["id"]  # the same run, completed
+    assert good[0]["summary"]["compare/uf1_diff"] == pytest.approx(row["uf1_diff"])

@@ -26,8 +26,10 @@ never from the environment.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,6 +113,7 @@ class WandbTracker(Tracker):
         self.errors: list[str] = []
         # variant summary runs wait for the final table (see `variant`)
         self._pending: dict[str, dict[str, Any]] = {}
+        self._open: dict[str, Any] = {}  # variant runs opened early; used by the job thread only
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="mer-wandb", daemon=True)
         self._thread.start()
@@ -149,12 +152,13 @@ class WandbTracker(Tracker):
         """Wait for every queued run to be written; say how many W&B writes failed."""
         if self._pending:  # the sweep stopped before its final table: --resume writes them
             log.info(
-                "W&B: %d variant summary run(s) not written (the sweep did not finish; "
-                "--resume writes them): %s",
+                "W&B: %d variant summary run(s) without their comparisons (the sweep did not "
+                "finish; --resume completes them): %s",
                 len(self._pending),
                 ", ".join(self._pending),
             )
             self._pending.clear()
+            self._submit(self._finish_open)
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -228,15 +232,66 @@ class WandbTracker(Tracker):
         """The variant's summary run: `variant_summary` of its aggregate row (and of its row of
         the display table, when given), confusion matrix and per-fold diagnostic table.
 
-        Written when `sweep` gets the final table, with that table's row: a variant's paired
-        comparison depends on the others (the reference is chosen among the variants with
-        scores, and Holm adjusts over every compared variant), so a run written when the
-        variant finished could show another reference or p-value than summary.md. `on_done`
-        runs once it is written; a sweep that stops before `sweep` writes none (`close`)."""
+        The run opens as soon as the variant completes, with what depends on this variant alone
+        (its pooled scores with their intervals, per-seed scores, counts, status: a live
+        dashboard shows each variant's result as it completes). The rest is written when
+        `sweep` gets the final table, with that table's row: a variant's paired comparison
+        depends on the others (the reference is chosen among the variants with scores, and
+        Holm adjusts over every compared variant), so a comparison written when the variant
+        finished could show another reference or p-value than summary.md. `on_done` runs once
+        the run is complete; a sweep that stops before `sweep` only finishes the open runs
+        (`close`), and the --resume that completes it continues them (one run id per variant)."""
         self._pending[variant] = dict(
             plan=plan, variant=variant, summary_row=summary_row, seed_rows=seed_rows,
             predictions=predictions, on_done=on_done, display_row=display_row,
         )  # fmt: skip
+        opener = self._variant_opener(plan, variant, summary_row)
+        early = {
+            k: v
+            for k, v in variant_summary(summary_row, seed_rows).items()
+            if not k.startswith(("compare/", "table/"))
+        }
+
+        def job() -> None:
+            opener().summary.update(early)
+
+        self._submit(job)
+
+    def _variant_opener(
+        self, plan: SweepPlan, variant: str, summary_row: dict[str, Any]
+    ) -> Callable[[], Any]:
+        """A job-thread function returning the variant's summary run, opened on first use
+        (offline: replacing an earlier driver's folder of the same run)."""
+        vp = plan.variants[variant]
+        oracle = bool(summary_row.get("oracle"))
+        config = flatten(vp.cfg)
+        config.update(variant=variant, oracle=oracle, sweep=self.sweep_name, changes=vp.changes())
+        config.update(labels=vp.tags)
+        name = str(summary_row.get("name") or display_name(variant, oracle, vp.tags))
+        run_id = f"{self.sweep_id}-v-{hashlib.sha1(variant.encode()).hexdigest()[:12]}"
+
+        def opener() -> Any:
+            if variant not in self._open:
+                if self.mode == "offline":
+                    for old in (self.dir / "wandb").glob(f"offline-run-*-{run_id}"):
+                        shutil.rmtree(old, ignore_errors=True)
+                self._open[variant] = self._init(
+                    id=run_id,
+                    resume="allow",
+                    group=f"{self.sweep_name}/{variant}",
+                    job_type=variant,
+                    name=name,
+                    tags=_tags(oracle, "summary", vp.wandb_tags),
+                    config=config,
+                )
+            return self._open[variant]
+
+        return opener
+
+    def _finish_open(self) -> None:
+        """Finish the variant runs left open by a sweep that stopped before its final table."""
+        for variant in list(self._open):
+            self._open.pop(variant).finish()
 
     def _variant_run(
         self,
@@ -249,23 +304,13 @@ class WandbTracker(Tracker):
         display_row: dict[str, str] | None = None,
     ) -> None:
         vp = plan.variants[variant]
-        oracle = bool(summary_row.get("oracle"))
-        config = flatten(vp.cfg)
-        config.update(variant=variant, oracle=oracle, sweep=self.sweep_name, changes=vp.changes())
-        config.update(labels=vp.tags)
-        name = str(summary_row.get("name") or display_name(variant, oracle, vp.tags))
         names = plan.class_names[vp.data_key]
+        opener = self._variant_opener(plan, variant, summary_row)
 
         def job() -> None:
             import wandb
 
-            run = self._init(
-                group=f"{self.sweep_name}/{variant}",
-                job_type=variant,
-                name=name,
-                tags=_tags(oracle, "summary", vp.wandb_tags),
-                config=config,
-            )
+            run = opener()
             try:
                 run.summary.update(variant_summary(summary_row, seed_rows, display_row))
                 test = predictions
@@ -286,6 +331,7 @@ class WandbTracker(Tracker):
                     table = wandb.Table(dataframe=_fold_table(test, len(names)))
                     run.log({"folds_nonstandard_per_fold_scores": table})
             finally:
+                self._open.pop(variant, None)
                 run.finish()
 
         self._submit(job, on_done)
