@@ -200,3 +200,28 @@ def test_a_variants_pooled_scores_reach_wandb_when_it_completes(tmp_path, monkey
     good = [r for r in runs if r["name"] == "good"]
     assert len(good) == 1 and good[0]["id"] == early["id"]  # the same run, completed
     assert good[0]["summary"]["compare/uf1_diff"] == pytest.approx(row["uf1_diff"])
+
+
+def test_a_tune_sweeps_trial_runs_were_written_while_they_trained(finished_sweep):
+    """In a real sweep (Ray Tune, offline W&B) every trial run has one row per epoch, stamped
+    within the trial's own start and end, in order: written by the trial, as it trained."""
+    import json
+
+    out = finished_sweep["out"]
+    trial_runs = [r for r in offline_runs(out) if "trial" in r["tags"]]
+    assert len(trial_runs) == 11  # one per finished trial, the retried one included once
+    for run in trial_runs:
+        (folder,) = [
+            p.parent
+            for p in out.glob("trials/*/*/*/result.json")
+            if json.loads(p.read_text())["trial"] == run["name"]
+        ]
+        info = json.loads((folder / "result.json").read_text())
+        assert info[LIVE_KEY]["run_id"] == run["id"]
+        stamps = [h["_timestamp"] for h in run["history"] if "loss" in h]
+        assert [h["_step"] for h in run["history"] if "loss" in h] == [1, 2, 3]
+        assert all(b > a for a, b in zip(stamps, stamps[1:]))
+        assert stamps == pytest.approx(info[EPOCH_TIMES_KEY], abs=1e-3)
+        if info.get("resumed_from") is None:
+            assert info["started_at"] <= stamps[0] and stamps[-1] <= info["ended_at"]
+        assert (folder / "wandb.done").exists()
