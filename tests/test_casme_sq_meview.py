@@ -264,8 +264,8 @@ def test_meview_finds_each_video_by_its_filename(tmp_path):
 def test_synthetic_layout_trains_end_to_end(tmp_path, layout, capsys):
     """A synthetic CAS(ME)^2 / MEVIEW sweep (4 classes, the dataset's preset shrunk): dry run,
     prepare (decode, select, crop) and every LOSO fold trained in-process."""
-    from mer.sweep.main import main as sweep_main
-    from mer.train_cli import add_parser
+    from mer.cli import main as mer_main
+    from mer.cli.sweep import main as sweep_main
 
     spec = {"casme_sq": casme_sq.SPEC, "meview": meview.SPEC}[layout]
     sweep = {
@@ -294,12 +294,7 @@ def test_synthetic_layout_trains_end_to_end(tmp_path, layout, capsys):
         f"labels {spec.label_scheme}): 12 clips (3 negative, 3 positive, 3 surprise, 3 others)"
         in (printed)
     )
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mer")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["train", str(path), "--all-folds", "--no-progress"])
-    assert args.func(args) == 0
+    assert mer_main(["train", str(path), "--all-folds", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "pooled over folds: variant full  seed 0  (12 test clips)" in out
 
@@ -336,7 +331,7 @@ def test_synthetic_casme_sq_sheet_is_the_original_codes_copy(tmp_path):
 )  # fmt: skip
 def test_shipped_sweeps_dry_run_on_the_real_sheets(sweep, annotations, expected, capsys):
     """The dry run plans from the sheet alone, the media root being absent here."""
-    from mer.sweep.main import main as sweep_main
+    from mer.cli.sweep import main as sweep_main
 
     path = Path(__file__).resolve().parents[1] / "sweeps" / sweep
     assert sweep_main([str(path), "--dry-run", "--set", f"data.annotations={annotations}"]) == 0

@@ -29,7 +29,13 @@ from tests.support.wandb_offline import offline_runs
 REPO = Path(__file__).resolve().parents[1]
 ME = ["negative", "positive", "surprise"]
 LIE = ["deceptive", "truthful"]
-PAPER_FULL = {"data": {"dataset": "casme2"}, "protocol": {"selection": "oracle_test"}}
+# the paper's CASME II configuration: the original's face handling (FacesConfig.LEGACY) and its
+# epoch selection on the test subject
+ORIGINAL_FACES = {"min_score": 0.0, "track": False, "boxes": "per_frame", "global": "frame"}
+PAPER_FULL = {
+    "data": {"dataset": "casme2", "faces": ORIGINAL_FACES},
+    "protocol": {"selection": "oracle_test"},
+}
 
 
 def _samples(dataset: str, subjects: int, clips: int, k: int) -> pd.DataFrame:

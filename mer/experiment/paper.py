@@ -2,8 +2,9 @@
 
 A run is shown beside a paper number only when its resolved variant config IS that configuration:
 the same real dataset, label scheme, frames (count, selection, skip) and input size, region policy
-(with every AU allowed to pick the crop), model (the preset plus the ablation's switches, compared
-field by field after the preset is expanded), loss, split and epoch selection. The variant's name
+(with every AU allowed to pick the crop), the original's face handling (`original_faces`), model
+(the preset plus the ablation's switches, compared field by field after the preset is expanded),
+loss, split and epoch selection. The variant's name
 plays no part: a label-free variant named `full` is not the paper's `full`, and a synthetic
 dataset in CASME II's layout is not CASME II.
 
@@ -19,7 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mer.config import MODEL_PRESETS, ExperimentConfig, ModelConfig
+from mer.config import MODEL_PRESETS, DataConfig, ExperimentConfig, ModelConfig
+from mer.data.faces.registration import resolve_boxes
+from mer.data.regions import NEEDS_LANDMARKS
 from mer.datasets.facs import AU_CODE
 
 PAPER_NOTE = (
@@ -65,9 +68,24 @@ class PaperConfig:
             self.regions == "au_oracle" and sorted(d.regions.au_codes) != sorted(AU_CODE)
         ):
             return False
+        if not original_faces(d):
+            return False
         if p.selection != self.selection or (self.split is not None and p.split != self.split):
             return False
         return cfg.train.loss == self.loss and cfg.model == self.model_config()
+
+
+def original_faces(d: DataConfig) -> bool:
+    """The original code's face handling: branch A is the whole frame, no clip is left out for
+    its face coverage, and where landmarks place the region crops, dlib's best detection at any
+    score, untracked, boxes from each frame's landmarks (data.faces: FacesConfig.LEGACY)."""
+    f = d.faces
+    if f.global_ != "frame" or f.on_low_coverage == "exclude":
+        return False
+    if d.regions.policy not in NEEDS_LANDMARKS:
+        return True
+    boxes = resolve_boxes(f.boxes, d.regions.landmarks)
+    return f.min_score == 0.0 and not f.track and boxes == "per_frame"
 
 
 _SMIC = {"dataset": "smic", "preset": "smic", "labels": "megc3", "frames": (10, "first", 0)}
