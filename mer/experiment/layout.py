@@ -69,6 +69,7 @@ TRIAL_RESULT = "result.json"  # written last: its presence marks the trial filed
 TRIAL_ERROR = "error.txt"
 WANDB_TRIAL_MARKER = "wandb.done"  # in a trial folder: its W&B run is written
 WANDB_SUMMARY_MARKER = "wandb_summary.json"  # trials/{variant}/: the state last logged to W&B
+WANDB_SWEEP_ID = "sweep_id"  # in wandb/: this results folder's id, the stem of trial run ids
 
 # One set of status words. result.json files written before this module said "done"/"failed"
 # (the sweep) or nothing at all (`mer train`'s fold folders); `normalize_status` reads them all.

@@ -18,6 +18,7 @@ from ray import tune
 
 from mer.config import ExperimentConfig
 from mer.experiment.summary import console_table
+from mer.sweep.console import resume_command
 from mer.sweep.options import RunOptions
 from mer.sweep.session import open_session
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY
@@ -43,9 +44,8 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
         session.interrupted = not ended
         if not ended:
             log.warning(
-                "sweep interrupted: %d of %d trial(s) did not end; continue with the same "
-                "command plus --resume (not Tuner.restore)",
-                unended, len(ids),
+                "sweep interrupted: %d of %d trial(s) did not end; continue with: %s",
+                unended, len(ids), resume_command(opts.argv),
             )  # fmt: skip
         lost = session.missing_trials() if opts.resume and ended else []
         if lost:
@@ -73,7 +73,8 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
     failed = int(summary.table["folds_failed"].sum())
     missing = int((summary.table["folds_total"] - summary.table["folds_done"]).sum()) - failed
     if session.interrupted:
-        print(f"INTERRUPTED: {missing} trial(s) not finished; continue with --resume")
+        again = resume_command(opts.argv)
+        print(f"INTERRUPTED: {missing} trial(s) not finished; continue with: {again}")
         return 130
     if failed or missing:
         see = f"see {opts.out}/trials/*/*/*/error.txt; " if failed else ""

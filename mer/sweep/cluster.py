@@ -54,6 +54,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     else:
         checkout_on_pythonpath()
         before = watchdog.children(os.getpid())
+        log.info("starting a local Ray (10-30 s)")
         with _loopback_only():
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
         started = {p: s for p, s in watchdog.children(os.getpid()).items() if p not in before}

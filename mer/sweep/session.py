@@ -17,6 +17,7 @@ mer.sweep.search).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -39,11 +40,14 @@ from mer.experiment.summary import Summary, write_summary
 from mer.report import write_report
 from mer.sweep import outdir, resumecheck
 from mer.sweep.cluster import alive_nodes, autoscaler_ceiling, check_reachable, connect
+from mer.sweep.console import SweepConsole
+from mer.sweep.estimate import estimate_sweep
 from mer.sweep.options import RunOptions
 from mer.sweep.progress import Progress
 from mer.sweep.resources import capacity, check_devices, max_concurrent, trial_resources
 from mer.sweep.tracking import Tracker, make_tracker
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY, spec_from_config, tune_trainable
+from mer.sweep.workspace import save_after_sweep
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,11 @@ def active_session() -> Session | None:
 
 class SweepCallback(tune.Callback):
     """Forwards Tune events to the active Session (stateless, so it pickles and restores)."""
+
+    def on_step_begin(self, iteration, trials, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None and s.console is not None:
+            s.console.heartbeat(sum(1 for t in trials if t.status == "RUNNING"))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
         s = _ACTIVE.get("session")
@@ -161,6 +170,7 @@ class Session:
         self.experiment = experiment  # Tune experiment name under a shared --storage
         self.tune_location: tuple[str, str] | None = None  # (storage path, experiment) in run()
         self.claim: Any = None  # the folder's lock (mer.experiment.claim); open_session sets it
+        self.console: SweepConsole | None = None  # the lines of the current Tune run
         self.progress.catch_up_tracking()
 
     # ------------------------------------------------------------------------ tune plumbing
@@ -172,6 +182,7 @@ class Session:
             done=frozenset(self.done_at_start),
             hooks=self.opts.trial_hooks,
             report_every_s=self.opts.report_every_s,
+            live=self.tracker.live_settings(driver_node=ray.get_runtime_context().get_node_id()),
         )
         return tune.with_resources(fn, self.resources)
 
@@ -216,14 +227,8 @@ class Session:
         n_conc = concurrency or max_concurrent(
             self.cfg, self.resources, self.capacity, self.opts.max_concurrent, len(self.plan.trials)
         )
-        log.info(
-            "trials: %d, %g CPU + %g GPU each, up to %d at a time; storage %s",
-            len(self.plan.trials),
-            self.resources["CPU"],
-            self.resources["GPU"],
-            n_conc,
-            exp_path,
-        )
+        self._start_line(n_conc, search=search_alg is not None)
+        log.debug("Tune experiment: %s", exp_path)
         if not self.opts.storage and alive_nodes() > 1:
             log.warning(
                 "a multi-node cluster with the default local storage %s: checkpoints of "
@@ -231,12 +236,6 @@ class Session:
                 "its fold again; pass --storage with a path every node sees (NFS, "
                 "s3://...) to resume there",
                 exp_path,
-            )
-        if self.done_at_start:
-            log.info(
-                "%d trial(s) already finished in %s: not run again",
-                len(self.done_at_start & {t.id for t in self.plan.trials}),
-                self.out,
             )
         _ACTIVE["session"] = self
         self.tune_location = (storage_path, name)
@@ -247,7 +246,7 @@ class Session:
         ended = False
         try:
             if restoring:
-                log.info("restoring the Tune experiment at %s", exp_path)
+                log.info("--resume: restoring the Tune experiment of %s", self.out)
                 tuner = tune.Tuner.restore(
                     exp_path,
                     trainable=self.trainable(),
@@ -286,6 +285,32 @@ class Session:
             _ACTIVE.pop("session", None)
             resumecheck.record_state(self.out, exp_path, ended=ended)
 
+    def _start_line(self, concurrency: int, *, search: bool) -> None:
+        """The one line a person reads when trials start: how many, how many at once, an
+        estimate, and where the report will be."""
+        ids = {t.id for t in self.plan.trials}
+        finished = self.progress.finished
+        self.console = SweepConsole(None if search else len(ids), len(finished & ids))
+        todo = [t for t in self.plan.trials if t.id not in finished]
+        estimate = None
+        if not search:
+            try:
+                estimate = estimate_sweep(self.plan, todo, concurrency, self.resources["GPU"])
+            except Exception as exc:  # noqa: BLE001 - an estimate must not stop a sweep
+                log.debug("no estimate: %r", exc)
+        gpu = f" + {self.resources['GPU']:g} GPU" if self.resources["GPU"] else ""
+        log.info(
+            "%s",
+            self.console.start_line(
+                self.cfg.name,
+                None if search else len(todo),
+                concurrency,
+                f"{self.resources['CPU']:g} CPU{gpu}",
+                estimate,
+                str(self.out / ("search" if search else "report/report.html")),
+            ),
+        )
+
     # ------------------------------------------------------------------------- callbacks
     def on_result(self, config: dict[str, Any], result: dict[str, Any]) -> None:
         if result.get(SKIPPED_KEY) or not result.get(FINAL_KEY):
@@ -299,7 +324,7 @@ class Session:
         sc = result.get(f"{split}_scores") or {}
         n_clips = sum(1 for s in result["predictions"].get("split", []) if s == split)
         log.info(
-            "[%s] %s done in %.1f s: %s acc %.3f on %d clip(s)%s",
+            "[%s] %s done in %.1f s: %s acc %.3f on %d clip(s)%s; %s",
             "search" if split == "val" else f"{n_done}/{len(self.plan.trials)}",
             spec.id,
             (result.get("timings") or {}).get("total", 0.0),
@@ -307,6 +332,7 @@ class Session:
             sc.get("acc", float("nan")),
             n_clips,
             f" (resumed at epoch {result['resumed_from']})" if result.get("resumed_from") else "",
+            self.console.trial_done(n_done) if self.console else "",
         )
         tracked = (
             result if split == "test" else {k: v for k, v in result.items() if k != "test_scores"}
@@ -383,6 +409,8 @@ class Session:
         # --resume that finishes them logs the real ones
         if not self.interrupted:
             self.progress.log_sweep(summary, report)
+        if self.wandb_mode == "online" and not self.interrupted:
+            save_after_sweep(self.cfg, self.out)
         self.close()
         return summary
 
@@ -403,21 +431,53 @@ def prepare_datasets(
     vcfgs: dict[str, ExperimentConfig], used_by: str | None = None
 ) -> dict[str, Any]:
     """PreparedData per distinct data section (built or read from the cache, once); `used_by`
-    (the sweep's folder) is recorded for `mer cache list`."""
+    (the sweep's folder) is recorded for `mer cache list`. Variants read the same annotations:
+    each repeated log line (the sheet, the label scheme's drops) is shown once, and one line sums
+    the data up."""
     data: dict[str, Any] = {}
-    for name, vcfg in vcfgs.items():
-        key = plan_mod.data_key(vcfg)
-        if key not in data:
-            t0 = time.monotonic()
-            data[key] = prepare_data(vcfg.data, used_by=used_by)
-            log.info(
-                "data %s (first used by %s): %d clips ready in %.1f s",
-                key,
-                name,
-                len(data[key].samples),
-                time.monotonic() - t0,
-            )
+    t0 = time.monotonic()
+    with _each_line_once():
+        for name, vcfg in vcfgs.items():
+            key = plan_mod.data_key(vcfg)
+            if key not in data:
+                t1 = time.monotonic()
+                data[key] = prepare_data(vcfg.data, used_by=used_by)
+                log.debug(
+                    "data %s (first used by %s): %d clips ready in %.1f s",
+                    key, name, len(data[key].samples), time.monotonic() - t1,
+                )  # fmt: skip
+    clips = sorted({len(d.samples) for d in data.values()})
+    log.info(
+        "data: %d prepared dataset(s) for %d variant(s), %s clips, ready in %.1f s",
+        len(data), len(vcfgs), "/".join(map(str, clips)), time.monotonic() - t0,
+    )  # fmt: skip
     return data
+
+
+class _Once(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+@contextlib.contextmanager
+def _each_line_once() -> Any:
+    """Within the block, a log line identical to one already shown is not shown again."""
+    once, handlers = _Once(), list(logging.getLogger().handlers)
+    for h in handlers:
+        h.addFilter(once)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(once)
 
 
 def open_session(

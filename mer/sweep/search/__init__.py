@@ -96,6 +96,7 @@ from mer.sweep.search.storage import (
 from mer.sweep.search.summary import _search_scope as _search_scope  # tests import it from here
 from mer.sweep.search.summary import format_search_summary, write_search_summary
 from mer.sweep.session import open_session
+from mer.sweep.workspace import save_after_sweep
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -158,6 +159,8 @@ def run_search(cfg: ExperimentConfig, opts: Any) -> int:
         finally:
             # Not Session.finish(): its ablation summary would list every variant as unrun.
             session.tracker.close()
+        if session.wandb_mode == "online":
+            save_after_sweep(cfg, session.out)
         doc = write_search_summary(cfg, session.out, variants=list(folds), holdout=held)
         config = doc["holdout"].get("config")
         if config and cfg.search.evaluate_holdout:
