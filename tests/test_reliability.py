@@ -302,6 +302,9 @@ def test_sigterm_takes_the_sigint_path():
     from mer.util import signals
 
     previous = signal.getsignal(signal.SIGTERM)
+    # outside a Tune run SIGINT is Python's own handler (an earlier test in this process may
+    # have left another one installed)
+    previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         signals.sigterm_as_interrupt()
         with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
@@ -318,6 +321,7 @@ def test_sigterm_takes_the_sigint_path():
         assert seen == [signal.SIGINT]
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_sigint)
         signals._state.update(installed=False, terminated=False)
 
 
