@@ -5,7 +5,10 @@ Files written for one fold (`save_fold_result`):
 - ``predictions.csv`` — one row per test and inner-validation clip, columns
   ``sample_id, dataset, subject, clip, fold, split, true, pred, prob_0..prob_{K-1}, oracle,
   oracle_selection, oracle_input`` (+ ``variant, seed`` when the caller adds them). ``true`` and
-  ``pred`` are class indices; probabilities are written with full float64 precision.
+  ``pred`` are class indices (``prob_k`` is class k's probability) in the order of the label
+  scheme's class names (megc3: 0 negative, 1 positive, 2 surprise; a sweep's plan.json has them
+  as ``class_names``); a sweep's files also name them in ``true_name`` and ``pred_name``, right
+  after ``pred`` (`add_class_names`). Probabilities are written with full float64 precision.
 - ``predictions_megc.txt`` — the MEGC submission layout of the test predictions, plain text,
   whitespace separated, one block per (fold, test subject) in fold order::
 
@@ -39,7 +42,8 @@ ID_COLUMNS = ["sample_id", "dataset", "subject", "clip", "fold", "split"]
 FLAG_COLUMNS = ["oracle", "oracle_selection", "oracle_input"]
 REQUIRED = [*ID_COLUMNS, "true", "pred", "oracle"]
 _PROB = re.compile(r"^prob_(\d+)$")
-_STR_COLUMNS = [*ID_COLUMNS, "variant"]
+NAME_COLUMNS = ["true_name", "pred_name"]
+_STR_COLUMNS = [*ID_COLUMNS, "variant", *NAME_COLUMNS]
 
 
 def prob_columns(pred: pd.DataFrame) -> list[str]:
@@ -84,6 +88,24 @@ def prediction_table(
     table["oracle_selection"] = bool(oracle_selection)
     table["oracle_input"] = bool(oracle_input)
     return table
+
+
+def add_class_names(pred: pd.DataFrame, class_names: Sequence[str]) -> pd.DataFrame:
+    """`pred` with `true_name` and `pred_name` (the class names of `true` and `pred`) right after
+    `pred`, so a prediction log reads without knowing the label scheme's class order."""
+    names = np.asarray([str(c) for c in class_names], dtype=object)
+    out = pred.drop(columns=[c for c in NAME_COLUMNS if c in pred.columns])
+    at = list(out.columns).index("pred") + 1 if "pred" in out.columns else len(out.columns)
+    for offset, col in enumerate(("true", "pred")):
+        idx = out[col].to_numpy(dtype=np.int64)
+        bad = (idx < 0) | (idx >= len(names))
+        if bad.any():
+            raise DataError(
+                f"prediction log: {col} class {int(idx[bad][0])} outside the "
+                f"{len(names)} class names ({', '.join(names)})"
+            )
+        out.insert(at + offset, f"{col}_name", names[idx])
+    return out
 
 
 # ------------------------------------------------------------------------------------------ CSV

@@ -16,15 +16,15 @@ import pytest
 from mer.config import SourceConfig
 from mer.datasets.annotations import COLUMNS, load_samples, parse_aus
 from mer.errors import ConfigError, DataError
+from tests.support.real_data import MISSING, REAL
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
 CASME2_XLSX = REAL / "CASME2-coding-20140508.xlsx"
 SAMM_XLSX = REAL / "SAMM_Micro_FACS_Codes_v2.xlsx"
 MEGC_CSV = REAL / "combined_3class_gt.csv"
 
 needs_real = pytest.mark.skipif(
     not (CASME2_XLSX.is_file() and SAMM_XLSX.is_file() and MEGC_CSV.is_file()),
-    reason="real annotation files not present (../shared/annotations)",
+    reason=MISSING,
 )
 
 CASME2_HEADER = [

@@ -18,15 +18,15 @@ from mer.datasets.labels import apply_label_scheme
 from mer.datasets.problems import EXCLUDED_ATTR, InvalidRows
 from mer.datasets.synthetic import write_dataset
 from mer.errors import ConfigError, DataError
+from tests.support.real_data import MISSING, REAL
 from tests.test_annotations import frames, video, workbook
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
 CASME_SQ_XLSX = REAL / "CAS(ME)^2.xlsx"
 MEVIEW_XLS = REAL / "MEVIEW.xls"
 FIXTURE_XLS = Path(__file__).parent / "fixtures" / "meview_errata.xls"
 needs_real = pytest.mark.skipif(
     not (CASME_SQ_XLSX.is_file() and MEVIEW_XLS.is_file()),
-    reason="real annotation files not present (../shared/annotations)",
+    reason=MISSING,
 )
 
 

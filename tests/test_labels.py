@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,15 +10,15 @@ import pytest
 from mer.datasets.annotations import load_samples
 from mer.datasets.labels import apply_label_scheme, class_names, schemes
 from mer.errors import ConfigError, DataError
+from tests.support.real_data import MISSING, REAL
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
 CASME2_XLSX = REAL / "CASME2-coding-20140508.xlsx"
 SAMM_XLSX = REAL / "SAMM_Micro_FACS_Codes_v2.xlsx"
 MEGC_CSV = REAL / "combined_3class_gt.csv"
 
 needs_real = pytest.mark.skipif(
     not (CASME2_XLSX.is_file() and SAMM_XLSX.is_file() and MEGC_CSV.is_file()),
-    reason="real annotation files not present (../shared/annotations)",
+    reason=MISSING,
 )
 
 

@@ -11,7 +11,6 @@ user can no longer be resumed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib
 import json
 import os
@@ -34,8 +33,8 @@ pytest.importorskip("ray")
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY = REPO / "tests" / "fixtures" / "legacy"
-# Where make_fixtures.py ran the sweeps. The search folder only resumes there (README.md): its
-# pickled searcher holds this absolute path, and so do the Tune trials created after a restore.
+# Where make_fixtures.py ran the sweeps: the pickles hold this absolute path (README.md). The
+# tests resume copies elsewhere and check that nothing is written here.
 ORIGINAL = Path("/tmp/mer-legacy-b1a5e1d")
 
 # Every mer class or function that the fixtures' pickles name (module:qualname). Moving one of
@@ -349,22 +348,13 @@ def test_interrupted_legacy_ablation_resumes_in_a_moved_folder(tmp_path):
     assert original_existed or not (ORIGINAL / "ablation").exists()
 
 
-@pytest.fixture
-def at_original_path():
-    """The search fixture at the absolute path it was made at (README.md: it cannot move),
-    one test run at a time on this machine, removed afterwards."""
-    if not os.access(ORIGINAL.parent, os.W_OK):
-        pytest.skip(f"{ORIGINAL.parent} is not writable")
-    with open(f"{ORIGINAL}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            shutil.rmtree(ORIGINAL, ignore_errors=True)  # a crashed run's leftovers
-            run = ORIGINAL / "search"
-            shutil.copytree(LEGACY / "search", run)
-            shutil.copy(LEGACY / "search.yaml", run / "search.yaml")
-            yield run
-        finally:
-            shutil.rmtree(ORIGINAL, ignore_errors=True)
+def _moved_search(tmp_path: Path) -> Path:
+    """The search fixture copied to a folder it was not made in (README.md: its pickles name
+    /tmp/mer-legacy-b1a5e1d/search); the fixture's bytes stay as they are."""
+    run = tmp_path / "search"
+    shutil.copytree(LEGACY / "search", run)
+    shutil.copy(LEGACY / "search.yaml", run / "search.yaml")
+    return run
 
 
 def _study(journal: Path) -> Any:
@@ -377,10 +367,14 @@ def _study(journal: Path) -> Any:
 
 
 @pytest.mark.slow
-def test_interrupted_legacy_search_resumes_its_searcher_and_study(at_original_path, tmp_path):
+def test_interrupted_legacy_search_resumes_its_searcher_and_study_in_a_moved_folder(tmp_path):
+    """The pickled searcher (tuner.pkl) holds the first run's journal path and results folder,
+    and Tune's restored search algorithm the first run's storage path: a moved folder resumes
+    from where it is, and nothing is written at the old place."""
     from optuna.trial import TrialState
 
-    run = at_original_path
+    original_existed = ORIGINAL.exists()
+    run = _moved_search(tmp_path)
     out = run / "out"
     copy = tmp_path / "before.journal"  # read the old study from a copy: Optuna locks the file
     shutil.copy(out / "search" / "study.journal", copy)
@@ -424,6 +418,12 @@ def test_interrupted_legacy_search_resumes_its_searcher_and_study(at_original_pa
     assert best["best"]["config_id"] == max(trials, key=lambda t: t.values[0]).number
     assert best["holdout"]["available"] and best["holdout"]["n_test"] > 0
 
+    # the study, the new trials' Tune folders and cancel markers: all in the moved folder
+    assert original_existed or not ORIGINAL.exists()
+    tune_dirs = {p.name.split("-")[0] for p in (out / "ray" / "tune").glob("full*__s0-*")}
+    assert {f"full.c0002__kfold{i}__s0" for i in range(3)} <= tune_dirs
+    assert "the results folder is " in done.stderr  # the searcher said where it resumes
+
     table = _report_table(out, tmp_path / "report").set_index("variant")
     labels = {f"full.c{t.number:04d}": t for t in trials}
     assert sorted(table.index) == sorted(labels)
@@ -432,3 +432,39 @@ def test_interrupted_legacy_search_resumes_its_searcher_and_study(at_original_pa
         assert table.loc[label, "uf1_mean"] == pytest.approx(
             summary.loc[t.number, "uf1"], abs=1e-12
         )
+
+
+@pytest.mark.slow
+def test_a_fold_filed_before_the_search_was_told_is_taken_from_the_results_folder(tmp_path):
+    """The driver files a fold's results a moment before Tune tells the searcher: stopped in
+    between, the fold is in OUT/trials but not in the study. On --resume the trainable skips it
+    as done, and the searcher must take its result from the results folder (it used to fail
+    the configuration: "the runner skipped the trial as done, but the study holds no result")."""
+    from optuna.trial import TrialState
+
+    run = _moved_search(tmp_path)
+    out = run / "out"
+    # fold 1 of configuration 1 (running when the fixture was interrupted) as if filed then:
+    # its val rows are written here, so the study must end up holding exactly these labels
+    src, dst = (out / "trials" / "full.c0001" / "0" / f"kfold{i}" for i in (0, 1))
+    shutil.copytree(src, dst)
+    info = json.loads((dst / "result.json").read_text())
+    info.update(trial="full.c0001/kfold1/s0", fold="kfold1", fold_index=1)
+    (dst / "result.json").write_text(json.dumps(info))
+    pred = pd.read_csv(dst / "predictions.csv").assign(fold="kfold1")
+    pred.loc[pred["split"] == "val", "pred"] = pred.loc[pred["split"] == "val", "true"]
+    pred.to_csv(dst / "predictions.csv", index=False)
+    val = pred[pred["split"] == "val"]
+
+    events = tmp_path / "events.jsonl"
+    done = _resume(run, "search", 1, events)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    trials = _study(out / "search" / "study.journal").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    rec = trials[1].user_attrs["fold_001"]
+    assert rec["val_true"] == val["true"].tolist() and rec["val_pred"] == val["pred"].tolist()
+    starts = sorted(e["trial"] for e in _events(events) if e["event"] == "start")
+    assert "full.c0001/kfold1/s0" not in starts  # never trained again
+    assert [s for s in starts if s.startswith("full.c")] == ["full.c0001/kfold2/s0"] + [
+        f"full.c0002/kfold{i}/s0" for i in range(3)
+    ]

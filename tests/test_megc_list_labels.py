@@ -4,8 +4,6 @@ out of the way), and as the label source of one dataset (`megc2019_official` +
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mer.config import SourceConfig, from_dict
@@ -14,15 +12,15 @@ from mer.datasets.annotations import load_samples
 from mer.datasets.catalog.megc2019 import read_list, write_megc2019
 from mer.datasets.labels import apply_label_scheme
 from mer.errors import ConfigError, DataError
+from tests.support.real_data import MISSING, REAL
 from tests.test_annotations import GOOD, megc_tree
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
 MEGC_CSV = REAL / "combined_3class_gt.csv"
 CASME2_XLSX = REAL / "CASME2-coding-20140508.xlsx"
 SAMM_XLSX = REAL / "SAMM_Micro_FACS_Codes_v2.xlsx"
 needs_real = pytest.mark.skipif(
     not (MEGC_CSV.is_file() and CASME2_XLSX.is_file() and SAMM_XLSX.is_file()),
-    reason="real annotation files not present (../shared/annotations)",
+    reason=MISSING,
 )
 
 

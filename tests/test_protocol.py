@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,8 +15,9 @@ from mer.protocol import (
     make_folds,
     subject_counts,
 )
+from tests.support.real_data import MISSING, REAL
 
-MEGC_GT = Path(__file__).parents[2] / "shared" / "annotations" / "combined_3class_gt.csv"
+MEGC_GT = REAL / "combined_3class_gt.csv"
 
 
 def _table(spec: dict[str, list[int]]) -> pd.DataFrame:
@@ -243,7 +242,7 @@ def test_dry_run_tables():
 
 def _megc_samples() -> pd.DataFrame:
     if not MEGC_GT.exists():
-        pytest.skip(f"{MEGC_GT} not present")
+        pytest.skip(MISSING)
     gt = pd.read_csv(MEGC_GT, header=None, names=["dataset", "subject", "clip", "label"], dtype=str)
     # subject namespacing: SAMM subjects zero-padded to the file prefix (6 -> samm/006)
     gt["subject"] = [

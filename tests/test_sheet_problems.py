@@ -24,9 +24,9 @@ from mer.datasets.synthetic import write_dataset
 from mer.errors import ConfigError, DataError
 from mer.experiment.excluded import excluded_lines, excluded_note
 from mer.experiment.plan import build_plan, describe
+from tests.support.real_data import MISSING, REAL
 from tests.test_annotations import casme2_tree, samm_tree, video, workbook
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
 CASME2_XLSX = REAL / "CASME2-coding-20140508.xlsx"
 SAMM_XLSX = REAL / "SAMM_Micro_FACS_Codes_v2.xlsx"
 CASME_SQ_XLSX = REAL / "CAS(ME)^2.xlsx"
@@ -34,7 +34,7 @@ MEVIEW_XLS = REAL / "MEVIEW.xls"
 MEGC_CSV = REAL / "combined_3class_gt.csv"
 needs_real = pytest.mark.skipif(
     not all(p.is_file() for p in (CASME2_XLSX, SAMM_XLSX, CASME_SQ_XLSX, MEVIEW_XLS, MEGC_CSV)),
-    reason="real annotation files not present (../shared/annotations)",
+    reason=MISSING,
 )
 
 # rows 2..6 of a CASME II-like sheet: rows 3, 4, 5 and 6 are invalid, in four different ways

@@ -12,9 +12,10 @@ import pytest
 from mer.cli import main as mer_main
 from mer.cli.sweep import main
 from mer.errors import ConfigError
+from mer.experiment.claim import record_owned
 from mer.sweep.cluster import check_reachable
 from mer.sweep.options import RunOptions
-from mer.sweep.outdir import check_out_dir
+from mer.sweep.outdir import check_out_dir, sweep_entries
 from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
@@ -144,6 +145,8 @@ def test_resume_accepts_keys_a_newer_mer_added_at_their_defaults(tmp_path):
 def test_overwrite_keeps_the_previous_results_when_the_new_run_cannot_start(tmp_path, capsys):
     """--overwrite clears the folder only once the new run's data and plan are ready."""
     out = tmp_path / "run"
+    out.mkdir()
+    record_owned(out, sweep_entries(None))  # a sweep's folder: it recorded what it writes
     (out / "trials" / "full").mkdir(parents=True)
     (out / "config.yaml").write_text("name: previous\n")
     (out / "summary.md").write_text("last week's table")
@@ -225,6 +228,8 @@ def test_a_refused_cluster_leaves_the_previous_results_and_cleared_folders_keep_
     from mer.sweep.outdir import clear_out_dir
 
     out = tmp_path / "run"
+    out.mkdir()
+    record_owned(out, sweep_entries(None))  # a sweep's folder: it recorded what it writes
     (out / "trials").mkdir(parents=True)
     (out / "config.yaml").write_text("name: previous\n")
     (out / "summary.md").write_text("last week's table")
@@ -240,7 +245,7 @@ def test_a_refused_cluster_leaves_the_previous_results_and_cleared_folders_keep_
     assert (out / "config.yaml").read_text() == "name: previous\n"
     (out / "cache").mkdir()  # e.g. a data.cache_dir inside --out, built after the check
     clear_out_dir(out)
-    assert sorted(p.name for p in out.iterdir()) == ["cache"]
+    assert sorted(p.name for p in out.iterdir()) == [".mer", "cache"]
 
 
 def test_shared_storage_experiments_are_per_run_and_resume_checks_storage(tmp_path, monkeypatch):

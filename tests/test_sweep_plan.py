@@ -22,10 +22,11 @@ from mer.experiment.plan import (
     oracle_reasons,
 )
 from mer.sweep.resources import max_concurrent, trial_resources
+from tests.support.real_data import MISSING, REAL
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((REPO / "sweeps").glob("*.yaml"))
-ANNOTATIONS = Path(__file__).resolve().parents[2] / "shared" / "annotations"
+ANNOTATIONS = REAL
 OWN = [
     "demo",
     "demo_au",
@@ -264,7 +265,7 @@ def test_cuda_variants_without_a_gpu_share_are_refused_before_any_trial():
 # ----------------------------------------------------------------------------------- dry run
 @pytest.mark.skipif(
     not (ANNOTATIONS / "CASME2-coding-20140508.xlsx").exists(),
-    reason="shared annotations not present",
+    reason=MISSING,
 )
 def test_dry_run_casme2_reads_annotations_only(capsys):
     xlsx = ANNOTATIONS / "CASME2-coding-20140508.xlsx"
@@ -292,9 +293,7 @@ def test_dry_run_casme2_reads_annotations_only(capsys):
     assert 0.45 < per_seed < 0.7
 
 
-@pytest.mark.skipif(
-    not (ANNOTATIONS / "combined_3class_gt.csv").exists(), reason="shared annotations not present"
-)
+@pytest.mark.skipif(not (ANNOTATIONS / "combined_3class_gt.csv").exists(), reason=MISSING)
 def test_dry_run_megc2019_search_from_the_official_list_alone(capsys):
     """Planning the composite needs only its list: parts not on this machine are named."""
     status = main(

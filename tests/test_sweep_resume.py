@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -173,4 +174,12 @@ def test_ctrl_c_stops_a_resumed_sweep_and_says_how_to_continue(tmp_path):
     from tests.support.wandb_offline import offline_runs
 
     runs = offline_runs(out)
-    assert runs and all("trial" in r["tags"] for r in runs), [r["name"] for r in runs]
+    headed = [r for r in runs if "tags" in r]
+    assert headed and all("trial" in r["tags"] for r in headed), [r["name"] for r in headed]
+    # a trial's live run the interruption stopped before W&B wrote its header: a trial run id
+    # (sweep id - 12 hex digits of the trial id), never a variant's or the sweep's run
+    sweep_ids = {r["id"].rsplit("-", 1)[0] for r in headed if "trial" in r["tags"]}
+    for r in runs:
+        if "tags" not in r:
+            sweep_id, _, digest = r["folder"].rpartition("-")
+            assert sweep_id in sweep_ids and re.fullmatch(r"[0-9a-f]{12}", digest), r["folder"]

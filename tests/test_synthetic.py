@@ -30,8 +30,8 @@ from mer.datasets.synthetic.sequence import (
     render_sequence,
 )
 from mer.errors import ConfigError, DataError
+from tests.support.real_data import MISSING, REAL
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "annotations"
 SMALL = dict(subjects=2, clips=3, frames=8, size=64)
 H, W = 64, 86  # SMALL frames: 64 high, 4:3 wide rounded to even
 CASME2_COLUMNS = ["Subject", "Filename", "Unnamed: 2", "OnsetFrame", "ApexFrame", "OffsetFrame",
@@ -488,12 +488,12 @@ def test_synth_command_line(tmp_path, capsys):
     assert "frames of 32x32" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not REAL.is_dir(), reason="real annotation files not present")
+@pytest.mark.skipif(not REAL.is_dir(), reason=MISSING)
 def test_headers_match_the_real_workbooks(made):
     """Sheet names, header rows and column names are those of the distributed files."""
     real = REAL / "CASME2-coding-20140508.xlsx"
     if not real.is_file():
-        pytest.skip("CASME II coding sheet not present")
+        pytest.skip(MISSING)
     ours = made("casme2").annotations
     assert sheet_names(ours) == sheet_names(real)
     r, o = pd.read_excel(real, sheet_name="Sheet1"), pd.read_excel(ours, sheet_name="Sheet1")

@@ -137,3 +137,41 @@ def test_megc_file_name_carries_the_oracle_tag():
     assert megc_file_name(pd.DataFrame({"oracle": [False, False]})) == "predictions_megc.txt"
     assert megc_file_name(pd.DataFrame({"oracle": [False, True]})) == "predictions_megc.oracle.txt"
     assert megc_file_name(pd.DataFrame({"pred": [0]})) == "predictions_megc.txt"
+
+
+def test_class_names_next_to_the_class_indices(tmp_path):
+    """A sweep's prediction logs name each class (true_name, pred_name right after pred), so
+    they read without the label scheme's class order; a class outside the names is an error."""
+    from mer.predlog import add_class_names
+
+    pred = pd.DataFrame(
+        {"sample_id": ["a", "b", "NA"], "true": [0, 2, 1], "pred": [2, 2, 0], "prob_0": [0.1] * 3}
+    )
+    named = add_class_names(pred, ["negative", "positive", "surprise"])
+    assert list(named.columns) == ["sample_id", "true", "pred", "true_name", "pred_name", "prob_0"]
+    assert named["true_name"].tolist() == ["negative", "surprise", "positive"]
+    assert named["pred_name"].tolist() == ["surprise", "surprise", "negative"]
+    assert list(add_class_names(named, ["n", "p", "s"])["true_name"]) == ["n", "s", "p"]  # again
+    with pytest.raises(DataError, match="pred class 2 outside the 2 class names"):
+        add_class_names(pred.assign(true=0), ["negative", "positive"])
+
+
+def test_a_filed_trial_names_its_classes(tmp_path):
+    from mer.experiment.plan import TrialSpec
+    from mer.experiment.store import ResultsStore
+
+    spec = TrialSpec("full", "casme2/sub01", 0, 0)
+    payload = {
+        "class_names": ["negative", "positive", "surprise"],
+        "predictions": {
+            "sample_id": ["casme2/sub01/EP01"], "dataset": ["casme2"], "subject": ["casme2/sub01"],
+            "clip": ["EP01"], "fold": ["casme2/sub01"], "split": ["test"], "true": [1],
+            "pred": [2], "prob_0": [0.1], "prob_1": [0.2], "prob_2": [0.7], "oracle": [False],
+        },
+    }  # fmt: skip
+    rec = ResultsStore(tmp_path).write_trial(spec, payload)
+    back = read_predictions(rec.path / "predictions.csv")
+    assert back[["true", "pred", "true_name", "pred_name"]].values.tolist() == [
+        [1, 2, "positive", "surprise"]
+    ]
+    assert list(back.columns[6:10]) == ["true", "pred", "true_name", "pred_name"]

@@ -1,4 +1,4 @@
-"""`mer` command line: synth | prepare | cache | train | summary | report | sweep.
+"""`mer` command line: synth | prepare | cache | train | summary | report | sweep | wandb-view.
 
 All argument parsing of the project lives in this package, one module per subcommand; each
 parses, calls the layer that does the work (mer.data, mer.experiment, mer.models, mer.report,
@@ -15,10 +15,10 @@ import argparse
 from collections.abc import Sequence
 
 from mer import __version__
-from mer.cli import cache, common, prepare, report, summary, sweep, synth, train
+from mer.cli import cache, common, prepare, report, summary, sweep, synth, train, wandb_view
 
 # in the order `mer --help` lists them
-COMMANDS = (synth, prepare, cache, train, summary, report, sweep)
+COMMANDS = (synth, prepare, cache, train, summary, report, sweep, wandb_view)
 
 
 def build_parser() -> argparse.ArgumentParser:

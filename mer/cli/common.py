@@ -2,11 +2,12 @@
 
 Why one place: the command line is where a user's mistakes arrive, and every command must answer
 them alike: `error: ...` on stderr and exit status 2 for a bad config, option or path (MerError,
-OSError), 130 for Ctrl-C (with the `--resume` hint where the command can resume), never a
-traceback. And every command that reads a sweep YAML takes it, its `--set` overrides and `-v` the
-same way, from one parent parser.
+OSError), 130 for Ctrl-C and 143 for SIGTERM, which takes the same path (mer.util.signals; with
+the `--resume` hint where the command can resume), never a traceback. And every command that
+reads a sweep YAML takes it, its `--set` overrides and `-v` the same way, from one parent parser.
 
-Nothing here imports more than the standard library and `mer.errors`: `mer --help` builds every
+Nothing here imports more than the standard library, `mer.errors` and `mer.util.signals`:
+`mer --help` builds every
 subcommand's parser, and must stay fast.
 """
 
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mer.errors import MerError
+from mer.util import signals
 
 INTERRUPTED = "interrupted"
 
@@ -63,8 +65,9 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     `argv` (default sys.argv) is kept as `args.argv`: a sweep records its command line."""
     args.argv = list(sys.argv if argv is None else argv)
     setup_logging(bool(getattr(args, "verbose", False)))
+    signals.sigterm_as_interrupt()  # SIGTERM (batch schedulers, kill) stops a run as Ctrl-C does
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
     except MerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -73,4 +76,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(getattr(args, "interrupted", INTERRUPTED), file=sys.stderr)
-        return 130
+        return signals.EXIT_TERMINATED if signals.terminated() else 130
+    if status and signals.terminated():  # stopped by SIGTERM: what it saved is resumable
+        print(f"terminated (SIGTERM): {getattr(args, 'interrupted', INTERRUPTED)}", file=sys.stderr)
+        return signals.EXIT_TERMINATED
+    return status

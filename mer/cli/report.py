@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mer.cli import common
 from mer.report import FORMATS
@@ -30,11 +31,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # lazy: pandas and matplotlib are slow imports; `mer --help` stays fast
+    from mer.experiment.claim import claim_if_inside
+    from mer.experiment.layout import REPORT_DIR
     from mer.experiment.summary import console_table
     from mer.report import report_run
 
     formats = FORMATS if args.format == "all" else (args.format,)
-    run_data, written, table = report_run(args.run_dir, formats, args.out)
+    dest = Path(args.out) if args.out else Path(args.run_dir) / REPORT_DIR
+    # writing inside the results folder: not while a sweep (or another report) writes there
+    held = claim_if_inside(args.run_dir, dest, "report", command=getattr(args, "argv", None))
+    try:
+        run_data, written, table = report_run(args.run_dir, formats, args.out)
+    finally:
+        if held is not None:
+            held.release()
     print(console_table(table))
     pngs = sum(1 for k in written if k.startswith("png:"))
     for key in ("csv", "md", "html", "latex"):

@@ -126,8 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.dry_run:  # at once: the imports, data and Ray below take seconds to a minute
+        log.info("%s: reading the sweep%s", args.config, "" if args.trial else ", then data, Ray")
     # lazy: the config schema, pandas and the data code are slow imports; `mer --help` stays
     # fast. None of these imports Ray or torch: a dry run and --trial start without Ray.
+    from mer.sweep.console import quiet_ray
     from mer.sweep.debug import run_one_trial
     from mer.sweep.dryrun import dry_run
     from mer.sweep.options import RunOptions
@@ -152,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"files: {folder}")
         return 0
+    quiet_ray()  # before Ray is imported: its settings and the console's log filters
     opts = RunOptions(
         out=out,
         resume=args.resume,

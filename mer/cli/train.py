@@ -38,13 +38,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # lazy: torch, pandas and the config schema are slow imports; `mer --help` stays fast
-    from mer.experiment.inprocess import train_all_folds, train_fold
+    from mer.experiment.claim import claim
     from mer.sweep.space import load_search_config
 
     cfg = load_search_config(args.config, args.set)  # a search config's space too, before data
+    out = Path(args.out).expanduser() if args.out else None
+    if out is None:
+        return _train(args, cfg, None)
+    # not while a sweep (or another `mer train`) writes that folder
+    with claim(out, "train", command=getattr(args, "argv", None)):
+        return _train(args, cfg, out)
+
+
+def _train(args: argparse.Namespace, cfg: Any, out: Path | None) -> int:
+    from mer.experiment.inprocess import train_all_folds, train_fold  # lazy: imports torch
+
     variant = args.variant or cfg.variants[0]
     seed = cfg.seeds[0] if args.seed is None else int(args.seed)
-    out = Path(args.out).expanduser() if args.out else None
     progress = not args.no_progress
     if not args.all_folds:
         result, vcfg, folder = train_fold(cfg, variant, seed, args.fold, out, progress=progress)

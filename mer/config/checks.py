@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 
 DEFAULT_CLASS_WEIGHTS = [0.3, 0.35, 0.35]
 _SPLIT = re.compile(r"^(loso|megc2019|group_kfold:[1-9][0-9]*)$")
-_VARIANT_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+# Variant and sweep names become folder names (trials/{variant}/, {output}/{name}/): one path
+# component from a safe alphabet that cannot be `.` or `..` (nor any hidden name).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9_.+-]*")
+SAFE_NAME_WORDS = "letters, digits, _ . + - (not starting with '.')"
 
 
 # ------------------------------------------------------------------------------- field rules
@@ -132,8 +135,12 @@ def ablation_rules(ablations: dict[str, dict[str, Any]]) -> None:
     if not ablations:
         fail("ablations: expected at least one variant (e.g. `full: {}`)", kind="rule")
     for name, overrides in ablations.items():
-        if not _VARIANT_NAME.fullmatch(name):
-            fail(f"ablations.{name}: variant names may use letters, digits, _ . + -", kind="rule")
+        if not _SAFE_NAME.fullmatch(name):
+            fail(
+                f"ablations: variant name {name!r} is a folder name (trials/{{variant}}/); use "
+                f"{SAFE_NAME_WORDS}",
+                kind="rule",
+            )
         if any(k.split(".")[0] in ("ablations", "seeds") for k in overrides):
             fail(f"ablations.{name}: a variant cannot change ablations or seeds", kind="rule")
         if any(k.split(".")[0] == "report" for k in overrides):
@@ -148,6 +155,16 @@ def ablation_rules(ablations: dict[str, dict[str, Any]]) -> None:
                 "whole sweep (one held-out set and one study setup keep variants comparable)",
                 kind="rule",
             )
+
+
+def sweep_name(name: str) -> None:
+    """`name` is the results folder's name under `output` and part of every study and W&B
+    name: one folder name, so it can never point elsewhere (`../x`, `/abs`)."""
+    if not _SAFE_NAME.fullmatch(name):
+        fail(
+            f"expected a folder name using {SAFE_NAME_WORDS}, got {name!r} (the results go to "
+            "{output}/{name}; set `output` to choose where)"
+        )
 
 
 # ----------------------------------------------------------------------------- section rules

@@ -28,6 +28,7 @@ from mer.config.types import (
     Int,
     Str,
     checked,
+    fail,
     in_range,
     list_of,
     mapping_of,
@@ -282,7 +283,14 @@ class AugmentConfig(ConfigModel):
 
 
 class TrainConfig(ConfigModel):
+    """The training section. `on_nan`: what a non-finite training loss (NaN or infinite, an lr
+    far too high) does: `error` stops the fold with an error naming the epoch, so the trial fails
+    and its variant is marked INCOMPLETE instead of scoring a diverged model; `ignore` trains on
+    as mer did before the check existed."""
+
     SECTION: ClassVar[str] = "train"
+    # Added after the recorded hashes (tests/test_config_hashes.py): hashed only when not default.
+    ADDED_FIELDS: ClassVar[frozenset[str]] = frozenset({"on_nan"})
     epochs: Count = 200
     batch_size: Count = 8
     lr: Annotated[NonNegativeFloat, checked(checks.learning_rate)] = 1.0e-3
@@ -311,6 +319,7 @@ class TrainConfig(ConfigModel):
     # (mer.sweep.trial.MIN_CHECKPOINT_INTERVAL_S: keeps Tune from forcing experiment snapshots)
     checkpoint_every: NonNegative = 10
     threads: NonNegative = 0
+    on_nan: one_of("error", "ignore") = "error"
 
 
 # --------------------------------------------------------------------------------------- search
@@ -355,6 +364,16 @@ class ResourcesConfig(ConfigModel):
     max_concurrent: NonNegative = 0
     max_failures: NonNegative = 2
     wait_for_gpus: Bool | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> ResourcesConfig:
+        if self.cpu_per_trial == 0 and self.gpu_per_trial == 0:
+            fail(
+                "resources.cpu_per_trial: 0 with gpu_per_trial 0: a trial would ask Ray for "
+                "nothing, which it cannot schedule; set cpu_per_trial > 0 (e.g. 1)",
+                kind="rule",
+            )
+        return self
 
 
 class WandbConfig(ConfigModel):
@@ -411,7 +430,7 @@ Ablations = Annotated[
 
 class ExperimentConfig(ConfigModel):
     SECTION: ClassVar[str] = ""
-    name: Str = "experiment"
+    name: Annotated[Str, checked(checks.sweep_name)] = "experiment"
     data: DataConfig = Field(default_factory=DataConfig)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -10,6 +10,8 @@ words, search configuration labels, Optuna study names and the search storage UR
       search/                best.json, summary.csv/.md, study.journal, cancelled/, holdout.yaml
       {name}-holdout/        a search's hold-out evaluation (an ablation sweep folder)
       report/  debug/  ray/  wandb/
+      .mer/                  lock, holder.json, owned.json (mer.experiment.claim), state.json
+                             (digests of Tune's state a run left: mer.sweep.resumecheck)
 
 Ray-free and config-light, so the sweep, the search, `mer report` and W&B tracking all name
 things the same way.
@@ -40,6 +42,7 @@ SEARCH_DIR = "search"
 REPORT_DIR = "report"
 DEBUG_DIR = "debug"
 HOLDOUT_SUFFIX = "-holdout"
+CLAIM_DIR = ".mer"  # the folder's lock, its holder and what a sweep wrote (mer.experiment.claim)
 
 # What a sweep (or `mer train`, under debug/) writes in its output folder; with the
 # `{name}-holdout` folders (`is_sweep_entry`), nothing else may be there.
@@ -47,9 +50,12 @@ SWEEP_ENTRIES = frozenset(
     {
         CONFIG_FILE, PLAN_FILE, ENVIRONMENT_FILE, TRIALS_DIR, "ray", "wandb", SEARCH_DIR,
         DEBUG_DIR, REPORT_DIR, SUMMARY_MD, SUMMARY_CSV, SUMMARY_SEEDS, PREDICTIONS_FILE,
-        STORAGE_FILE,
+        STORAGE_FILE, CLAIM_DIR,
     }
 )  # fmt: skip
+# What a sweep may leave next to another sweep's results without mixing them: every other sweep
+# entry holds results (and a --overwrite that cannot delete one must not start).
+SIDE_ENTRIES = frozenset({DEBUG_DIR, REPORT_DIR, CLAIM_DIR})
 
 
 def is_sweep_entry(name: str) -> bool:
@@ -63,6 +69,7 @@ TRIAL_RESULT = "result.json"  # written last: its presence marks the trial filed
 TRIAL_ERROR = "error.txt"
 WANDB_TRIAL_MARKER = "wandb.done"  # in a trial folder: its W&B run is written
 WANDB_SUMMARY_MARKER = "wandb_summary.json"  # trials/{variant}/: the state last logged to W&B
+WANDB_SWEEP_ID = "sweep_id"  # in wandb/: this results folder's id, the stem of trial run ids
 
 # One set of status words. result.json files written before this module said "done"/"failed"
 # (the sweep) or nothing at all (`mer train`'s fold folders); `normalize_status` reads them all.

@@ -471,9 +471,10 @@ def _fmt_params(n: int | None) -> str:
 
 
 def _fmt_hours(h: float | None) -> str:
+    """GPU time with its unit: hours from 0.01 h (36 s) up, seconds below."""
     if h is None:
         return "?"
-    return f"{h:.3g}" if h >= 0.01 else f"{h * 3600:.1f} s"
+    return f"{h:.3g} h" if h >= 0.01 else f"{h * 3600:.1f} s"
 
 
 def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -> str:
@@ -481,10 +482,22 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
     cfg = plan.cfg
     lines: list[str] = []
     n_var, n_seed = len(plan.variants), len(cfg.seeds)
-    lines.append(
-        f"Sweep {cfg.name!r} ({'search' if cfg.search is not None else 'ablation'}): "
-        f"{n_var} variant(s) x their folds x {n_seed} seed(s) = {len(plan.trials)} trials"
-    )
+    if cfg.search is None:
+        lines.append(
+            f"Sweep {cfg.name!r} (ablation): "
+            f"{n_var} variant(s) x their folds x {n_seed} seed(s) = {len(plan.trials)} trials"
+        )
+    else:  # a search trains each configuration on each fold of the first seed
+        seed = cfg.seeds[0]
+        folds = [len(plan.trials_of(v, seed)) for v in plan.variants]
+        fold_text = "/".join(str(n) for n in sorted(set(folds)))
+        lines.append(
+            f"Sweep {cfg.name!r} (search): {n_var} variant(s) x {cfg.search.trials} "
+            f"configuration(s) x {fold_text} fold(s) = at most "
+            f"{cfg.search.trials * sum(folds)} search trials (fewer when folds are pruned)"
+            + (", then the hold-out evaluation" if any(v.holdout for v in plan.variants.values())
+               else "")
+        )  # fmt: skip
     seen_tables: set[int] = set()
     for key, table in plan.samples.items():
         if id(table) in seen_tables:
@@ -561,7 +574,7 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
         )
     lines.append(f"Seeds: {', '.join(map(str, cfg.seeds))}")
     est = estimate_gpu_hours(plan)
-    header = f"  {'variant':<28} {'trials':>6} {'params':>8} {'GFLOPs':>8} {'GPU-h':>8}  changes"
+    header = f"  {'variant':<28} {'trials':>6} {'params':>8} {'GFLOPs':>8} {'GPU time':>9}  changes"
     lines += ["Variants:", header]
     for v in plan.variants.values():
         st = v.stats or {}
@@ -569,7 +582,7 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
         lines.append(
             f"  {v.label:<28} {len(plan.trials_of(v.name)):>6} {_fmt_params(st.get('params')):>8} "
             f"{(f'{gf:.3g}' if gf is not None else '?'):>8} "
-            f"{_fmt_hours(est['per_variant'][v.name]):>8}  {v.changes()}"
+            f"{_fmt_hours(est['per_variant'][v.name]):>9}  {v.changes()}"
         )
         for reason in v.oracle_reasons:
             lines.append(f"  {'':<28} oracle: {reason}")

@@ -20,6 +20,7 @@ from mer.config import dump_yaml
 from mer.errors import DataError
 from mer.experiment import layout
 from mer.experiment.environment import environment
+from mer.predlog import add_class_names
 from mer.util.files import write_csv_atomic, write_text_atomic
 from mer.util.jsonio import read_json, write_json
 
@@ -101,6 +102,8 @@ class ResultsStore:
         folder = self.trial_dir(spec)
         folder.mkdir(parents=True, exist_ok=True)
         pred = pd.DataFrame(payload["predictions"])
+        if payload.get("class_names") and len(pred):
+            pred = add_class_names(pred, payload["class_names"])
         pred["variant"] = spec.variant
         pred["seed"] = spec.seed
         write_csv_atomic(folder / layout.TRIAL_PREDICTIONS, pred)

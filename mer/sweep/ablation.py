@@ -17,6 +17,7 @@ from typing import Any
 from ray import tune
 
 from mer.config import ExperimentConfig
+from mer.sweep.console import resume_command
 from mer.sweep.finished import print_outcome
 from mer.sweep.options import RunOptions
 from mer.sweep.session import open_session
@@ -43,9 +44,8 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
         session.interrupted = not ended
         if not ended:
             log.warning(
-                "sweep interrupted: %d of %d trial(s) did not end; continue with the same "
-                "command plus --resume (not Tuner.restore)",
-                unended, len(ids),
+                "sweep interrupted: %d of %d trial(s) did not end; continue with: %s",
+                unended, len(ids), resume_command(opts.argv),
             )  # fmt: skip
         lost = session.missing_trials() if opts.resume and ended else []
         if lost:
@@ -64,7 +64,7 @@ def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
             session.interrupted = ended_trials(rerun) < len(lost)
     finally:
         summary = session.finish()
-    return print_outcome(cfg, opts.out, summary, interrupted=session.interrupted)
+    return print_outcome(cfg, opts.out, summary, interrupted=session.interrupted, argv=opts.argv)
 
 
 def ended_trials(grid: Any) -> int:

@@ -10,17 +10,21 @@ checkout's `mer` (and, in tests, `tests.support`) even when it is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mer
 from mer.errors import ConfigError
+from mer.sweep import watchdog
+from mer.util import signals
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,8 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     """Connect to a cluster (`auto` or HOST:PORT) or start a local Ray; True if started here.
 
     A local start passes address="local": without it ray.init would join whatever cluster
-    /tmp/ray points at (someone else's on a shared machine).
+    /tmp/ray points at (someone else's on a shared machine). It listens on 127.0.0.1 only, and a
+    watchdog (mer.sweep.watchdog) stops its processes if this process dies without doing so.
     """
     import ray  # lazy: Ray takes seconds to import; the address checks here need none of it
 
@@ -51,7 +56,15 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
             raise ConfigError(f"--address {address}: {exc}{hint}") from None
     else:
         checkout_on_pythonpath()
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+        before = watchdog.children(os.getpid())
+        log.info("starting a local Ray (10-30 s)")
+        with _loopback_only():
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+        started = {p: s for p, s in watchdog.children(os.getpid()).items() if p not in before}
+        watchdog.start(os.getpid(), started)  # stops them if this process dies without it
+    if threading.current_thread() is threading.main_thread():
+        signals.reinstall()  # ray.init replaced the SIGTERM handler (sys.exit from anywhere)
+    # (from another thread ray.init replaces nothing: BackgroundStart.result reinstalls)
     res = ray.cluster_resources()
     log.info("Ray: %d node(s), %g CPU, %g GPU", alive_nodes(), res.get("CPU", 0), res.get("GPU", 0))
     return True
@@ -102,8 +115,10 @@ class BackgroundStart:
         if self._error is not None:
             raise self._error
         in_main = threading.current_thread() is threading.main_thread()
-        if self._started and in_main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+        if self._started and in_main:
+            signals.reinstall()  # the command's own handler, when it installed one
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
         return self._started
 
     def abandon(self) -> None:
@@ -130,6 +145,35 @@ def warm_imports() -> None:
     """What a trial imports first (in a Ray worker)."""
     import mer.sweep.trial  # noqa: F401 - lazy: imported for its side effect, in a worker
     import mer.train  # noqa: F401 - lazy: torch, in a worker
+
+
+# Ray binds its servers (GCS, raylet, workers, agents) to the node's IP address, which a local
+# start resolves from the network (127.0.0.1 is replaced by it) unless Ray thinks clusters are off,
+# as on Windows and macOS; that switch is this variable (read by the Ray processes ray.init
+# starts) and ray_constants.ENABLE_RAY_CLUSTER (read by this process when ray.init resolves it).
+_LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """A local Ray started inside listens on 127.0.0.1 only: a single-machine sweep needs no
+    port reachable from elsewhere (Ray 2.60 otherwise listens on every interface). Only the
+    start is affected: a cluster joined with --address is not."""
+    from ray._private import ray_constants  # lazy: Ray takes seconds to import
+
+    previous_env = os.environ.get(_LOCAL_ONLY_ENV)
+    previous = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    os.environ[_LOCAL_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if previous_env is None:
+            os.environ.pop(_LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[_LOCAL_ONLY_ENV] = previous_env
+        if previous is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = previous
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

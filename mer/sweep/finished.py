@@ -24,6 +24,7 @@ from mer.experiment.run import load_run
 from mer.experiment.store import ResultsStore
 from mer.experiment.summary import console_table, write_folder_summary
 from mer.sweep import outdir
+from mer.sweep.console import resume_command
 from mer.sweep.options import RunOptions
 from mer.util.jsonio import read_json, to_plain
 
@@ -39,7 +40,16 @@ def finished_sweep(cfg: ExperimentConfig, opts: RunOptions) -> Aggregate | None:
         return None
     if not (out / layout.PLAN_FILE).exists() or not (out / layout.CONFIG_FILE).exists():
         return None
-    outdir.check_out_dir(cfg, opts)  # the same config and --storage, as the normal path checks
+    # held while it reads and (re)writes: refused while another mer process writes the folder
+    held = outdir.claim_out_dir(cfg, opts)
+    try:
+        outdir.check_out_dir(cfg, opts)  # the same config and --storage, as the normal path
+        return _finished(cfg, opts, out)
+    finally:
+        held.release()
+
+
+def _finished(cfg: ExperimentConfig, opts: RunOptions, out: Path) -> Aggregate | None:
     plan = read_json(out / layout.PLAN_FILE, what="the sweep's plan")
     planned = [str(t) for t in plan.get("trials") or []]
     if plan.get("mode", "ablation") != "ablation" or not planned:
@@ -87,10 +97,16 @@ def _report(out: Path, summary: Aggregate) -> None:
 
 
 def print_outcome(
-    cfg: ExperimentConfig, out: Path, summary: Aggregate, *, interrupted: bool
+    cfg: ExperimentConfig,
+    out: Path,
+    summary: Aggregate,
+    *,
+    interrupted: bool,
+    argv: list[str] | None = None,
 ) -> int:
     """Print the per-variant table and what is left to do; the exit status: 0 when every trial
-    finished, 1 when some failed or did not run (INCOMPLETE), 130 when interrupted."""
+    finished, 1 when some failed or did not run (INCOMPLETE), 130 when interrupted (with the
+    command that continues it, from `argv`: mer.sweep.console.resume_command)."""
     table: Any = summary.table
     print(
         f"\n{cfg.name}: pooled test metrics per variant, with "
@@ -101,7 +117,8 @@ def print_outcome(
     failed = int(table["folds_failed"].sum())
     missing = int((table["folds_total"] - table["folds_done"]).sum()) - failed
     if interrupted:
-        print(f"INTERRUPTED: {missing} trial(s) not finished; continue with --resume")
+        again = resume_command(argv)
+        print(f"INTERRUPTED: {missing} trial(s) not finished; continue with: {again}")
         return 130
     if failed or missing:
         see = f"see {out}/trials/*/*/*/error.txt; " if failed else ""

@@ -2,10 +2,13 @@
 
 Why apart from the session: these rules decide, before any data is prepared or Ray started,
 whether this run may use the folder at all, and they must hold for every mode (ablation, search,
-hold-out evaluation). A folder holding files no sweep wrote is never filled or deleted; a sweep's
-folder is only continued (`--resume`, with the same config) or replaced (`--overwrite`, cleared
-only once the new run is ready to start, so a run that cannot start keeps the old results); and
-a `--resume` must find the Tune state where the sweep put it (`storage.json`).
+hold-out evaluation). The folder is claimed first (mer.experiment.claim: its lock, and the list of
+entries this sweep may write), so a second run on it is refused before either prepares data. A
+folder holding files no sweep wrote is never filled or deleted; a sweep's folder is only
+continued (`--resume`, with the same config) or replaced (`--overwrite`: only the entries a sweep
+recorded as its own are deleted, and only once the new run is ready to start, so a run that
+cannot start keeps the old results); and a `--resume` must find the Tune state where the sweep
+put it (`storage.json`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import yaml
 
 from mer.config import ExperimentConfig, FacesConfig, SearchConfig, flatten, to_dict
 from mer.errors import ConfigError, DataError
-from mer.experiment import layout
+from mer.experiment import claim, layout
 from mer.sweep.options import RunOptions
 from mer.util.jsonio import read_json, write_json
 
@@ -112,10 +115,7 @@ def foreign_entries(out: Path) -> list[str]:
     return sorted(e.name for e in out.iterdir() if not layout.is_sweep_entry(e.name))
 
 
-def check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
-    """Refuse an output folder this run may not use; True when --overwrite is to clear it
-    (done by the caller only once the data and plan are ready, so a failing run keeps it)."""
-    out = opts.out
+def _check_usable(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; the results folder must be a folder")
     foreign = foreign_entries(out)
@@ -124,13 +124,62 @@ def check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
             f"{out} holds files no sweep wrote ({', '.join(foreign[:5])}"
             f"{' ...' if len(foreign) > 5 else ''}); choose an empty or new folder with --out"
         )
+
+
+def sweep_entries(cfg: ExperimentConfig | None) -> set[str]:
+    """Every entry a sweep of `cfg` may write in its results folder (its hold-out evaluation's
+    folder too), but the claim folder, which no sweep deletes."""
+    names = set(layout.SWEEP_ENTRIES) - {layout.CLAIM_DIR}
+    if cfg is not None and cfg.search is not None:
+        names.add(layout.holdout_name(cfg))
+    return names
+
+
+def claim_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> claim.FolderClaim:
+    """Take the results folder for this run before any work (refused while another mer process
+    writes it) and record, before writing any, which entries this sweep creates there."""
+    _check_usable(opts.out)
+    held = claim.claim(opts.out, "search" if cfg.search is not None else "sweep", command=opts.argv)
+    try:
+        claim.record_owned(opts.out, sweep_entries(cfg))
+    except BaseException:
+        held.release()
+        raise
+    return held
+
+
+def _overwrite_plan(out: Path, cfg: ExperimentConfig | None) -> tuple[list[str], list[str]]:
+    """--overwrite: (entries to delete, entries kept) of `out`; ConfigError when an entry holding
+    results is not recorded as a sweep's own (an older mer's sweep, or put there by hand): the
+    new sweep would mix its results with them, and mer deletes nothing it did not write."""
+    owned = claim.owned_entries(out)
+    present = sorted(e.name for e in out.iterdir() if e.name != layout.CLAIM_DIR)
+    delete = [e for e in present if owned is not None and e in owned]
+    kept = [e for e in present if e not in delete]
+    blocking = [e for e in kept if layout.is_sweep_entry(e) and e not in layout.SIDE_ENTRIES]
+    if blocking:
+        raise ConfigError(
+            f"--overwrite: {out} holds {', '.join(blocking[:8])}"
+            f"{' ...' if len(blocking) > 8 else ''}, which no sweep recorded as its own "
+            f"({layout.CLAIM_DIR}/{claim.OWNED_FILE}: "
+            "written by an older mer, or by hand), so mer deletes none of it; delete them "
+            "yourself, continue that sweep with --resume, or use another --out"
+        )
+    return delete, kept
+
+
+def check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
+    """Refuse an output folder this run may not use; True when --overwrite is to clear it
+    (done by the caller only once the data and plan are ready, so a failing run keeps it)."""
+    out = opts.out
+    _check_usable(out)
     try:  # an unwritable --out fails now, not after data preparation and Ray start-up
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot create the results folder ({exc})") from None
     previous = out / layout.CONFIG_FILE
     if opts.overwrite and not opts.resume:
-        return any(out.iterdir())
+        return bool(_overwrite_plan(out, cfg)[0])
     if not previous.exists():
         if opts.resume:
             log.info("--resume: no sweep in %s yet; starting it", out)
@@ -186,13 +235,19 @@ def _check_faces_legacy(old_raw: dict[str, Any], cfg: ExperimentConfig, out: Pat
         )
 
 
-def clear_out_dir(out: Path) -> None:
-    """--overwrite: remove the previous sweep's entries, and nothing else (a data cache built
-    inside --out since the folder was checked stays)."""
-    log.warning("--overwrite: removing the previous results in %s", out)
-    for entry in out.iterdir():
-        if not layout.is_sweep_entry(entry.name):
-            continue
+def clear_out_dir(out: Path, cfg: ExperimentConfig | None = None) -> None:
+    """--overwrite: remove the entries a sweep recorded as its own (mer.experiment.claim), and
+    nothing else: whatever else is there (a report folder you made, a data cache built inside
+    --out since the folder was checked) is kept and named."""
+    delete, kept = _overwrite_plan(out, cfg)
+    log.warning(
+        "--overwrite: removing the previous results in %s (%s)", out, ", ".join(delete) or "none"
+    )
+    if kept:
+        log.warning("--overwrite: kept %s in %s (no sweep recorded them as its own)",
+                    ", ".join(kept), out)  # fmt: skip
+    for name in delete:
+        entry = out / name
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:

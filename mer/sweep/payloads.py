@@ -1,15 +1,81 @@
-"""What the W&B summary runs hold, as plain data: a variant's values (`variant_summary`), the
-display rows summary.md shows (`display_rows`), the sweep run's tables and values. Pure functions
-of the aggregate table, so tests compare them with summary.csv / summary.md without W&B."""
+"""What the W&B runs hold, as plain data: a trial run's config, curve rows and summary
+(`trial_config`, `history_rows`, `trial_summary`: the same whether the trial logs itself live or
+the driver logs it afterwards), a variant's values (`variant_summary`), the display rows
+summary.md shows (`display_rows`), the sweep run's tables and values. Pure functions of the
+trial payload or the aggregate table, so tests compare them with summary.csv / summary.md without
+W&B."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from mer.config import ExperimentConfig, flatten
 from mer.experiment import formatting as fmt
+from mer.experiment.plan import TrialSpec
 from mer.util.jsonio import to_plain
+
+# in a trial payload (and result.json): the wall-clock time each epoch ended, aligned with
+# `history`, so a run logged after the trial still has the epochs' real timestamps
+EPOCH_TIMES_KEY = "epoch_ended_at"
+# in a trial payload (and result.json): the trial logged its own W&B run while it trained
+# (mer.sweep.live): {"run_id": ..., "mode": ...}; the driver then logs no run for it
+LIVE_KEY = "wandb_live"
+
+
+def trial_config(cfg: ExperimentConfig, spec: TrialSpec, oracle: bool, sweep: str) -> dict:
+    """A trial run's W&B config: the flattened experiment config plus who the trial is."""
+    config = flatten(cfg)
+    config.update(variant=spec.variant, fold=spec.fold, seed=spec.seed, oracle=oracle, sweep=sweep)
+    return config
+
+
+def history_row(rec: dict[str, Any], ended_at: float | None = None) -> tuple[dict, int]:
+    """One epoch record as a W&B history row and its step (the epoch): numbers only, and the
+    epoch's real end time as `_timestamp` when it is known."""
+    row = {k: v for k, v in rec.items() if _is_number(v) and k != "epoch"}
+    if ended_at is not None:
+        row["_timestamp"] = float(ended_at)
+    return row, int(rec.get("epoch", 0))
+
+
+def history_rows(
+    history: Sequence[dict[str, Any]], ended_at: Sequence[float] | None = None
+) -> list[tuple[dict, int]]:
+    """`history_row` of every epoch; `ended_at` (EPOCH_TIMES_KEY) is used when it covers them."""
+    times = list(ended_at or [])
+    if len(times) != len(history):
+        times = [None] * len(history)
+    return [history_row(rec, t) for rec, t in zip(history, times)]
+
+
+def trial_summary(
+    payload: dict[str, Any], cfg: ExperimentConfig | None = None, searched: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A trial run's summary values: test and validation scores, the selected epoch, size,
+    duration and the epoch it resumed from; for a search trial also its configuration's value
+    of each searched key as `search/{key}` (the parallel-coordinates axes of mer.sweep.workspace:
+    W&B reads dots in config keys as nesting, so the flat config keys cannot serve). Missing
+    values are left out."""
+    summary = {f"test/{k}": v for k, v in (payload.get("test_scores") or {}).items()}
+    if cfg is not None and searched:
+        flat = flatten(cfg)
+        summary.update({f"search/{k}": flat.get(k) for k in searched})
+    summary.update({f"val/{k}": v for k, v in (payload.get("val_scores") or {}).items()})
+    summary.update(
+        selected_epoch=payload.get("selected_epoch"),
+        params=payload.get("params"),
+        seconds=(payload.get("timings") or {}).get("total"),
+        resumed_from=payload.get("resumed_from"),
+    )
+    return {k: v for k, v in summary.items() if v is not None}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def variant_summary(

@@ -28,6 +28,7 @@ from mer.experiment.plan import SweepPlan, TrialSpec
 from mer.experiment.pooling import RunningPool
 from mer.experiment.store import ResultsStore
 from mer.experiment.summary import Summary
+from mer.sweep.payloads import LIVE_KEY
 from mer.sweep.tracking import Tracker, display_rows
 from mer.util.jsonio import read_json, to_plain, write_json
 
@@ -77,10 +78,14 @@ class Progress:
     def track_trial(
         self, spec: TrialSpec, vcfg: ExperimentConfig, result: dict[str, Any], oracle: bool
     ) -> None:
-        """A filed trial: queue its W&B run, pool what it completes."""
-        self.tracker.trial(
-            spec, vcfg, result, oracle, on_done=self._marker(spec, layout.WANDB_TRIAL_MARKER)
-        )
+        """A filed trial: queue its W&B run (unless the trial logged it live), pool what it
+        completes."""
+        if result.get(LIVE_KEY):
+            self._marker(spec, layout.WANDB_TRIAL_MARKER)()
+        else:
+            self.tracker.trial(
+                spec, vcfg, result, oracle, on_done=self._marker(spec, layout.WANDB_TRIAL_MARKER)
+            )
         self._settle(spec)
 
     def trial_failed(self, spec: TrialSpec) -> None:
@@ -103,6 +108,9 @@ class Progress:
             return
         for rec in self.store.records().values():
             if not rec.done or (rec.path / layout.WANDB_TRIAL_MARKER).exists():
+                continue
+            if rec.info.get(LIVE_KEY):  # the trial wrote its run itself, as it trained
+                (rec.path / layout.WANDB_TRIAL_MARKER).touch()
                 continue
             try:
                 spec = self.plan.spec(rec.trial)

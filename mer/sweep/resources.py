@@ -80,6 +80,13 @@ def trial_resources(
             f"{cluster.get('GPU', 0):g}; no trial could ever start"
         )
     cpu = float(cfg.resources.cpu_per_trial)
+    if cpu == 0 and gpu == 0:  # Ray cannot place a trial that asks for nothing
+        why = "gpu_per_trial is 0" if cfg.resources.gpu_per_trial == 0 else "the cluster has no GPU"
+        raise ConfigError(
+            f"resources.cpu_per_trial: 0, and trials get no GPU share ({why}): a trial would ask "
+            "Ray for nothing, which it cannot schedule; set cpu_per_trial > 0 (e.g. 1). 0 CPUs "
+            "is only meaningful with a GPU share, when GPUs alone limit how many trials run"
+        )
     if cpu > cluster.get("CPU", 0):
         raise ConfigError(
             f"resources.cpu_per_trial: {cpu:g} CPUs per trial but the cluster has "

@@ -17,6 +17,7 @@ mer.sweep.search).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -37,14 +38,17 @@ from mer.experiment.plan import SweepPlan, TrialSpec
 from mer.experiment.store import ResultsStore, write_run_files
 from mer.experiment.summary import Summary, write_summary
 from mer.report import write_report
-from mer.sweep import outdir
+from mer.sweep import outdir, resumecheck
 from mer.sweep.cluster import BackgroundStart, alive_nodes, autoscaler_ceiling, check_reachable
+from mer.sweep.console import SweepConsole
+from mer.sweep.estimate import estimate_sweep
 from mer.sweep.inbox import PAYLOAD_KEY, collect, start_inbox
 from mer.sweep.options import RunOptions
 from mer.sweep.progress import Progress
 from mer.sweep.resources import capacity, check_devices, max_concurrent, trial_resources
 from mer.sweep.tracking import Tracker, make_tracker
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY, spec_from_config, tune_trainable
+from mer.sweep.workspace import save_after_sweep
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +59,19 @@ log = logging.getLogger(__name__)
 _ACTIVE: dict[str, Session] = {}
 
 
+def active_session() -> Session | None:
+    """The Session whose Tune run is in progress in this process (None outside `Session.run`):
+    what objects Tune unpickled (the callback, a restored searcher) must work for."""
+    return _ACTIVE.get("session")
+
+
 class SweepCallback(tune.Callback):
     """Forwards Tune events to the active Session (stateless, so it pickles and restores)."""
+
+    def on_step_begin(self, iteration, trials, **info):  # noqa: ANN001
+        s = _ACTIVE.get("session")
+        if s is not None and s.console is not None:
+            s.console.heartbeat(sum(1 for t in trials if t.status == "RUNNING"))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
         s = _ACTIVE.get("session")
@@ -108,7 +123,29 @@ def trial_name(trial: Any) -> str:
 
 
 def trial_dirname(trial: Any) -> str:
+    _follow_current_storage(trial)  # Tune calls this as it creates a trial: the moment to fix it
     return layout.fold_safe(trial_name(trial)) + f"-{trial.trial_id}"
+
+
+def _follow_current_storage(trial: Any) -> None:
+    """A trial Tune creates after a restore takes its storage from the search algorithm's
+    pickled experiment, i.e. the folder of the sweep's FIRST run (Tune rebases only the trials it
+    restores): after the results folder moved, its files and checkpoints would go to the old
+    place. Point it at the experiment this run uses."""
+    session = _ACTIVE.get("session")
+    storage = getattr(trial, "storage", None)
+    where = getattr(session, "tune_location", None)
+    if storage is None or where is None or "://" in where[0]:
+        return
+    path, name = Path(where[0]).as_posix(), where[1]
+    if (storage.storage_fs_path, storage.experiment_dir_name) != (path, name):
+        log.debug(
+            "trial %s: storage %s/%s -> %s/%s (the results folder moved since the first run)",
+            getattr(trial, "trial_id", "?"), storage.storage_fs_path, storage.experiment_dir_name,
+            path, name,
+        )  # fmt: skip
+        storage.storage_fs_path = path
+        storage.experiment_dir_name = name
 
 
 # -------------------------------------------------------------------------------- the session
@@ -145,6 +182,9 @@ class Session:
         self.done_at_start = self.progress.done_at_start
         self.interrupted = False  # Ctrl-C / SIGUSR1 ended the Tune run early
         self.experiment = experiment  # Tune experiment name under a shared --storage
+        self.tune_location: tuple[str, str] | None = None  # (storage path, experiment) in run()
+        self.claim: Any = None  # the folder's lock (mer.experiment.claim); open_session sets it
+        self.console: SweepConsole | None = None  # the lines of the current Tune run
         self.progress.catch_up_tracking()
 
     # ------------------------------------------------------------------------ tune plumbing
@@ -157,6 +197,7 @@ class Session:
             hooks=self.opts.trial_hooks,
             report_every_s=self.opts.report_every_s,
             inbox=self.inbox,
+            live=self.tracker.live_settings(driver_node=ray.get_runtime_context().get_node_id()),
         )
         return tune.with_resources(fn, self.resources)
 
@@ -202,14 +243,8 @@ class Session:
         n_conc = concurrency or max_concurrent(
             self.cfg, self.resources, self.capacity, self.opts.max_concurrent, len(self.plan.trials)
         )
-        log.info(
-            "trials: %d, %g CPU + %g GPU each, up to %d at a time; storage %s",
-            len(self.plan.trials),
-            self.resources["CPU"],
-            self.resources["GPU"],
-            n_conc,
-            exp_path,
-        )
+        self._start_line(n_conc, search=search_alg is not None)
+        log.debug("Tune experiment: %s", exp_path)
         if not self.opts.storage and alive_nodes() > 1:
             log.warning(
                 "a multi-node cluster with the default local storage %s: checkpoints of "
@@ -218,16 +253,16 @@ class Session:
                 "s3://...) to resume there",
                 exp_path,
             )
-        if self.done_at_start:
-            log.info(
-                "%d trial(s) already finished in %s: not run again",
-                len(self.done_at_start & {t.id for t in self.plan.trials}),
-                self.out,
-            )
         _ACTIVE["session"] = self
+        self.tune_location = (storage_path, name)
+        restoring = not fresh_experiment and self.opts.resume and tune.Tuner.can_restore(exp_path)
+        if restoring:  # before anything is unpickled: who wrote it, and is it what we left?
+            resumecheck.check_before_restore(self.out, exp_path, storage_path)
+        resumecheck.record_state(self.out, exp_path, ended=False)
+        ended = False
         try:
-            if not fresh_experiment and self.opts.resume and tune.Tuner.can_restore(exp_path):
-                log.info("restoring the Tune experiment at %s", exp_path)
+            if restoring:
+                log.info("--resume: restoring the Tune experiment of %s", self.out)
                 tuner = tune.Tuner.restore(
                     exp_path,
                     trainable=self.trainable(),
@@ -261,9 +296,38 @@ class Session:
                         verbose=0,
                     ),
                 )
-            return tuner.fit()
+            grid = tuner.fit()
+            ended = True  # Tune returned (finished or interrupted): its saved state is final
+            return grid
         finally:
             _ACTIVE.pop("session", None)
+            resumecheck.record_state(self.out, exp_path, ended=ended)
+
+    def _start_line(self, concurrency: int, *, search: bool) -> None:
+        """The one line a person reads when trials start: how many, how many at once, an
+        estimate, and where the report will be."""
+        ids = {t.id for t in self.plan.trials}
+        finished = self.progress.finished
+        self.console = SweepConsole(None if search else len(ids), len(finished & ids))
+        todo = [t for t in self.plan.trials if t.id not in finished]
+        estimate = None
+        if not search:
+            try:
+                estimate = estimate_sweep(self.plan, todo, concurrency, self.resources["GPU"])
+            except Exception as exc:  # noqa: BLE001 - an estimate must not stop a sweep
+                log.debug("no estimate: %r", exc)
+        gpu = f" + {self.resources['GPU']:g} GPU" if self.resources["GPU"] else ""
+        log.info(
+            "%s",
+            self.console.start_line(
+                self.cfg.name,
+                None if search else len(todo),
+                concurrency,
+                f"{self.resources['CPU']:g} CPU{gpu}",
+                estimate,
+                str(self.out / ("search" if search else "report/report.html")),
+            ),
+        )
 
     # ------------------------------------------------------------------------- callbacks
     def _payload(self, spec: TrialSpec, result: dict[str, Any]) -> dict[str, Any] | None:
@@ -297,7 +361,7 @@ class Session:
         sc = result.get(f"{split}_scores") or {}
         n_clips = sum(1 for s in result["predictions"].get("split", []) if s == split)
         log.info(
-            "[%s] %s done in %.1f s: %s acc %.3f on %d clip(s)%s",
+            "[%s] %s done in %.1f s: %s acc %.3f on %d clip(s)%s; %s",
             "search" if split == "val" else f"{n_done}/{len(self.plan.trials)}",
             spec.id,
             (result.get("timings") or {}).get("total", 0.0),
@@ -305,6 +369,7 @@ class Session:
             sc.get("acc", float("nan")),
             n_clips,
             f" (resumed at epoch {result['resumed_from']})" if result.get("resumed_from") else "",
+            self.console.trial_done(n_done) if self.console else "",
         )
         tracked = (
             result if split == "test" else {k: v for k, v in result.items() if k != "test_scores"}
@@ -399,46 +464,94 @@ class Session:
         # --resume that finishes them logs the real ones
         if not self.interrupted:
             self.progress.log_sweep(summary, report)
-        self.tracker.close()
-        if self.started_ray:
-            ray.shutdown()
+        if self.wandb_mode == "online" and not self.interrupted:
+            save_after_sweep(self.cfg, self.out)
+        self.close()
         return summary
+
+    def close(self) -> None:
+        """End the run: W&B, the Ray this session started, the results folder's lock."""
+        try:
+            self.tracker.close()
+            if self.started_ray:
+                ray.shutdown()
+                self.started_ray = False
+        finally:
+            if self.claim is not None:
+                self.claim.release()
+                self.claim = None
 
 
 def prepare_datasets(
     vcfgs: dict[str, ExperimentConfig], used_by: str | None = None
 ) -> dict[str, Any]:
     """PreparedData per distinct data section (built or read from the cache, once); `used_by`
-    (the sweep's folder) is recorded for `mer cache list`."""
+    (the sweep's folder) is recorded for `mer cache list`. Variants read the same annotations:
+    each repeated log line (the sheet, the label scheme's drops) is shown once, and one line sums
+    the data up."""
     data: dict[str, Any] = {}
-    for name, vcfg in vcfgs.items():
-        key = plan_mod.data_key(vcfg)
-        if key not in data:
-            t0 = time.monotonic()
-            data[key] = prepare_data(vcfg.data, used_by=used_by)
-            log.info(
-                "data %s (first used by %s): %d clips ready in %.1f s",
-                key,
-                name,
-                len(data[key].samples),
-                time.monotonic() - t0,
-            )
+    t0 = time.monotonic()
+    with _each_line_once():
+        for name, vcfg in vcfgs.items():
+            key = plan_mod.data_key(vcfg)
+            if key not in data:
+                t1 = time.monotonic()
+                data[key] = prepare_data(vcfg.data, used_by=used_by)
+                log.debug(
+                    "data %s (first used by %s): %d clips ready in %.1f s",
+                    key, name, len(data[key].samples), time.monotonic() - t1,
+                )  # fmt: skip
+    clips = sorted({len(d.samples) for d in data.values()})
+    log.info(
+        "data: %d prepared dataset(s) for %d variant(s), %s clips, ready in %.1f s",
+        len(data), len(vcfgs), "/".join(map(str, clips)), time.monotonic() - t0,
+    )  # fmt: skip
     return data
+
+
+class _Once(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+@contextlib.contextmanager
+def _each_line_once() -> Any:
+    """Within the block, a log line identical to one already shown is not shown again."""
+    once, handlers = _Once(), list(logging.getLogger().handlers)
+    for h in handlers:
+        h.addFilter(once)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(once)
 
 
 def open_session(
     cfg: ExperimentConfig, opts: RunOptions, variants: dict[str, ExperimentConfig] | None = None
 ) -> Session:
-    """Check the output folder, prepare data, plan, write config/plan/environment, start Ray.
+    """Claim and check the output folder, prepare data, plan, write config/plan/environment,
+    start Ray. The session holds the folder until `Session.close` (or the process ends).
 
     Ray starts in the background meanwhile (a local Ray takes seconds, mostly waiting for its
     processes), and a local Ray's first workers import what trials import, so the first trials
     start soon after the plan is ready."""
     if opts.address:
         check_reachable(opts.address)  # before data preparation, which can take minutes
-    clear = outdir.check_out_dir(cfg, opts)
-    ray_start = BackgroundStart(opts.address, num_cpus=opts.num_cpus)
+    held = outdir.claim_out_dir(cfg, opts)  # first: a second run on this folder stops here
+    started = False
+    ray_start: BackgroundStart | None = None
     try:
+        clear = outdir.check_out_dir(cfg, opts)
+        ray_start = BackgroundStart(opts.address, num_cpus=opts.num_cpus)
         vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
         data = prepare_datasets(vcfgs, used_by=f"sweep {cfg.name} ({opts.out.resolve()})")
 
@@ -453,11 +566,7 @@ def open_session(
             variants=vcfgs,
             faces_for=lambda data_cfg: data[plan_mod.data_key_of(data_cfg)].faces,
         )
-    except BaseException:
-        ray_start.abandon()
-        raise
-    started = ray_start.result()
-    try:
+        started = ray_start.result()
         remote = bool(opts.address)
         cluster, ceiling = dict(ray.cluster_resources()), autoscaler_ceiling() if remote else {}
         resources = trial_resources(cfg, cluster, ceiling, remote=remote)
@@ -465,11 +574,16 @@ def open_session(
         check_devices(plan, resources)
         experiment = outdir.experiment_for(cfg, opts)
         if clear:  # data, plan and cluster are ready: now the old results may go
-            outdir.clear_out_dir(opts.out)
+            outdir.clear_out_dir(opts.out, cfg)
         write_run_files(opts.out, plan, argv=opts.argv)
         outdir.record_storage(opts, experiment)
-        return Session(cfg, opts, plan, data, started, resources, cluster_capacity, experiment)
+        session = Session(cfg, opts, plan, data, started, resources, cluster_capacity, experiment)
+        session.claim = held
+        return session
     except BaseException:
         if started:
             ray.shutdown()
+        elif ray_start is not None:
+            ray_start.abandon()  # waits for a start still under way and shuts it down
+        held.release()
         raise

@@ -15,7 +15,13 @@ offline runs of trials that ran on other cluster nodes still land in `OUT/wandb`
 initialised exactly once per run (one integration, `mode` passed explicitly, which the
 WANDB_MODE environment variable would not do for Ray workers). Runs are written by one
 background thread, so W&B never stalls the Tune event loop; failures there are logged and do not
-stop the sweep. Curves therefore appear when a trial finishes, not epoch by epoch.
+stop the sweep.
+
+Trial runs are the exception: a trial logs its own run epoch by epoch while it trains
+(mer.sweep.live, settings from `live_settings`), so `--wandb online` shows live curves with real
+timestamps. The driver writes a trial's run itself (`trial`) only when the trial could not:
+offline runs of trials on another node than the driver, a failed W&B start inside the trial, or
+a trial filed by a driver that was killed before its run was written.
 
 The API key is never written by this module: configs are built from the experiment config only,
 never from the environment.
@@ -23,14 +29,15 @@ never from the environment.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mer.config import ExperimentConfig, flatten
@@ -41,11 +48,16 @@ from mer.experiment.layout import (
     display_name,
 )
 from mer.experiment.plan import SweepPlan, TrialSpec
+from mer.sweep.live import LiveSettings, init_run, sweep_id
 from mer.sweep.payloads import (  # noqa: F401 - tracking's names for them
+    EPOCH_TIMES_KEY,
     SWEEP_KEYS,
     display_rows,
+    history_rows,
     sweep_summary,
     sweep_tables,
+    trial_config,
+    trial_summary,
     variant_summary,
 )
 from mer.sweep.variant_runs import log_folds
@@ -71,6 +83,9 @@ class Tracker:
     def sweep(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def live_settings(self, *, driver_node: str | None) -> LiveSettings | None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -87,6 +102,7 @@ class WandbTracker(Tracker):
         entity: str | None,
         mode: str,
         tags: list[str] | None = None,
+        searched: Sequence[str] = (),
         granularity: str = "trial",
     ):
         if mode not in ("offline", "online"):
@@ -102,9 +118,12 @@ class WandbTracker(Tracker):
         self.entity = entity
         self.mode = mode
         self.tags = list(tags or [])  # tracking.wandb.tags: on every run of this sweep
+        self.searched = tuple(searched)  # a search's keys (payloads.trial_summary)
+        self.sweep_id = sweep_id(self.dir)  # kept by --resume: a retried trial keeps its run id
         self.errors: list[str] = []
         # variant summary runs wait for the final table (see `variant`)
         self._pending: dict[str, dict[str, Any]] = {}
+        self._open: dict[str, Any] = {}  # variant runs opened early; used by the job thread only
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="mer-wandb", daemon=True)
         self._thread.start()
@@ -122,21 +141,11 @@ class WandbTracker(Tracker):
                 log.warning("W&B logging failed: %r", exc, exc_info=log.isEnabledFor(10))
 
     def _init(self, **kwargs: Any) -> Any:
-        import wandb
-
         kwargs["tags"] = list(kwargs.get("tags") or []) + [
             t for t in self.tags if t not in (kwargs.get("tags") or [])
         ]
-        return wandb.init(
-            project=self.project,
-            entity=self.entity,
-            dir=str(self.dir),
-            mode=self.mode,
-            reinit="create_new",
-            settings=wandb.Settings(
-                console="off", silent=True, x_disable_stats=True, save_code=False
-            ),
-            **kwargs,
+        return init_run(
+            project=self.project, entity=self.entity, dir=str(self.dir), mode=self.mode, **kwargs
         )
 
     def _submit(self, job: Callable[[], None], on_done: Callable[[], None] | None = None) -> None:
@@ -153,12 +162,13 @@ class WandbTracker(Tracker):
         """Wait for every queued run to be written; say how many W&B writes failed."""
         if self._pending:  # the sweep stopped before its final table: --resume writes them
             log.info(
-                "W&B: %d variant summary run(s) not written (the sweep did not finish; "
-                "--resume writes them): %s",
+                "W&B: %d variant summary run(s) without their comparisons (the sweep did not "
+                "finish; --resume completes them): %s",
                 len(self._pending),
                 ", ".join(self._pending),
             )
             self._pending.clear()
+            self._submit(self._finish_open)
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -181,16 +191,13 @@ class WandbTracker(Tracker):
         oracle: bool,
         on_done: Callable[[], None] | None = None,
     ) -> None:
+        """The trial's run from its payload, once the trial has ended: for trials that did not
+        log themselves live (mer.sweep.live). Its epochs keep their real end times when the
+        payload has them (EPOCH_TIMES_KEY)."""
         if not self.per_trial:
-            return  # granularity "variant": the trial is in its variant's run (_variant_run)
-        config = flatten(cfg)
-        config.update(
-            variant=spec.variant,
-            fold=spec.fold,
-            seed=spec.seed,
-            oracle=oracle,
-            sweep=self.sweep_name,
-        )
+            return  # granularity "variant": the trial is in its variant's run (log_folds)
+        config = trial_config(cfg, spec, oracle, self.sweep_name)
+        rows = history_rows(payload.get("history") or [], payload.get(EPOCH_TIMES_KEY))
 
         def job() -> None:
             run = self._init(
@@ -201,23 +208,30 @@ class WandbTracker(Tracker):
                 config=config,
             )
             try:
-                for rec in payload.get("history") or []:
-                    row = {k: v for k, v in rec.items() if _is_number(v) and k != "epoch"}
-                    run.log(row, step=int(rec.get("epoch", 0)))
-                summary = {f"test/{k}": v for k, v in (payload.get("test_scores") or {}).items()}
-                val = payload.get("val_scores") or {}
-                summary.update({f"val/{k}": v for k, v in val.items()})
-                summary.update(
-                    selected_epoch=payload.get("selected_epoch"),
-                    params=payload.get("params"),
-                    seconds=(payload.get("timings") or {}).get("total"),
-                    resumed_from=payload.get("resumed_from"),
-                )
-                run.summary.update({k: v for k, v in summary.items() if v is not None})
+                for row, step in rows:
+                    run.log(row, step=step)
+                run.summary.update(trial_summary(payload, cfg, self.searched))
             finally:
                 run.finish()
 
         self._submit(job, on_done)
+
+    def live_settings(self, *, driver_node: str | None) -> LiveSettings | None:
+        """What a trial needs to log its own run while it trains (mer.sweep.live); None when
+        trials must not (W&B disabled, or granularity `variant`: no run per trial)."""
+        if not self.per_trial:
+            return None
+        return LiveSettings(
+            project=self.project,
+            entity=self.entity,
+            mode=self.mode,
+            dir=str(self.dir.resolve()),
+            sweep=self.sweep_name,
+            sweep_id=self.sweep_id,
+            tags=tuple(self.tags),
+            searched=self.searched,
+            driver_node=driver_node,
+        )
 
     def variant(
         self,
@@ -232,15 +246,66 @@ class WandbTracker(Tracker):
         """The variant's summary run: `variant_summary` of its aggregate row (and of its row of
         the display table, when given), confusion matrix and per-fold diagnostic table.
 
-        Written when `sweep` gets the final table, with that table's row: a variant's paired
-        comparison depends on the others (the reference is chosen among the variants with
-        scores, and Holm adjusts over every compared variant), so a run written when the
-        variant finished could show another reference or p-value than summary.md. `on_done`
-        runs once it is written; a sweep that stops before `sweep` writes none (`close`)."""
+        The run opens as soon as the variant completes, with what depends on this variant alone
+        (its pooled scores with their intervals, per-seed scores, counts, status: a live
+        dashboard shows each variant's result as it completes). The rest is written when
+        `sweep` gets the final table, with that table's row: a variant's paired comparison
+        depends on the others (the reference is chosen among the variants with scores, and
+        Holm adjusts over every compared variant), so a comparison written when the variant
+        finished could show another reference or p-value than summary.md. `on_done` runs once
+        the run is complete; a sweep that stops before `sweep` only finishes the open runs
+        (`close`), and the --resume that completes it continues them (one run id per variant)."""
         self._pending[variant] = dict(
             plan=plan, variant=variant, summary_row=summary_row, seed_rows=seed_rows,
             predictions=predictions, on_done=on_done, display_row=display_row,
         )  # fmt: skip
+        opener = self._variant_opener(plan, variant, summary_row)
+        early = {
+            k: v
+            for k, v in variant_summary(summary_row, seed_rows).items()
+            if not k.startswith(("compare/", "table/"))
+        }
+
+        def job() -> None:
+            opener().summary.update(early)
+
+        self._submit(job)
+
+    def _variant_opener(
+        self, plan: SweepPlan, variant: str, summary_row: dict[str, Any]
+    ) -> Callable[[], Any]:
+        """A job-thread function returning the variant's summary run, opened on first use
+        (offline: replacing an earlier driver's folder of the same run)."""
+        vp = plan.variants[variant]
+        oracle = bool(summary_row.get("oracle"))
+        config = flatten(vp.cfg)
+        config.update(variant=variant, oracle=oracle, sweep=self.sweep_name, changes=vp.changes())
+        config.update(labels=vp.tags)
+        name = str(summary_row.get("name") or display_name(variant, oracle, vp.tags))
+        run_id = f"{self.sweep_id}-v-{hashlib.sha1(variant.encode()).hexdigest()[:12]}"
+
+        def opener() -> Any:
+            if variant not in self._open:
+                if self.mode == "offline":
+                    for old in (self.dir / "wandb").glob(f"offline-run-*-{run_id}"):
+                        shutil.rmtree(old, ignore_errors=True)
+                self._open[variant] = self._init(
+                    id=run_id,
+                    resume="allow",
+                    group=f"{self.sweep_name}/{variant}",
+                    job_type=variant,
+                    name=name,
+                    tags=_tags(oracle, "summary", vp.wandb_tags),
+                    config=config,
+                )
+            return self._open[variant]
+
+        return opener
+
+    def _finish_open(self) -> None:
+        """Finish the variant runs left open by a sweep that stopped before its final table."""
+        for variant in list(self._open):
+            self._open.pop(variant).finish()
 
     def _variant_run(
         self,
@@ -253,23 +318,13 @@ class WandbTracker(Tracker):
         display_row: dict[str, str] | None = None,
     ) -> None:
         vp = plan.variants[variant]
-        oracle = bool(summary_row.get("oracle"))
-        config = flatten(vp.cfg)
-        config.update(variant=variant, oracle=oracle, sweep=self.sweep_name, changes=vp.changes())
-        config.update(labels=vp.tags)
-        name = str(summary_row.get("name") or display_name(variant, oracle, vp.tags))
         names = plan.class_names[vp.data_key]
+        opener = self._variant_opener(plan, variant, summary_row)
 
         def job() -> None:
             import wandb
 
-            run = self._init(
-                group=f"{self.sweep_name}/{variant}",
-                job_type=variant,
-                name=name,
-                tags=_tags(oracle, "summary", vp.wandb_tags),
-                config=config,
-            )
+            run = opener()
             try:
                 run.summary.update(variant_summary(summary_row, seed_rows, display_row))
                 test = predictions
@@ -292,6 +347,7 @@ class WandbTracker(Tracker):
                 if not self.per_trial:
                     log_folds(run, self.dir, variant)
             finally:
+                self._open.pop(variant, None)
                 run.finish()
 
         self._submit(job, on_done)
@@ -363,10 +419,6 @@ def _tags(oracle: bool, kind: str, labels: Sequence[str] = ()) -> list[str]:
     return out + [t for t in labels if t not in out]
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
 def _fold_table(test: pd.DataFrame, k: int) -> pd.DataFrame:
     from mer.metrics import megc_scores
 
@@ -385,12 +437,8 @@ def make_tracker(mode: str, out: Path, cfg: ExperimentConfig) -> Tracker:
     if mode == "disabled":
         return Tracker()
     w = cfg.tracking.wandb
+    searched = list(cfg.search.space) if cfg.search is not None else []
     return WandbTracker(
-        out,
-        sweep=cfg.name,
-        project=w.project,
-        entity=w.entity,
-        mode=mode,
-        tags=list(w.tags),
-        granularity=w.granularity,
-    )
+        out, sweep=cfg.name, project=w.project, entity=w.entity, mode=mode, tags=list(w.tags),
+        searched=searched, granularity=w.granularity,
+    )  # fmt: skip

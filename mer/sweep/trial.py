@@ -36,6 +36,8 @@ from mer.config import ExperimentConfig, with_overrides
 from mer.experiment.plan import SweepPlan, TrialSpec
 from mer.sweep.hooks import NoTrialHooks, TrialHooks
 from mer.sweep.inbox import PAYLOAD_KEY, hand_over
+from mer.sweep.live import LiveRun, LiveSettings, open_live_run
+from mer.sweep.payloads import EPOCH_TIMES_KEY, LIVE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ class Reporter(Protocol):
 
     def restore(self) -> dict[str, Any] | None:
         """The state dict to resume from (a retry or `--resume`), or None."""
+
+    def epoch(self, record: dict[str, Any], ended_at: float) -> None:
+        """Every epoch's full record as it ends (local and cheap: no round trip to the driver;
+        `report` is the rate-limited channel)."""
 
 
 def _save_state(state: dict[str, Any], folder: Path) -> None:
@@ -142,6 +148,9 @@ class TuneReporter:
             return {k: metrics[k] for k in TUNE_KEYS if k in metrics}
         return final_report(metrics, hand_over(self.inbox, metrics), search=self.search)
 
+    def epoch(self, record: dict[str, Any], ended_at: float) -> None:
+        pass  # the driver hears of epochs through `report`
+
     def restore(self) -> dict[str, Any] | None:
         from ray import tune  # lazy: the --trial debug path runs without Ray
 
@@ -168,6 +177,9 @@ class LocalReporter:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             _save_state(checkpoint, self.checkpoint_dir)
 
+    def epoch(self, record: dict[str, Any], ended_at: float) -> None:
+        pass  # `report` logs the progress line
+
     def restore(self) -> dict[str, Any] | None:
         if not self.resume or self.checkpoint_dir is None:
             return None
@@ -175,6 +187,35 @@ class LocalReporter:
             log.info("no checkpoint in %s: starting the fold from scratch", self.checkpoint_dir)
             return None
         return _load_state(self.checkpoint_dir)
+
+
+class LiveReporter:
+    """Another reporter plus the trial's own W&B run (mer.sweep.live): every epoch is logged as
+    it ends, the run is finished with the final payload, which then records it (LIVE_KEY) so the
+    driver logs no second run."""
+
+    def __init__(self, inner: Reporter, run: LiveRun):
+        self.inner = inner
+        self.run = run
+
+    def restore(self) -> dict[str, Any] | None:
+        state = self.inner.restore()
+        if state is not None:
+            self.run.restored(state.get("history"), state.get(EPOCH_TIMES_KEY))
+        return state
+
+    def epoch(self, record: dict[str, Any], ended_at: float) -> None:
+        self.inner.epoch(record, ended_at)
+        self.run.epoch(record, ended_at)
+
+    def report(
+        self, metrics: dict[str, Any], checkpoint: dict[str, Any] | None = None
+    ) -> bool | None:
+        if metrics.get(FINAL_KEY):
+            live = self.run.finish(metrics)
+            if live is not None:
+                metrics[LIVE_KEY] = live  # in the payload itself: execute_trial returns it too
+        return self.inner.report(metrics, checkpoint)
 
 
 def _fmt_progress(m: dict[str, Any]) -> str:
@@ -243,11 +284,19 @@ def _train(
 
     pending: dict[str, Any] = {}
     last_report = [time.monotonic()]
+    # when each epoch ended (wall clock), restored epochs included: W&B timestamps
+    n_restored = len((resume or {}).get("history") or [])
+    ended_at = [float(t) for t in (resume or {}).get(EPOCH_TIMES_KEY) or []][:n_restored]
+    ended_at = ended_at if len(ended_at) == n_restored else []
 
     def save_checkpoint(state: dict[str, Any]) -> None:
         pending["state"] = state  # sent with the same epoch's record in on_epoch
 
     def on_epoch(rec: dict[str, Any]) -> None:
+        ended_at.append(time.time())
+        reporter.epoch(rec, ended_at[-1])
+        if "state" in pending:  # the epoch times travel with the checkpoint (run_fold ignores them)
+            pending["state"][EPOCH_TIMES_KEY] = list(ended_at)
         metrics = {k: rec[k] for k in PROGRESS_KEYS if isinstance(rec.get(k), (int, float))}
         metrics.update({FINAL_KEY: False, "trial": spec.id})
         state = pending.pop("state", None)
@@ -285,6 +334,7 @@ def _train(
         "class_names": list(data.class_names),  # what the integer classes of the logs mean
         "predictions": result.predictions.to_dict(orient="list"),
         "history": [dict(r) for r in result.history],
+        EPOCH_TIMES_KEY: ended_at if len(ended_at) == len(result.history) else None,
         "selected_epoch": int(result.selected_epoch),
         "test_scores": dict(result.test_scores),
         "val_scores": dict(result.val_scores) if result.val_scores is not None else None,
@@ -367,6 +417,7 @@ def tune_trainable(
     report_every_s: float = 30.0,
     inbox: Any = None,
     min_checkpoint_interval_s: float = MIN_CHECKPOINT_INTERVAL_S,
+    live: LiveSettings | None = None,
 ) -> None:
     """The Tune function trainable (wrapped with `tune.with_parameters` by the runner).
 
@@ -374,6 +425,8 @@ def tune_trainable(
     driver; only the one this trial needs is fetched (zero-copy from the node's object store).
     `done` lists trials whose results the driver already has (a resumed sweep): they return
     at once instead of training again. `inbox`: the driver's payload inbox (mer.sweep.inbox).
+    `live`: the trial logs its own W&B run while it trains (mer.sweep.live; None: the driver
+    logs it, or W&B is off).
     """
     # lazy: only Tune trials run this; the --trial debug path imports this module without Ray
     import ray
@@ -388,19 +441,25 @@ def tune_trainable(
     vp = plan.variants[base]
     data = ray.get(data_refs[vp.data_key])
     fold = plan.fold(TrialSpec(base, spec.fold, spec.seed, spec.fold_index))
-    execute_trial(
-        spec,
-        cfg,
-        data,
-        fold,
-        TuneReporter(
-            inbox,
-            search="spec" not in config,
-            min_checkpoint_interval_s=min_checkpoint_interval_s,
-        ),
-        hooks=hooks,
-        report_every_s=report_every_s,
-        plan_oracle=vp.oracle,
-        stop_marker=config.get("cancel_marker"),
-        plan_labels=vp.wandb_tags,
+    run = open_live_run(live, spec, cfg, vp.oracle, vp.wandb_tags)
+    tune_reporter = TuneReporter(
+        inbox, search="spec" not in config, min_checkpoint_interval_s=min_checkpoint_interval_s
     )
+    reporter: Reporter = tune_reporter if run is None else LiveReporter(tune_reporter, run)
+    try:
+        execute_trial(
+            spec,
+            cfg,
+            data,
+            fold,
+            reporter,
+            hooks=hooks,
+            report_every_s=report_every_s,
+            plan_oracle=vp.oracle,
+            stop_marker=config.get("cancel_marker"),
+            plan_labels=vp.wandb_tags,
+        )
+    except BaseException:
+        if run is not None:
+            run.fail()
+        raise

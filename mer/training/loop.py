@@ -6,6 +6,7 @@ sums stay on the device and are read once per epoch (one synchronisation per epo
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mer.config import ExperimentConfig
-from mer.errors import ConfigError
+from mer.errors import ConfigError, MerError
 from mer.training import augment as augment_mod
 from mer.training.fold_data import FoldTensors, LabelGuard
 from mer.training.loss import l2_parameters, l2_penalty, weighted_ce
@@ -25,6 +26,10 @@ from mer.training.selection import Selector
 
 CHECKPOINT_FORMAT = 1
 EVAL_BATCH = 32
+
+
+class NonFiniteLoss(MerError):
+    """The training loss became NaN or infinite (`train.on_nan: error`): the fold stops."""
 
 
 def _scores(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> dict[str, float]:
@@ -121,6 +126,13 @@ class Trainer:
         if self.scheduler is not None:
             self.scheduler.step()
         totals = torch.stack([loss_sum, ce_sum, correct.double()]).tolist()
+        if self.train_cfg.on_nan == "error" and not math.isfinite(totals[0]):
+            raise NonFiniteLoss(
+                f"train.on_nan: error: the training loss of fold {self.fold_name} (seed "
+                f"{self.seed}) is {totals[0] / n} at epoch {epoch} (lr {lr:g}); the fold stops "
+                "here and its variant is not scored. Lower train.lr, check the inputs, or set "
+                "train.on_nan: ignore to train on"
+            )
         return {
             "epoch": epoch,
             "loss": totals[0] / n,

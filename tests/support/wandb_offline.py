@@ -49,7 +49,11 @@ def read_offline_run(run_dir: Path) -> dict[str, Any]:
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no run-*.wandb file")
-    out: dict[str, Any] = {"config": {}, "summary": {}, "history": []}
+    # `folder`: the run id W&B put in the folder name; a run stopped before its header (run
+    # record) was written has only that
+    out: dict[str, Any] = {
+        "folder": Path(run_dir).name.split("-", 3)[-1], "config": {}, "summary": {}, "history": []
+    }  # fmt: skip
 
     def key_of(item: Any) -> str:
         return item.key or "/".join(item.nested_key)

@@ -61,8 +61,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import ray
-
 from mer.config import ExperimentConfig
 from mer.errors import ConfigError
 from mer.sweep.search.fold_trial import (
@@ -98,6 +96,7 @@ from mer.sweep.search.storage import (
 from mer.sweep.search.summary import _search_scope as _search_scope  # tests import it from here
 from mer.sweep.search.summary import format_search_summary, write_search_summary
 from mer.sweep.session import open_session
+from mer.sweep.workspace import save_after_sweep
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -160,6 +159,8 @@ def run_search(cfg: ExperimentConfig, opts: Any) -> int:
         finally:
             # Not Session.finish(): its ablation summary would list every variant as unrun.
             session.tracker.close()
+        if session.wandb_mode == "online":
+            save_after_sweep(cfg, session.out)
         doc = write_search_summary(cfg, session.out, variants=list(folds), holdout=held)
         config = doc["holdout"].get("config")
         if config and cfg.search.evaluate_holdout:
@@ -167,8 +168,7 @@ def run_search(cfg: ExperimentConfig, opts: Any) -> int:
             held_status = evaluate_holdout(cfg, opts, Path(config))
             doc = write_search_summary(cfg, session.out, variants=list(folds), holdout=held)
     finally:
-        if session.started_ray:
-            ray.shutdown()
+        session.close()  # the Ray it started, the results folder's lock
     print()
     print(format_search_summary(doc))
     print(

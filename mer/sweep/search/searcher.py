@@ -31,111 +31,46 @@ What the searcher does
   `search.extra_objectives` asks for them: multi-objective, directions maximize, minimize...;
   pruning is off there, Optuna cannot prune multi-objective studies).
 
-Resume
-------
-The studies' storage (mer.sweep.search.storage) is the truth. The searcher's own checkpoint
-(`save`/`restore`, called by Tune with the experiment state) holds only which Tune trial ids
-belong to which fold and which configurations are open. On restore:
-- a configuration finished in storage (told after Tune's last checkpoint) is closed; late results
-  of its re-run folds are ignored;
-- an open configuration takes its finished folds from storage; folds whose Tune trial was running
-  at the checkpoint are left to Tune to re-run; the others are emitted again;
-- a RUNNING Optuna trial unknown to the checkpoint (asked after it, or a fresh searcher pointed at
-  an old study without a Tune checkpoint) is adopted: its params are reused and every fold without
-  a stored result is emitted.
-So the study continues to `search.trials`; it never restarts. A study run with other folds or
-other objective directions is a ConfigError.
-
-Tune also pickles the searcher object itself into tuner.pkl (by class path); pickles written
-before the search modules were split name `mer.sweep.search.FoldFanoutSearcher`, which
-mer.sweep.search re-exports, so they still load.
+Resume: mer.sweep.search.checkpoint (the searcher's own checkpoint) and
+mer.sweep.search.reconcile (what the study and the results folder hold on restore).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import pickle
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from mer.config import ExperimentConfig, variant_config, with_overrides
 from mer.errors import ConfigError
 from mer.experiment import layout
 from mer.metrics import megc_scores
+from mer.sweep.search.checkpoint import STATE_VERSION, SearcherCheckpoint, _Open
 from mer.sweep.search.fold_trial import RESULT_KEYS, SKIPPED_KEY, search_label, val_labels
-from mer.sweep.search.storage import directions, open_storage, storage_url, study_name
+from mer.sweep.search.optuna_setup import StudySetup, fold_attr, model_stats
+from mer.sweep.search.reconcile import Reconciler
+from mer.sweep.search.storage import storage_url
 from mer.sweep.space import parse_space
+
+# Names this module held before it was split (pickles name mer.sweep.search.searcher:_Open).
+__all__ = ["STATE_VERSION", "FoldFanoutSearcher", "_Open"]
+_fold_attr, _model_stats = fold_attr, model_stats
 
 log = logging.getLogger(__name__)
 
-STATE_VERSION = 1
 
-
-def _fold_attr(index: int) -> str:
-    return f"fold_{index:03d}"
-
-
-def _model_stats(cfg: ExperimentConfig) -> dict[str, Any]:
-    """params / gflops of the configuration's model, built on the meta device (~0.1 s).
-
-    Building it also runs the checks that need the sequence width (msmh_scales vs
-    recurrent_units, mha_heads, ...), so an impossible combination fails before any fold runs
-    (the config's own cross-field rules, e.g. attention_reduction vs merge_channels, already
-    failed in `with_overrides`).
-    """
-    from mer.models.summary import model_stats
-
-    try:
-        return model_stats(cfg)
-    except (ValueError, RuntimeError) as exc:  # torch shape errors of a combination
-        raise ConfigError(f"the model cannot be built ({exc})") from None
-
-
-# -------------------------------------------------------------------------------- searcher
-@dataclass
-class _Open:
-    """An open configuration: what is left to emit, what is out, what came back."""
-
-    variant: str
-    number: int
-    overrides: dict[str, Any]
-    pending: list[int]
-    outstanding: set[int] = field(default_factory=set)
-    done: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "variant": self.variant,
-            "number": self.number,
-            "overrides": self.overrides,
-            "pending": list(self.pending),
-            "outstanding": sorted(self.outstanding),
-            "done": {str(i): [t, p] for i, (t, p) in self.done.items()},
-        }
-
-    @classmethod
-    def from_state(cls, s: Mapping[str, Any]) -> _Open:
-        return cls(
-            s["variant"],
-            int(s["number"]),
-            dict(s["overrides"]),
-            list(s["pending"]),
-            set(s["outstanding"]),
-            {int(i): (list(t), list(p)) for i, (t, p) in s["done"].items()},
-        )
-
-
-class FoldFanoutSearcher(Searcher):
+class FoldFanoutSearcher(SearcherCheckpoint, StudySetup, Reconciler, Searcher):
     """Optuna configurations → one Tune trial per fold → one pooled inner-val value per config.
 
-    See this module's docstring for what it does and resume semantics, and
-    mer.sweep.search.fold_trial for the trial config and the result keys.
+    See this module's docstring for what it does, mer.sweep.search.checkpoint and
+    mer.sweep.search.reconcile for resume semantics, and mer.sweep.search.fold_trial for the
+    trial config and the result keys. Its parts: SearcherCheckpoint (pickling, checkpoint,
+    relocation), StudySetup (the Optuna studies), Reconciler (what storage and OUT/trials hold).
     """
 
     def __init__(
@@ -203,56 +138,6 @@ class FoldFanoutSearcher(Searcher):
         self._asked: dict[str, int] = {}
         self._ready = False
 
-    # ------------------------------------------------------------------ pickling / checkpoint
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        for key in ("_studies", "_optuna_trials", "_asked"):
-            state[key] = {}
-        state["_ready"] = False
-        return state
-
-    def get_state(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "storage": self._url,
-            "studies": [study_name(self._cfg, v) for v in self._variants],
-            "folds": self._folds,
-            "open": [c.to_state() for c in self._open.values()],
-            "trial_map": {k: list(v) for k, v in self._trial_map.items()},
-            "n_told": self._n_told,
-        }
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        if state.get("version") != STATE_VERSION:
-            raise ConfigError(
-                f"search: searcher checkpoint version {state.get('version')!r} is "
-                f"not {STATE_VERSION}; cannot resume it"
-            )
-        mine = [study_name(self._cfg, v) for v in self._variants]
-        if state["storage"] != self._url or state["studies"] != mine:
-            raise ConfigError(
-                f"search: the checkpoint belongs to studies {state['studies']} in "
-                f"{state['storage']}; this sweep uses {mine} in {self._url}"
-            )
-        if state["folds"] != self._folds:
-            raise ConfigError(
-                "search: the checkpointed search ran other folds than this sweep's "
-                "plan; resume with the same protocol"
-            )
-        self._open = {(s["variant"], int(s["number"])): _Open.from_state(s) for s in state["open"]}
-        self._trial_map = {k: (v[0], int(v[1]), int(v[2])) for k, v in state["trial_map"].items()}
-        self._n_told = int(state.get("n_told", 0))
-        self._studies, self._optuna_trials, self._asked, self._ready = {}, {}, {}, False
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.set_state(pickle.load(f))
-        log.info("search: restored searcher state (%d open configuration(s))", len(self._open))
-
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
     ) -> bool:
@@ -274,150 +159,6 @@ class FoldFanoutSearcher(Searcher):
         self._ensure_ready()
         return self._studies[variant]
 
-    # ----------------------------------------------------------------------- Optuna setup
-    def _make_sampler(self, variant: str, n_existing: int) -> Any:
-        import optuna
-
-        s = self._cfg.search
-        # Offset by the trials already in storage: a resumed sampler must not replay the same
-        # random start-up points as the first run.
-        seed = int(s.seed) + 1000 * self._variants.index(variant) + n_existing
-        if s.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if s.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(
-                seed=seed, population_size=max(2, min(50, s.trials // 4))
-            )
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=min(10, max(2, s.trials // 4)),
-            multivariate=True if not self._multi else None,
-            group=self._spaces[variant].conditional and not self._multi,
-            constant_liar=True,
-        )
-
-    def _make_pruner(self) -> Any:
-        import optuna
-
-        if not self._pruning:
-            return optuna.pruners.NopPruner()
-        return optuna.pruners.WilcoxonPruner(
-            p_threshold=self._cfg.search.pruner_p, n_startup_steps=2
-        )
-
-    def _ensure_ready(self) -> None:
-        """Open the studies and reconcile the bookkeeping with what the storage holds."""
-        if self._ready:
-            return
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = open_storage(self._url)
-        wanted = directions(self._cfg)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            for v in self._variants:
-                name = study_name(self._cfg, v)
-                try:
-                    existing = optuna.load_study(study_name=name, storage=storage)
-                    n_existing = len(existing.get_trials(deepcopy=False))
-                except KeyError:
-                    n_existing = 0
-                study = optuna.create_study(
-                    study_name=name,
-                    storage=storage,
-                    directions=wanted,
-                    load_if_exists=True,
-                    sampler=self._make_sampler(v, n_existing),
-                    pruner=self._make_pruner(),
-                )
-                got = [d.name.lower() for d in study.directions]
-                if got != wanted:
-                    raise ConfigError(
-                        f"search: study {name} in {self._url} optimises {got}, this sweep asks "
-                        f"{wanted} (search.extra_objectives changed?); use a new output folder"
-                    )
-                study.set_metric_names(
-                    [self._cfg.search.objective.metric] + list(self._cfg.search.extra_objectives)
-                )
-                self._studies[v] = study
-        self._reconcile()
-        self._ready = True
-
-    def _reconcile(self) -> None:
-        from optuna.trial import TrialState
-
-        seen: set[tuple[str, int]] = set()
-        for v in self._variants:
-            study = self._studies[v]
-            trials = study.get_trials(deepcopy=False)
-            self._asked[v] = len(trials)
-            for ft in trials:
-                key = (v, ft.number)
-                seen.add(key)
-                folds = ft.user_attrs.get("folds")
-                if folds is not None and list(folds) != self._folds[v]:
-                    raise ConfigError(
-                        f"search: study {study.study_name} in {self._url} was run on folds "
-                        f"{folds}, this sweep plans {self._folds[v]}; resume with the same "
-                        "protocol or use a new output folder"
-                    )
-                if ft.state != TrialState.RUNNING:
-                    if self._open.pop(key, None) is not None:
-                        log.info(
-                            "search: %s config %d already %s in storage; closing it",
-                            v,
-                            ft.number,
-                            ft.state.name,
-                        )
-                    continue
-                c = self._open.get(key)
-                if c is None:
-                    raw = ft.user_attrs.get("overrides")
-                    overrides = (
-                        json.loads(raw)
-                        if raw is not None
-                        else self._spaces[v].decode_params(ft.params)
-                    )
-                    c = _Open(v, ft.number, overrides, pending=[])
-                    self._open[key] = c
-                    log.info("search: adopting running %s config %d from storage", v, ft.number)
-                for i in range(len(self._folds[v])):
-                    rec = ft.user_attrs.get(_fold_attr(i))
-                    if rec is not None:
-                        c.done[i] = (list(rec["val_true"]), list(rec["val_pred"]))
-                c.outstanding -= set(c.done)
-                c.pending = [
-                    i
-                    for i in range(len(self._folds[v]))
-                    if i not in c.done and i not in c.outstanding
-                ]
-        missing = [k for k in self._open if k not in seen]
-        if missing:
-            raise ConfigError(
-                f"search: the searcher checkpoint has configurations {missing} that storage "
-                f"{self._url} does not hold; was the study file moved or deleted?"
-            )
-        self._open = dict(sorted(self._open.items(), key=lambda kv: (kv[0][1], kv[0][0])))
-        for c in list(self._open.values()):
-            if len(c.done) == len(self._folds[c.variant]):
-                self._finish(c)
-
-    def _trial(self, c: _Open) -> Any:
-        """The live optuna.Trial of an open configuration (re-attached after a restore)."""
-        import optuna
-
-        key = (c.variant, c.number)
-        trial = self._optuna_trials.get(key)
-        if trial is None:
-            study = self._studies[c.variant]
-            trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-                study._study_id, c.number
-            )
-            trial = optuna.trial.Trial(study, trial_id)
-            self._optuna_trials[key] = trial
-        return trial
-
     # ------------------------------------------------------------------------------ asking
     def _next_variant(self) -> str | None:
         budget = self._cfg.search.trials
@@ -426,8 +167,6 @@ class FoldFanoutSearcher(Searcher):
 
     def _ask(self, variant: str) -> _Open | None:
         """A new valid configuration of `variant`; None when invalid ones used up its budget."""
-        from optuna.trial import TrialState
-
         study = self._studies[variant]
         vcfg = self._vcfgs[variant]
         while self._asked[variant] < self._cfg.search.trials:
@@ -440,7 +179,7 @@ class FoldFanoutSearcher(Searcher):
             trial.set_user_attr("overrides", json.dumps(overrides, sort_keys=True))
             try:
                 tcfg = with_overrides(vcfg, overrides) if overrides else vcfg
-                stats = _model_stats(tcfg)
+                stats = model_stats(tcfg)
             except ConfigError as exc:
                 reason = f"invalid configuration: {exc}"
                 log.warning("search: %s config %d: %s", variant, trial.number, reason)
@@ -518,13 +257,21 @@ class FoldFanoutSearcher(Searcher):
             self._close(c, "FAIL", f"fold {fold} trial {trial_id} {why}")
             return
         if result.get(SKIPPED_KEY):
-            self._close(
-                c,
-                "FAIL",
-                f"fold {fold}: the runner skipped the trial as done, but the "
-                "study holds no result for it",
-            )
-            return
+            # filed before a driver stopped, the study not told: its results are in OUT/trials
+            labels = self.filed(c, index)
+            if labels is None:
+                self._close(
+                    c,
+                    "FAIL",
+                    f"fold {fold}: the runner skipped the trial as done, but neither the study "
+                    f"nor {self._out / layout.TRIALS_DIR} holds its result",
+                )
+                return
+            log.info(
+                "search: %s config %d fold %s: results filed before the driver stopped; taken "
+                "from %s", variant, number, fold, self._out / layout.TRIALS_DIR,
+            )  # fmt: skip
+            result = {"val_true": labels[0], "val_pred": labels[1]}
         try:
             y_true, y_pred = val_labels(result)
         except ValueError as exc:
@@ -540,20 +287,27 @@ class FoldFanoutSearcher(Searcher):
             self._close(c, "FAIL", f"fold {fold}: {exc}")
             return
         c.done[index] = (y_true, y_pred)
-        trial = self._trial(c)
-        trial.set_user_attr(
-            _fold_attr(index), {"fold": fold, "val_true": y_true, "val_pred": y_pred}
-        )
-        if self._pruning and y_true:
-            # Every fold's score is an intermediate value (step = fold index), the last one too:
-            # WilcoxonPruner pairs a trial's steps with the best trial's.
-            num_classes = self._vcfgs[variant].model.num_classes
-            score = megc_scores(y_true, y_pred, num_classes)[self._cfg.search.objective.metric]
-            trial.report(score, step=index)
+        trial = self._record_fold(c, index, y_true, y_pred)
         if len(c.done) == len(self._folds[variant]):
             self._finish(c)
         elif self._pruning and y_true and trial.should_prune():
             self._close(c, "PRUNED", f"pruned after {len(c.done)} fold(s)")
+
+    def _record_fold(self, c: _Open, index: int, y_true: list[int], y_pred: list[int]) -> Any:
+        """Store a fold's val labels on the configuration's Optuna trial and report its score;
+        returns that trial."""
+        trial = self._trial(c)
+        fold = self._folds[c.variant][index]
+        trial.set_user_attr(
+            fold_attr(index), {"fold": fold, "val_true": y_true, "val_pred": y_pred}
+        )
+        if self._pruning and y_true:
+            # Every fold's score is an intermediate value (step = fold index), the last one too:
+            # WilcoxonPruner pairs a trial's steps with the best trial's.
+            num_classes = self._vcfgs[c.variant].model.num_classes
+            score = megc_scores(y_true, y_pred, num_classes)[self._cfg.search.objective.metric]
+            trial.report(score, step=index)
+        return trial
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         return None  # intermediate (per-epoch) results carry nothing the search needs
@@ -573,7 +327,7 @@ class FoldFanoutSearcher(Searcher):
         values = [scores[self._cfg.search.objective.metric]]
         extra = list(self._cfg.search.extra_objectives)
         if any(name not in trial.user_attrs for name in extra):  # adopted before they were set
-            stats = _model_stats(with_overrides(self._vcfgs[c.variant], c.overrides))
+            stats = model_stats(with_overrides(self._vcfgs[c.variant], c.overrides))
             for name in ("params", "gflops"):
                 trial.set_user_attr(name, float(stats[name]))
         values += [float(trial.user_attrs[name]) for name in extra]
@@ -591,8 +345,6 @@ class FoldFanoutSearcher(Searcher):
 
     def _close(self, c: _Open, state: str, reason: str) -> None:
         """Tell Optuna PRUNED or FAIL; never emit the configuration's remaining folds."""
-        from optuna.trial import TrialState
-
         trial = self._trial(c)
         trial.set_user_attr("fail_reason" if state == "FAIL" else "prune_reason", reason)
         self._studies[c.variant].tell(c.number, state=TrialState[state])

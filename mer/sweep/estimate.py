@@ -1,0 +1,120 @@
+"""How long a sweep will take, said when it starts, and its ETA as trials finish.
+
+Why a measurement and not the dry run's FLOP model: the dry run assumes the paper model on an
+H100; a sweep on CPU (the demo, a laptop) trains small models that are bound by per-step
+overhead, not FLOPs, and FLOP scaling misses them by an order of magnitude. Timing a few real
+training steps of the sweep's model here, on the trials' thread count, takes a second and lands
+within a factor of about two of the real run on the same machine. Trials on GPUs the driver
+cannot see are estimated from the plan's GPU-hours instead, and say so.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from mer.experiment.plan import SweepPlan, estimate_gpu_hours
+from mer.models.summary import input_shape
+
+# per-trial cost beyond training steps (worker start, data fetch, model build, final
+# prediction), seconds; measured on the demo at 2 CPUs (bench: trials of ~8 s spend ~2 s there)
+TRIAL_OVERHEAD_S = 2.0
+# each of the `concurrency` Ray workers starts once (Python, torch, mer, W&B): 8-10 s on two idle
+# cores, 30 s on loaded ones (a demo's first trials against its later ones)
+WORKER_START_S = 10.0
+MAX_TIMING_S = 5.0  # a model too slow to time here gets fewer steps timed, never a long wait
+
+
+def time_train_step(cfg: Any, *, max_s: float = MAX_TIMING_S) -> float:
+    """Seconds of one training step (forward, backward, optimiser) of `cfg`'s model at its
+    batch size on this machine's CPU, with the trial's thread count; the median of up to 3
+    steps after a warm-up."""
+    import torch  # lazy: only a sweep start times a step; `mer --help` stays fast
+
+    from mer.models.network import build_model
+
+    threads = torch.get_num_threads()
+    if cfg.train.threads:
+        torch.set_num_threads(int(cfg.train.threads))
+    try:
+        shape = input_shape(cfg)
+        model = build_model(cfg.model, input_shape=shape[2:])
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x = torch.rand((cfg.train.batch_size, *shape[1:]))
+        y = torch.zeros(cfg.train.batch_size, dtype=torch.long)
+        times: list[float] = []
+        start = time.perf_counter()
+        for i in range(4):
+            t0 = time.perf_counter()
+            loss = torch.nn.functional.cross_entropy(model(x, x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i:  # the first step warms up allocators and kernels
+                times.append(time.perf_counter() - t0)
+            if time.perf_counter() - start > max_s:
+                break
+        times = times or [time.perf_counter() - start]
+        return sorted(times)[len(times) // 2]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def trial_steps(plan: SweepPlan) -> dict[str, float]:
+    """Training steps of one trial per variant (epochs x batches of its mean training set),
+    evaluation counted as a third of a step per batch of its validation and test clips."""
+    out: dict[str, float] = {}
+    for v in plan.variants.values():
+        folds = [f for fs in v.folds.values() for f in fs]
+        if not folds:
+            continue
+        bs = v.cfg.train.batch_size
+        train = sum(int(f.train.size) for f in folds) / len(folds)
+        evals = sum(int(f.val.size) + int(f.test.size) for f in folds) / len(folds)
+        epochs = v.cfg.train.epochs
+        val_epochs = epochs if v.cfg.protocol.selection != "fixed_epochs" else 1
+        out[v.name] = epochs * math.ceil(train / bs) + val_epochs * math.ceil(evals / bs) / 3
+    return out
+
+
+def estimate_sweep(
+    plan: SweepPlan, trials: list[Any], concurrency: int, gpu_per_trial: float
+) -> tuple[float | None, str]:
+    """(seconds, how) for `trials` (TrialSpecs still to run) `concurrency` at a time: from a
+    timed training step here when trials run on CPU, from the plan's GPU-hours on GPUs."""
+    if not trials:
+        return 0.0, "nothing left to run"
+    per_variant: dict[str, int] = {}
+    for t in trials:
+        per_variant[t.variant] = per_variant.get(t.variant, 0) + 1
+    if gpu_per_trial > 0:
+        hours = estimate_gpu_hours(plan)["per_variant"]
+        if any(hours.get(v) is None for v in per_variant):
+            return None, "no model statistics"
+        share = {v: hours[v] * 3600 / max(len(plan.trials_of(v)), 1) for v in per_variant}
+        gpus = concurrency * gpu_per_trial
+        total = sum(n * (share[v] + TRIAL_OVERHEAD_S) for v, n in per_variant.items())
+        return total / max(gpus, gpu_per_trial), "the dry run's H100 throughput model"
+    steps = trial_steps(plan)
+    timed: dict[tuple, float] = {}  # variants that train the same model share one timing
+    total = 0.0
+    for v, n in per_variant.items():
+        cfg = plan.variants[v].cfg
+        key = (repr(cfg.model), cfg.train.batch_size, cfg.train.threads, input_shape(cfg))
+        if key not in timed:
+            timed[key] = time_train_step(cfg)
+        total += n * (steps.get(v, 0.0) * timed[key] + TRIAL_OVERHEAD_S)
+    return total / max(concurrency, 1) + WORKER_START_S, "a timed training step on this machine"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """`1:05:09`, `4:07` or `12 s`: what a person reads at a glance."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s} s"
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
