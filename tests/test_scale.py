@@ -327,6 +327,7 @@ def test_variant_granularity_logs_no_trial_runs_and_a_trials_table_per_variant(
         granularity="variant",
     )  # fmt: skip
     assert not tracker.per_trial
+    assert tracker.live_settings(driver_node=None) is None  # no trial logs a run of its own
     done = []
     spec = plan.trials[0]
     tracker.trial(spec, plan.variants["full"].cfg, {}, True, on_done=lambda: done.append(1))
