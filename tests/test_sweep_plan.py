@@ -12,15 +12,9 @@ import pytest
 from mer.cli.sweep import main
 from mer.config import from_dict, load_config, variant_config
 from mer.errors import ConfigError
-from mer.experiment.plan import (
-    ASSUMED_TFLOPS,
-    TrialSpec,
-    build_plan,
-    data_key,
-    describe,
-    estimate_gpu_hours,
-    oracle_reasons,
-)
+from mer.experiment.costs import ASSUMED_TFLOPS, estimate_gpu_hours
+from mer.experiment.describe import describe
+from mer.experiment.plan import TrialSpec, build_plan, data_key, oracle_reasons
 from mer.sweep.resources import max_concurrent, trial_resources
 from tests.support.real_data import MISSING, REAL
 
@@ -190,7 +184,7 @@ def test_gpu_hour_estimate_is_flops_arithmetic_and_printed():
 
 
 def test_estimate_constant_is_the_paper_models_counted_flops():
-    from mer.experiment.plan import PAPER_FWD_GFLOPS
+    from mer.experiment.costs import PAPER_FWD_GFLOPS
     from mer.models.summary import model_stats
 
     paper = from_dict(

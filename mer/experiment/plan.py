@@ -1,4 +1,5 @@
-"""The sweep plan: variants × folds × seeds, one trial each, and its dry-run description.
+"""The sweep plan: variants × folds × seeds, one trial each (its cost: mer.experiment.costs;
+its dry-run text: mer.experiment.describe).
 
 A plan is a pure function of the config and the sample tables, so `--dry-run` (annotations only,
 no media) prints the same trials a real run executes. Fold row indices point into the sample
@@ -25,9 +26,9 @@ import pandas as pd
 from mer.config import ExperimentConfig, config_hash, variant_config
 from mer.errors import ConfigError
 from mer.experiment import excluded, layout
+from mer.experiment.costs import estimate_gpu_hours
 from mer.experiment.labels import (
     check_reference,
-    count_subjects,
     label_variant,
     subject_dependent_reason,  # noqa: F401 - mer train's name
 )
@@ -35,19 +36,6 @@ from mer.experiment.layout import search_label  # noqa: F401 - its historical im
 from mer.protocol import Fold, fold_by_name, holdout_subjects, make_folds
 
 log = logging.getLogger(__name__)
-
-# GPU-hour estimates assume the paper model trains at 350 clips/s on one H100 (PERFORMANCE.md:
-# 300-400 clips/s) and scale other models by their forward FLOPs as mer.models.summary counts
-# them (the paper model: 18.5 GFLOP per 30x128x128 clip; fwd+bwd is ~3x that). Small models are
-# launch-bound rather than FLOP-bound, so for them the estimate is a lower bound.
-PAPER_CLIPS_PER_S = 350.0
-PAPER_FWD_GFLOPS = 18.5
-ASSUMED_TFLOPS = 3 * PAPER_FWD_GFLOPS * PAPER_CLIPS_PER_S / 1000.0  # ~19.4 in counted FLOPs
-ASSUMED_NOTE = (
-    "assumes the paper model's 350 clips/s on one H100 (PERFORMANCE.md: 300-400) scaled by each "
-    "variant's forward GFLOPs (paper model 18.5), i.e. 3 x GFLOPs x train clips x epochs at "
-    f"{ASSUMED_TFLOPS:.1f} TFLOP/s; training only, evaluation ignored"
-)
 
 SamplesFn = Callable[[Any], tuple[pd.DataFrame, list[str]]]
 
@@ -131,6 +119,11 @@ class VariantPlan:
 
     def changes(self) -> str:
         return changes_text(self.overrides)
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def changes_text(overrides: Mapping[str, Any] | None) -> str:
@@ -405,205 +398,3 @@ def model_stats_or_none(cfg: ExperimentConfig) -> dict[str, Any] | None:
 
     stats = model_stats(cfg)
     return {"params": int(stats["params"]), "gflops": float(stats["gflops"])}
-
-
-# --------------------------------------------------------------------------------- estimating
-def estimate_gpu_hours(plan: SweepPlan) -> dict[str, Any]:
-    """GPU-hours per variant and in all, from FLOPs (see ASSUMED_NOTE)."""
-    per_variant: dict[str, float | None] = {}
-    for v in plan.variants.values():
-        if not v.stats or not v.stats.get("gflops"):
-            per_variant[v.name] = None
-            continue
-        clips = sum(int(f.train.size) for folds in v.folds.values() for f in folds)
-        gflop = 3.0 * float(v.stats["gflops"]) * clips * v.cfg.train.epochs
-        per_variant[v.name] = gflop / (ASSUMED_TFLOPS * 1000.0) / 3600.0
-    known = [h for h in per_variant.values() if h is not None]
-    return {
-        "gpu_hours": sum(known) if known and len(known) == len(per_variant) else None,
-        "per_variant": per_variant,
-        "assumed_tflops": ASSUMED_TFLOPS,
-        "note": ASSUMED_NOTE,
-    }
-
-
-def estimate_search_gpu_hours(plan: SweepPlan) -> float | None:
-    """Upper bound for a search (no pruning) at each variant's base model cost: search.trials
-    configurations per variant, each trained on every fold of the first seed, plus the hold-out
-    evaluation when it runs (one fold per held-out subject and seed, each about a search fold's
-    training set). Searched widths or epochs are not reflected. None without model statistics."""
-    search = plan.cfg.search
-    if search is None:
-        return None
-    seed = plan.cfg.seeds[0]
-    total = 0.0
-    for v in plan.variants.values():
-        if not v.stats or not v.stats.get("gflops"):
-            return None
-        folds = v.folds.get(seed, [])
-        clips = sum(int(f.train.size) for f in folds)
-        per_clip = 3.0 * float(v.stats["gflops"]) * v.cfg.train.epochs
-        held = len(v.holdout) if search.evaluate_holdout else 0
-        holdout_clips = held * len(plan.cfg.seeds) * clips / max(len(folds), 1)
-        total += per_clip * (search.trials * clips + holdout_clips)
-    return total / (ASSUMED_TFLOPS * 1000.0) / 3600.0
-
-
-# ---------------------------------------------------------------------------------- printing
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _range(values: list[int]) -> str:
-    if not values:
-        return "-"
-    lo, hi = min(values), max(values)
-    med = float(np.median(values))
-    med_s = f"{med:.0f}" if med.is_integer() else f"{med:.1f}"
-    return f"{lo}" if lo == hi else f"{lo}-{hi} (median {med_s})"
-
-
-def _fmt_params(n: int | None) -> str:
-    if n is None:
-        return "?"
-    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
-
-
-def _fmt_hours(h: float | None) -> str:
-    """GPU time with its unit: hours from 0.01 h (36 s) up, seconds below."""
-    if h is None:
-        return "?"
-    return f"{h:.3g} h" if h >= 0.01 else f"{h * 3600:.1f} s"
-
-
-def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -> str:
-    """The dry-run text: data, folds, variants and what each changes, trials, resources, cost."""
-    cfg = plan.cfg
-    lines: list[str] = []
-    n_var, n_seed = len(plan.variants), len(cfg.seeds)
-    if cfg.search is None:
-        lines.append(
-            f"Sweep {cfg.name!r} (ablation): "
-            f"{n_var} variant(s) x their folds x {n_seed} seed(s) = {len(plan.trials)} trials"
-        )
-    else:  # a search trains each configuration on each fold of the first seed
-        seed = cfg.seeds[0]
-        folds = [len(plan.trials_of(v, seed)) for v in plan.variants]
-        fold_text = "/".join(str(n) for n in sorted(set(folds)))
-        lines.append(
-            f"Sweep {cfg.name!r} (search): {n_var} variant(s) x {cfg.search.trials} "
-            f"configuration(s) x {fold_text} fold(s) = at most "
-            f"{cfg.search.trials * sum(folds)} search trials (fewer when folds are pruned)"
-            + (", then the hold-out evaluation" if any(v.holdout for v in plan.variants.values())
-               else "")
-        )  # fmt: skip
-    seen_tables: set[int] = set()
-    for key, table in plan.samples.items():
-        if id(table) in seen_tables:
-            continue
-        seen_tables.add(id(table))
-        users = [v for v in plan.variants.values() if plan.samples[v.data_key] is table]
-        vcfg = users[0].cfg
-        names = plan.class_names[key]
-        counts = np.bincount(table["label"].to_numpy(dtype=np.int64), minlength=len(names))
-        per_class = ", ".join(f"{n} {c}" for n, c in zip(counts.tolist(), names, strict=True))
-        datasets = sorted(table["dataset"].astype(str).unique()) if "dataset" in table else []
-        lines.append(
-            f"Samples ({vcfg.data.dataset}{': ' + '+'.join(datasets) if datasets else ''}, "
-            f"labels {vcfg.data.labels}): {len(table)} clips ({per_class}), "
-            + (
-                f"{table['subject'].nunique()} 'subjects' that are clips "
-                "[subject-dependent: no subject CSV, the same person can be in training and test]"
-                if users[0].subject_dependent
-                else f"{table['subject'].nunique()} subjects"
-            )
-        )
-    lines += excluded.excluded_lines(
-        {"excluded_rows": excluded.plan_section(plan.samples.values())}
-    )
-    policies = sorted({v.cfg.data.regions.policy for v in plan.variants.values()})
-    lines.append(
-        f"Prepared datasets: {len(plan.samples)} (one per distinct data section; regions "
-        f"{', '.join(policies)}), each built once on the driver and shared by its variants"
-    )
-    if plan.faces:
-        from mer.data.faces.table import plan_lines  # on use, as above
-
-        users: dict[str, list[str]] = {}
-        for v in plan.variants.values():
-            users.setdefault(v.data_key, []).append(v.name)
-        lines += plan_lines(plan.faces, users)
-    seen: set[tuple] = set()
-    for v in plan.variants.values():
-        for seed, folds in v.folds.items():
-            sig = tuple((f.name, f.train.size, f.val.size, f.test.size) for f in folds)
-            sig += (v.cfg.protocol.split, v.cfg.protocol.selection)
-            if sig in seen:
-                continue
-            who = f" (variant {v.name}, seed {seed})" if seen else ""
-            seen.add(sig)
-            lines.append(
-                f"Folds{who}: {len(folds)} x {v.cfg.protocol.split}, selection "
-                f"{v.cfg.protocol.selection}; test clips per fold "
-                f"{_range([f.test.size for f in folds])}"
-                f"; train {_range([f.train.size for f in folds])}; val "
-                f"{_range([f.val.size for f in folds])}"
-            )
-    held = {tuple(v.holdout) for v in plan.variants.values() if v.holdout}
-    for names in sorted(held):
-        lines.append(
-            f"Held out of the search: {len(names)} subject(s) ({', '.join(names)}), in no "
-            "search fold; each variant's best configuration is tested LOSO on them afterwards"
-        )
-    if cfg.search is not None and not held:
-        lines.append(
-            "Held out of the search: none (search.holdout_subjects 0), so no clean test estimate "
-            "of the chosen configuration"
-        )
-    if held:
-        v = next(v for v in plan.variants.values() if v.holdout)
-        folds = next(iter(v.folds.values()))
-        train = [count_subjects(plan.samples[v.data_key], f.train) for f in folds]
-        val = v.cfg.protocol.val_subjects if v.cfg.protocol.selection == "inner_val" else 0
-        everyone = v.subjects_total + len(v.holdout)
-        lines.append(
-            f"Training subjects per fold: search folds {_range(train)}, hold-out evaluation "
-            f"{everyone - 1 - val}, with the same epochs: the search tunes for the smaller "
-            "training set (README, Hyperparameter search)"
-        )
-    lines.append(f"Seeds: {', '.join(map(str, cfg.seeds))}")
-    est = estimate_gpu_hours(plan)
-    header = f"  {'variant':<28} {'trials':>6} {'params':>8} {'GFLOPs':>8} {'GPU time':>9}  changes"
-    lines += ["Variants:", header]
-    for v in plan.variants.values():
-        st = v.stats or {}
-        gf = st.get("gflops")
-        lines.append(
-            f"  {v.label:<28} {len(plan.trials_of(v.name)):>6} {_fmt_params(st.get('params')):>8} "
-            f"{(f'{gf:.3g}' if gf is not None else '?'):>8} "
-            f"{_fmt_hours(est['per_variant'][v.name]):>9}  {v.changes()}"
-        )
-        for reason in v.oracle_reasons:
-            lines.append(f"  {'':<28} oracle: {reason}")
-        if v.partial:
-            lines.append(
-                f"  {'':<28} partial: its folds test {v.subjects_tested} of the "
-                f"{v.subjects_total} subjects (protocol.folds); no paper numbers"
-            )
-        if v.subject_dependent:
-            lines.append(f"  {'':<28} subject-dependent: {v.subject_dependent}")
-        if v.paper:
-            lines.append(f"  {'':<28} the paper's configuration: {v.paper}")
-    r = cfg.resources
-    lines.append(
-        f"Trials: {len(plan.trials)}; per trial {r.gpu_per_trial:g} GPU (0 where the cluster has "
-        f"none) + {r.cpu_per_trial:g} CPU; max concurrent {max_concurrent}; retries "
-        f"{r.max_failures}"
-    )
-    total = est["gpu_hours"]
-    if total is None:
-        lines.append("Estimated GPU-hours: unknown (model statistics unavailable)")
-    else:
-        lines.append(f"Estimated GPU-hours: {total:.3g} ({est['note']})")
-    return "\n".join(lines)

@@ -15,13 +15,9 @@ from mer.config import ExperimentConfig, config_hash
 from mer.data.cache import known_coverage, load_samples_only
 from mer.data.checks import check_table
 from mer.data.preflight import dry_run_lines
-from mer.experiment.plan import (
-    build_plan,
-    describe,
-    estimate_search_gpu_hours,
-    model_stats_or_none,
-    variant_configs,
-)
+from mer.experiment.costs import estimate_search_gpu_hours
+from mer.experiment.describe import describe
+from mer.experiment.plan import build_plan, model_stats_or_none, variant_configs
 
 
 def missing_media_roots(data_cfg: Any) -> list[str]:

@@ -14,7 +14,8 @@ import math
 import time
 from typing import Any
 
-from mer.experiment.plan import SweepPlan, estimate_gpu_hours
+from mer.experiment.costs import estimate_gpu_hours
+from mer.experiment.plan import SweepPlan
 from mer.models.summary import input_shape
 
 # per-trial cost beyond training steps (worker start, data fetch, model build, final
