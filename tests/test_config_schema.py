@@ -293,6 +293,7 @@ def test_configs_pickled_by_the_dataclass_config_unpickle_equal_and_valid():
         assert added == {
             "faces": to_dict(FacesConfig()),
             "invalid_rows": "error", "expressions": "micro", "label_list": None,
+            "on_bad_clip": "error",
         }, name  # fmt: skip
         assert cfg.raw == expected[name]["raw"], name
         again = pickle.loads(pickle.dumps(cfg))  # and the new pickles round-trip
