@@ -21,9 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mer import models
 from mer.config import ExperimentConfig
 from mer.errors import ConfigError, DataError
+from mer.metrics import megc_scores
 from mer.predlog import prediction_table
+from mer.training import fastpath
 from mer.training.fold_data import FoldTensors, LabelGuard
 from mer.training.loop import Trainer
 from mer.training.loss import resolve_class_weights
@@ -124,9 +127,6 @@ def run_fold(
     count when `train.threads` > 0, and `cudnn.benchmark` on CUDA (fastest kernels, at the price
     of bit-identical GPU reruns; CPU runs are bit-identical).
     """
-    from mer.models import build_model
-    from mer.training.fastpath import use_time_unfold_convs
-
     t_start = time.perf_counter()
     hooks = hooks or FoldHooks()
     _check_inputs(cfg, data, fold)
@@ -154,9 +154,10 @@ def run_fold(
     runtime.sync()
     t_to_device = time.perf_counter() - t0
 
-    model = build_model(cfg.model, input_shape=tensors.clip_shape).to(runtime.device)
+    # looked up on the modules when called: tests swap in a tiny network
+    model = models.build_model(cfg.model, input_shape=tensors.clip_shape).to(runtime.device)
     if cfg.train.conv_impl == "t2d":
-        use_time_unfold_convs(model)  # same parameters and state dict, 2D kernels
+        fastpath.use_time_unfold_convs(model)  # same parameters and state dict, 2D kernels
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     params = int(sum(p.numel() for p in model.parameters()))
@@ -232,6 +233,4 @@ def run_fold(
 
 
 def _megc(y_true: np.ndarray, probs: np.ndarray, k: int) -> dict[str, float]:
-    from mer.metrics import megc_scores
-
     return megc_scores(y_true, probs.argmax(1), k)

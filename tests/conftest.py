@@ -11,6 +11,7 @@ W&B runs offline with a fake API key in the environment that must not appear in 
 from __future__ import annotations
 
 import json
+import signal
 import tempfile
 from pathlib import Path
 
@@ -80,6 +81,19 @@ def finished_sweep(tmp_path_factory):
             ray.shutdown()
     lines = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
     return {"cfg": cfg, "out": out, "status": status, "events": lines}
+
+
+# The SIGINT handler pytest's process started with (Python's: raise KeyboardInterrupt).
+_SIGINT_AT_START = signal.getsignal(signal.SIGINT)
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_restored():
+    """Ray Tune installs its own SIGINT handler for an in-process run and never puts the old one
+    back; without this, every later test in the process (SIGTERM takes the SIGINT path) would
+    talk to a finished run's handler."""
+    yield
+    signal.signal(signal.SIGINT, _SIGINT_AT_START)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from mer.cli import common
-from mer.report import FORMATS
+from mer.experiment.layout import REPORT_DIR
+from mer.report import FORMATS, report_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,11 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # lazy: pandas and matplotlib are slow imports; `mer --help` stays fast
+    # lazy: claims and the console table import pandas; `mer --help` stays fast
     from mer.experiment.claim import claim_if_inside
-    from mer.experiment.layout import REPORT_DIR
     from mer.experiment.summary import console_table
-    from mer.report import report_run
 
     formats = FORMATS if args.format == "all" else (args.format,)
     dest = Path(args.out) if args.out else Path(args.run_dir) / REPORT_DIR

@@ -69,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def layout_choices() -> list[str]:
     """The layouts the generator writes, then the composites it writes from their parts."""
-    # lazy: the registry imports every dataset module (pandas, image libraries)
+    # lazy: the registry (difflib, inspect, dataclasses) would triple `mer --help`'s import time;
+    # it imports the dataset modules (pandas, PIL) when asked
     from mer.datasets import registry
 
     composites = [s.name for s in registry.specs() if s.write_synthetic is not None]
@@ -77,7 +78,7 @@ def layout_choices() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    # lazy: the registry and the writers import numpy, pandas and image libraries
+    # lazy: the config schema imports pandas, the writers numpy and PIL; `mer --help` stays fast
     from mer.config import SyntheticConfig
     from mer.datasets import registry
     from mer.datasets.synthetic import write_dataset

@@ -9,14 +9,17 @@ bytes as one that ran through.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from mer.config import DataConfig, to_dict
 from mer.data import budget, checks, clipstore, regions
@@ -28,7 +31,7 @@ from mer.data.sources import clip_jobs
 from mer.data.tableio import table_bytes
 from mer.errors import DataError
 from mer.util.files import naming
-from mer.util.jsonio import write_json
+from mer.util.jsonio import dumps, write_json
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,6 @@ def prepare_clips(
 ) -> dict[int, str]:
     """Prepare the clips that have no stored result yet; returns the failures by row. Refuses
     first when the file system cannot hold them (budget.check_disk)."""
-    from tqdm import tqdm
-
     s = ClipSettings.from_config(data_cfg)
     jobs = clip_jobs(samples)
     todo = [(i, jobs[i], store.file(k)) for i, k in enumerate(keys) if not store.has(k)]
@@ -230,10 +231,6 @@ def build(
 
 def _json_roundtrip(obj: dict[str, Any]) -> dict[str, Any]:
     """The manifest as a reader will load it (tuples become lists, numpy scalars numbers)."""
-    import json
-
-    from mer.util.jsonio import dumps
-
     return json.loads(dumps(obj))
 
 
@@ -267,8 +264,6 @@ def _write_branches(
 
 
 def _versions(landmarks: str | None) -> dict[str, str]:
-    from importlib import metadata
-
     out = {}
     names = ["mer", "numpy", "pandas", "pillow", "av"] + (
         ["dlib-bin"] if landmarks == "dlib" else []

@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mer.config import DataConfig, config_hash
+from mer.config import DataConfig, config_hash, variant_config
 from mer.data import assemble, budget, checks, clipstore, integrity, listing
 from mer.data.faces import index as face_index
 from mer.data.faces import table as face_table
@@ -301,8 +301,6 @@ def _build(
 def distinct_data_configs(cfg: Any) -> list[DataConfig]:
     """The distinct data sections among a sweep's variants, in variant order (settings that
     `key_config` ignores do not make a section distinct)."""
-    from mer.config import variant_config
-
     seen: dict[str, DataConfig] = {}
     for variant in cfg.variants:
         data = variant_config(cfg, variant).data

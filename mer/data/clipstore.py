@@ -21,8 +21,7 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
+import multiprocessing
 import zipfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -36,7 +35,7 @@ from mer.config import DataConfig, config_hash
 from mer.data.clips import ClipArrays, ClipJob, ClipSettings, FaceStats, process_clip
 from mer.data.keys import CACHE_VERSION, key_config
 from mer.errors import DataError
-from mer.util.files import naming
+from mer.util.files import naming, write_bytes_unique
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +159,7 @@ def save(path: Path, out: ClipArrays) -> None:
     np.savez(buf, **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
     with naming(path):
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getbuffer())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_bytes_unique(path, buf.getbuffer(), prefix=f".{path.stem}.")
 
 
 def prepare_clip(job: ClipJob, s: ClipSettings, file: str) -> str | None:
@@ -202,8 +194,6 @@ def _outcomes(
         for row, job, file in todo:
             yield row, prepare_clip(job, s, str(file))
         return
-    import multiprocessing
-
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding threads
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     pending: dict[Future, int] = {}

@@ -24,6 +24,7 @@ from mer.data import frames, regions
 from mer.data.faces import resolve_boxes
 from mer.data.faces.table import uses_faces
 from mer.datasets import media
+from mer.datasets.synthetic import landmark_path
 from mer.errors import ConfigError
 
 CACHE_VERSION = 1  # bump when the processing or the format changes what a key stands for
@@ -152,8 +153,6 @@ def source_identity(
         else:
             add(clip)
         if landmark_files:
-            from mer.datasets.synthetic import landmark_path
-
             lm = landmark_path(clip)
             if lm.is_file():
                 add(lm)

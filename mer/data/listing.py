@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mer.config import config_hash
+from mer.data.budget import fmt_bytes
 from mer.data.clipstore import FOLDER as CLIPS
 from mer.data.locking import LOCKS, MANIFEST, building_folders, file_lock, lock_path
 from mer.util.jsonio import write_json
@@ -258,8 +259,6 @@ def _remove(entry: CacheInfo, root: Path) -> None:
 
 def describe(entries: list[CacheInfo], root: Path) -> list[str]:
     """The listing as text lines (newest use last)."""
-    from mer.data.budget import fmt_bytes
-
     if not entries:
         return [f"{root}: no prepared data"]
     lines = []

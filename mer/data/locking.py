@@ -31,7 +31,7 @@ def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
     """Exclusive lock on `path` where the OS and file system allow it; yields whether it holds
     (False also when `blocking` is off and another process holds it)."""
     try:
-        import fcntl
+        import fcntl  # lazy: POSIX-only; elsewhere the lock is skipped (yields False)
     except ImportError:  # pragma: no cover - not POSIX
         yield False
         return

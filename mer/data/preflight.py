@@ -13,9 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mer.config import DataConfig
+from PIL import Image
+
+from mer.config import DataConfig, config_hash
 from mer.data import budget
+from mer.data.cache import distinct_data_configs
+from mer.data.keys import key_config
 from mer.data.sources import load_samples_only, read_samples
+from mer.datasets.media import list_frames
 from mer.errors import DataError, MerError
 
 log = logging.getLogger(__name__)
@@ -49,8 +54,6 @@ class MediaScan:
 
 
 def _check_image(path: Path) -> str | None:
-    from PIL import Image
-
     try:
         if path.stat().st_size == 0:
             return f"{path}: empty file"
@@ -62,7 +65,7 @@ def _check_image(path: Path) -> str | None:
 
 
 def _check_video(path: Path) -> str | None:
-    import av
+    import av  # lazy: PyAV takes ~0.1 s to import; only video clips need it
 
     if path.stat().st_size == 0:
         return f"{path}: empty file"
@@ -77,8 +80,6 @@ def _check_video(path: Path) -> str | None:
 
 def check_clip(path: str | Path) -> list[str]:
     """What is wrong with one clip's media, found without decoding (empty: nothing)."""
-    from mer.datasets.media import list_frames
-
     path = Path(path)
     if path.is_dir():
         try:
@@ -146,10 +147,6 @@ def size_lines(estimates: list[tuple[str, DataConfig, int]]) -> list[str]:
 def dry_run_lines(cfg: Any) -> list[str]:
     """For a sweep's dry run: the size of each distinct data config's prepared data, and the
     media check of each distinct source (data configs reading the same files share one)."""
-    from mer.config import config_hash
-    from mer.data.cache import distinct_data_configs
-    from mer.data.keys import key_config
-
     scans: dict[str, tuple[MediaScan, list[str]]] = {}
     estimates: list[tuple[str, DataConfig, int]] = []
     for data_cfg in distinct_data_configs(cfg):

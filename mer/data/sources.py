@@ -21,6 +21,9 @@ from mer.data import checks, regions
 from mer.data.clips import ClipJob
 from mer.data.faces import table as face_table
 from mer.data.locking import file_lock
+from mer.datasets.annotations import load_samples
+from mer.datasets.labels import apply_label_scheme
+from mer.datasets.synthetic import ensure_dataset
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -59,8 +62,6 @@ def resolve_sources(data_cfg: DataConfig) -> Sources:
             _expand(data_cfg.root),
             dict(data_cfg.sources) or None,
         )
-    from mer.datasets.synthetic import ensure_dataset
-
     syn = data_cfg.synthetic
     out = synthetic_dir(data_cfg)
     lock = Path(data_cfg.cache_dir).expanduser() / ".locks" / f"synthetic-{_digest(str(out))}.lock"
@@ -73,9 +74,6 @@ def read_samples(
     data_cfg: DataConfig, *, check_media: bool
 ) -> tuple[pd.DataFrame, list[str], Sources]:
     """(sample table with the label scheme applied, class names, the files read)."""
-    from mer.datasets.annotations import load_samples
-    from mer.datasets.labels import apply_label_scheme
-
     src = resolve_sources(data_cfg)
     samples = load_samples(
         src.dataset, src.annotations, src.root, check_media=check_media, sources=src.sources,

@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from mer.datasets.facs import FACS_CODES, FACS_RANGE
-from mer.datasets.problems import RowError
+from mer.datasets.problems import RowError, rows_text
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,6 @@ class DecimalAus:
     def report(self) -> None:
         if not self.rows:
             return
-        from mer.datasets.records import rows_text  # records imports this module
-
         example = self.rows[0][1]
         a, b = example.split(".")
         log.warning(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from mer.errors import DataError
 
@@ -70,6 +71,8 @@ def list_frames(folder: str | Path) -> list[tuple[int, Path]]:
 
 def _open_video(path: Path):
     """(container, stream) of the first video stream; DataError when the file is not a video."""
+    # lazy: PyAV takes ~0.1 s to import and loading a config imports this module; only video
+    # clips need it
     import av
 
     try:
@@ -113,8 +116,6 @@ def _as_rgb(arr: np.ndarray) -> np.ndarray:
 
 def read_image(path: str | Path) -> np.ndarray:
     """One frame file as (H, W, 3) uint8 RGB; grey and palette images become 3 channels."""
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             img.load()  # decodes fully: a truncated file fails here, not later
@@ -266,7 +267,7 @@ VIDEO_BACKENDS = ("decord", "av")
 
 
 def _decord_reader(path: Path):
-    import decord
+    import decord  # lazy: decord takes ~0.25 s to import; only the decord video backend needs it
 
     try:
         return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
@@ -336,8 +337,6 @@ def to_grey(frames: np.ndarray) -> np.ndarray:
 
     Already-grey input (last axis not 3) is returned as is.
     """
-    from PIL import Image
-
     frames = np.asarray(frames)
     if frames.shape[-1] != 3:
         return frames.astype(np.uint8, copy=False)

@@ -71,6 +71,13 @@ class InvalidRows(DataError):
         super().__init__(report(self.problems))
 
 
+def rows_text(rows: list[int], shown: int = 5) -> str:
+    """`row 4` / `rows 4, 7, 9 (+12 more)`: the first rows of a list, for one log line."""
+    head = ", ".join(str(r) for r in rows[:shown])
+    more = f" (+{len(rows) - shown} more)" if len(rows) > shown else ""
+    return f"row{'s' if len(rows) > 1 else ''} {head}{more}"
+
+
 def report(problems: Sequence[RowProblem], hint: str = HINT) -> str:
     """One problem: its message (plus the hint); several: a count, then one line each."""
     if len(problems) == 1:

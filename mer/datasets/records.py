@@ -14,7 +14,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from mer.datasets.media_check import check_frames, check_video
-from mer.datasets.problems import InvalidRows, RowError, RowProblem
+from mer.datasets.problems import InvalidRows, RowError, RowProblem, rows_text
 from mer.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,6 @@ def frame_number(value: Any, where: str, column: str) -> int | None:
 
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def rows_text(rows: list[int], shown: int = 5) -> str:
-    """`row 4` / `rows 4, 7, 9 (+12 more)`: the first rows of a list, for one log line."""
-    head = ", ".join(str(r) for r in rows[:shown])
-    more = f" (+{len(rows) - shown} more)" if len(rows) > shown else ""
-    return f"row{'s' if len(rows) > 1 else ''} {head}{more}"
 
 
 class BlankFrames:

@@ -92,7 +92,7 @@ def _describe(header: Sequence[Sequence[str]]) -> str:
 def _sheet_rows(path: Path) -> list[tuple[str | None, list[tuple[Any, ...]]]]:
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        import openpyxl
+        import openpyxl  # lazy: ~0.5 s to import; loading a config must not pay for it
 
         try:
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -121,7 +121,7 @@ def _sheet_rows(path: Path) -> list[tuple[str | None, list[tuple[Any, ...]]]]:
 def _xls_rows(path: Path) -> list[tuple[str | None, list[tuple[Any, ...]]]]:
     """The sheets of an old binary workbook (BIFF .xls) through xlrd, cells as openpyxl gives
     them for xlsx: text, float numbers, datetime for date cells, bool, None for empty."""
-    import xlrd
+    import xlrd  # lazy: only the old binary .xls sheets (MEVIEW) need it
 
     try:
         book = xlrd.open_workbook(str(path))

@@ -11,6 +11,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from mer.config import config_hash, from_dict
+from mer.errors import ConfigError
+from mer.util.jsonio import read_json
+
 VERSIONED = ("torch", "ray", "optuna", "wandb", "numpy", "pandas", "mer")
 
 
@@ -60,7 +64,7 @@ def environment(argv: list[str] | None = None) -> dict[str, Any]:
     }
     gpus: list[str] = []
     try:
-        import torch
+        import torch  # lazy: ~2 s to import; reports and summaries read this module too
 
         if torch.cuda.is_available():
             gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -86,10 +90,6 @@ def run_record(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
     """What a report says about where its numbers come from: the run's date (environment.json's,
     else that file's modification time), git commit (and whether the checkout had uncommitted
     changes) and the config hash (mer.config.config_hash of the resolved config)."""
-    from mer.config import config_hash, from_dict
-    from mer.errors import ConfigError
-    from mer.util.jsonio import read_json
-
     path = Path(run_dir) / "environment.json"
     env = read_json(path, what="the run's environment") if path.exists() else {}
     date = env.get("date")

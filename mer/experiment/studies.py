@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 def open_storage(url: str) -> Any:
     """An Optuna storage for a journal file path or an RDB URL (ConfigError when unusable)."""
+    # lazy: optuna takes ~0.5 s to import; reports of sweeps that never searched skip it
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -55,7 +56,7 @@ def load_studies(
 ) -> dict[str, Any]:
     """The Optuna study of each searched variant that has one (a variant not searched yet has
     none)."""
-    import optuna
+    import optuna  # lazy: as in open_storage
 
     storage = open_storage(storage_url(cfg, out_dir))
     studies = {}

@@ -12,10 +12,12 @@ __all__ = ["PRESETS", "build_model", "load_keras_weights", "save_keras_weights"]
 
 def __getattr__(name: str) -> Any:
     if name == "build_model":
+        # lazy: the network imports torch (~2 s); `mer --help` and config checks stay fast
         from mer.models.network import build_model
 
         return build_model
     if name in ("load_keras_weights", "save_keras_weights"):
+        # lazy: the Keras checkpoint functions import torch and h5py
         from mer.models import keras_weights
 
         return getattr(keras_weights, name)

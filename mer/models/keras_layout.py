@@ -177,27 +177,23 @@ def keras_layout(model: nn.Module) -> KerasLayout:
     new = _Names()
     layers: list[KerasLayer] = []
 
-    def dense(scope: str, prefix: str) -> tuple[KerasWeight, KerasWeight]:
+    def kernel_bias(scope: str, prefix: str, kind: str) -> tuple[KerasWeight, KerasWeight]:
+        """A Keras Dense or Conv layer's kernel (reshaped as `kind` says) and bias."""
         return (
             KerasWeight(
                 f"{scope}/kernel:0",
-                _shape(sd, f"{prefix}.weight", "dense"),
-                "dense",
+                _shape(sd, f"{prefix}.weight", kind),
+                kind,
                 (f"{prefix}.weight",),
             ),
             KerasWeight(f"{scope}/bias:0", sd[f"{prefix}.bias"], "copy", (f"{prefix}.bias",)),
         )
 
+    def dense(scope: str, prefix: str) -> tuple[KerasWeight, KerasWeight]:
+        return kernel_bias(scope, prefix, "dense")
+
     def conv(scope: str, prefix: str) -> tuple[KerasWeight, KerasWeight]:
-        return (
-            KerasWeight(
-                f"{scope}/kernel:0",
-                _shape(sd, f"{prefix}.weight", "conv"),
-                "conv",
-                (f"{prefix}.weight",),
-            ),
-            KerasWeight(f"{scope}/bias:0", sd[f"{prefix}.bias"], "copy", (f"{prefix}.bias",)),
-        )
+        return kernel_bias(scope, prefix, "conv")
 
     # The SMIC script feeds its one Input to both convolutions (the only script with the sum gate).
     inputs = [

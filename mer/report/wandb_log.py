@@ -12,6 +12,7 @@ from mer.experiment.run import RunData
 def log_report(run: RunData, written: dict[str, Path], *, mode: str = "offline") -> None:
     """One run per sweep, job_type `report`, in the sweep's group, so W&B's default workspace
     shows it beside the per-variant summary runs; keys mirror the variants' `pooled/*` keys."""
+    # lazy: wandb takes ~1 s to import; the report layer imports no wandb until it logs
     import wandb
 
     wb = run.config.get("tracking", {}).get("wandb", {})

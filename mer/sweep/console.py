@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import time
 from collections.abc import Callable
 
@@ -134,8 +135,6 @@ class SweepConsole:
 def resume_command(argv: list[str] | None) -> str:
     """The command that continues this sweep: its own command line plus --resume (what to type
     after Ctrl-C), or a generic hint when the command line is unknown."""
-    import shlex
-
     if not argv:
         return "the same command plus --resume"
     args = [a for a in argv if a not in ("--resume", "--overwrite")]

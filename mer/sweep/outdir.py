@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from mer.config import ExperimentConfig, FacesConfig, SearchConfig, flatten, to_dict
+from mer.data.cache import legacy_changes
 from mer.errors import ConfigError, DataError
 from mer.experiment import claim, layout
 from mer.sweep.options import RunOptions
@@ -220,9 +221,6 @@ def check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
 
 def _check_faces_legacy(old_raw: dict[str, Any], cfg: ExperimentConfig, out: Path) -> None:
     """A sweep started before data.faces existed must not go on with faces handled otherwise."""
-    # lazy: the data layer (numpy, pandas) loads on use; --help and address checks stay fast
-    from mer.data.cache import legacy_changes
-
     changed = legacy_changes(old_raw, cfg)
     if changed:
         sets = " ".join(f"--set data.faces.{k}={v}" for k, v in FacesConfig.LEGACY.items())

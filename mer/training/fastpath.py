@@ -32,6 +32,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from mer.training.loss import l2_parameters
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +295,6 @@ class StackedModels:
     """
 
     def __init__(self, models: Sequence[nn.Module], compute_dtype: torch.dtype | None = None):
-        from torch.func import functional_call, stack_module_state, vmap
-
         if not models:
             raise ValueError("StackedModels needs at least one model")
         models = list(models)
@@ -317,8 +318,6 @@ class StackedModels:
 
     @staticmethod
     def _l2_names(model: nn.Module) -> list[str]:
-        from mer.training.loss import l2_parameters
-
         return [name for name, _ in l2_parameters(model)]
 
     def parameters(self) -> list[torch.Tensor]:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from mer.config import ExperimentConfig
 from mer.errors import ConfigError, MerError
+from mer.metrics import megc_scores
 from mer.training import augment as augment_mod
 from mer.training.fold_data import FoldTensors, LabelGuard
 from mer.training.loss import l2_parameters, l2_penalty, weighted_ce
@@ -33,8 +34,6 @@ class NonFiniteLoss(MerError):
 
 
 def _scores(y_true: np.ndarray, probs: np.ndarray, num_classes: int) -> dict[str, float]:
-    from mer.metrics import megc_scores
-
     return megc_scores(y_true, probs.argmax(1), num_classes)
 
 

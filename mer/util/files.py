@@ -42,6 +42,24 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def write_bytes_unique(path: Path, data: bytes | memoryview, *, prefix: str) -> None:
+    """Write `data` to a hidden temporary file beside `path` named by `tempfile.mkstemp` (unique
+    even when several processes write the same path at once, as clip and landmark caches do),
+    then rename it over `path`. The folder must exist; the temporary file never outlives a
+    failure. The file is created as mkstemp creates it (mode 0600)."""
+    # lazy: tempfile (shutil, random) adds a third to `mer --help`, which imports this module
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """`text` (UTF-8) written atomically, as `write_bytes_atomic`."""
     return write_bytes_atomic(path, text.encode())

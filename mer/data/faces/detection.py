@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from mer.data.faces.tracking import Detection, Track, follow, most_confident
+from mer.datasets.synthetic import landmark_path
 from mer.errors import DataError
 
 N_POINTS = 68
@@ -90,7 +91,7 @@ def _dlib_models() -> tuple[object, object]:
     """Detector and predictor, loaded once per process (the predictor file is ~100 MB)."""
     if not _DLIB:
         try:
-            import dlib
+            import dlib  # lazy: optional dependency (pip install mer[landmarks])
         except ImportError as exc:
             raise ImportError(f"dlib landmarks need dlib: {INSTALL_HINT}") from exc
         path = predictor_path()
@@ -172,8 +173,6 @@ class AnnotatedLandmarks:
     name = "annotated"
 
     def __call__(self, frames: np.ndarray, *, path: Path, positions: np.ndarray) -> np.ndarray:
-        from mer.datasets.synthetic import landmark_path
-
         file = Path(landmark_path(Path(path)))
         if not file.is_file():
             raise DataError(

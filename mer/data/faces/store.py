@@ -20,14 +20,14 @@ import hashlib
 import io
 import json
 import logging
-import os
-import tempfile
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mer.data.faces.detection import FaceDetections
+from mer.util.files import write_bytes_unique
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,6 @@ FOLDER = ".landmarks"  # hidden: the cache dir's visible entries are prepared da
 
 
 def _dlib_version() -> str:
-    from importlib import metadata
-
     try:
         return metadata.version("dlib-bin")
     except metadata.PackageNotFoundError:
@@ -106,13 +104,6 @@ def save(root: Path, key: str, det: FaceDetections) -> None:
     np.savez(buf, points=det.points, rejected=det.rejected, off_track=det.off_track)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_bytes_unique(path, buf.getvalue(), prefix=f".{key}.")
     except OSError as exc:
         log.warning("%s: cannot write the landmark cache (%s)", path, exc)

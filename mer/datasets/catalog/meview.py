@@ -54,8 +54,8 @@ from typing import Any
 from mer.datasets.au_cells import DecimalAus, read_au_cell
 from mer.datasets.labels import NPS_OTHERS, LabelScheme
 from mer.datasets.media_check import VIDEO_SUFFIXES
-from mer.datasets.problems import RowCollector, RowError
-from mer.datasets.records import BlankFrames, Record, rows_text, subject_number, text_cell
+from mer.datasets.problems import RowCollector, RowError, rows_text
+from mer.datasets.records import BlankFrames, Record, subject_number, text_cell
 from mer.datasets.spec import Choice, DatasetSpec, FrameDefaults, SyntheticLayout
 from mer.datasets.synthetic.dataset import SyntheticClip
 from mer.datasets.synthetic.plan import SubjectPlan, one_clip_per_media

@@ -39,7 +39,7 @@ def write_frames(folder: Path, frames: np.ndarray, names: Sequence[str], fmt: st
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int = VIDEO_FPS) -> None:
     """H.264 mp4 (yuv420p) that decord and PyAV read; frame count preserved exactly."""
-    import av  # imported here: only the video layouts need PyAV
+    import av  # lazy: PyAV takes ~0.1 s to import; only the video layouts need it
 
     n, h, w = frames.shape[:3]
     if h % 2 or w % 2:
@@ -119,6 +119,7 @@ class Sheet:
 
 def write_xlsx(path: Path, sheets: Sequence[Sheet]) -> None:
     """A workbook with the given sheets, reproducible to the byte."""
+    # lazy: openpyxl takes ~0.5 s to import; loading a config imports these writers
     from openpyxl import Workbook
     from openpyxl.writer.excel import ExcelWriter
 

@@ -27,12 +27,14 @@ Here: the evaluation's config (`holdout_raw`, written by `_write_holdout_config`
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from mer.config import ExperimentConfig, variant_config
 from mer.errors import ConfigError
@@ -40,6 +42,7 @@ from mer.experiment import layout
 from mer.experiment.layout import HOLDOUT_CONFIG, holdout_dir, holdout_name
 from mer.sweep.ablation import run_ablation
 from mer.sweep.outdir import output_dir
+from mer.sweep.space import load_search_config
 from mer.util.jsonio import read_json, to_plain
 
 log = logging.getLogger(__name__)
@@ -136,10 +139,6 @@ def _write_holdout_config(
     held: Mapping[str, Sequence[str]],
 ) -> tuple[Path, dict[str, Any]]:
     """OUT/search/holdout.yaml (checked by loading it back); returns its path and raw mapping."""
-    import yaml
-
-    from mer.sweep.space import load_search_config
-
     best = {v: e["best"]["overrides"] for v, e in entries.items() if e.get("best")}
     raw = holdout_raw(cfg, best, held, out)
     path = out / layout.SEARCH_DIR / HOLDOUT_CONFIG
@@ -299,10 +298,6 @@ def evaluate_holdout(cfg: ExperimentConfig, opts: Any, path: Path) -> int:
 
     With --resume it continues an interrupted evaluation (finished folds are not rerun).
     """
-    import dataclasses
-
-    from mer.sweep.space import load_search_config
-
     hcfg = load_search_config(path)
     hout = output_dir(hcfg, None)
     resume = bool(opts.resume) and (hout / "config.yaml").exists()

@@ -16,6 +16,7 @@ import optuna
 
 from mer.config import ExperimentConfig
 from mer.errors import ConfigError
+from mer.models import summary as model_summary
 from mer.sweep.search.checkpoint import _Open
 from mer.sweep.search.storage import directions, open_storage, study_name
 
@@ -35,10 +36,8 @@ def model_stats(cfg: ExperimentConfig) -> dict[str, Any]:
     (the config's own cross-field rules, e.g. attention_reduction vs merge_channels, already
     failed in `with_overrides`).
     """
-    from mer.models.summary import model_stats as stats  # lazy: imports torch
-
     try:
-        return stats(cfg)
+        return model_summary.model_stats(cfg)
     except (ValueError, RuntimeError) as exc:  # torch shape errors of a combination
         raise ConfigError(f"the model cannot be built ({exc})") from None
 

@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from mer.config import ExperimentConfig
 from mer.errors import ConfigError
@@ -28,8 +30,6 @@ from mer.util.jsonio import read_json, write_json
 
 
 def _best(study: Any, multi: bool) -> Any | None:
-    from optuna.trial import TrialState
-
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return None
@@ -64,8 +64,6 @@ def write_search_summary(
     folds' test subjects, so the test subjects' labels helped choose the configuration.
     Returns the best.json content.
     """
-    import optuna
-
     if cfg.search is None:
         raise ConfigError("search: this sweep has no `search` section")
     out = Path(out_dir).expanduser().resolve()
