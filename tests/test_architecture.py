@@ -30,30 +30,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 # Within the modes layer the report is read by the sweep, never the other way round.
 FORBIDDEN = [("mer.report", "mer.sweep")]
 
-# TEMPORARY: rewritten on the scale branch; comments added when it lands. Skipped by
-# test_function_local_imports_say_why only (the layer and cycle tests still read them); the lead
-# empties this set when the scale branch is merged.
-PENDING_LAZY_COMMENTS: frozenset[str] = frozenset(
-    {
-        "mer/cli/sweep.py",
-        "mer/config/schema.py",
-        "mer/experiment/aggregate.py",
-        "mer/experiment/plan.py",
-        "mer/experiment/run.py",
-        "mer/experiment/store.py",
-        "mer/experiment/summary.py",
-        "mer/models/summary.py",
-        "mer/report/__init__.py",
-        "mer/report/plots.py",
-        "mer/sweep/ablation.py",
-        "mer/sweep/cluster.py",
-        "mer/sweep/progress.py",
-        "mer/sweep/session.py",
-        "mer/sweep/tracking.py",
-        "mer/sweep/trial.py",
-    }
-)
-
 
 @dataclass(frozen=True)
 class Edge:
@@ -198,8 +174,6 @@ def test_function_local_imports_say_why() -> None:
     `# lazy: <why>` comment says so: on its own lines, or above the run of imports it opens."""
     silent = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.relative_to(PACKAGE.parent).as_posix() in PENDING_LAZY_COMMENTS:
-            continue
         lines = path.read_text(encoding="utf-8").splitlines()
         tree = ast.parse("\n".join(lines))
         in_import = _import_lines(tree)
@@ -236,9 +210,3 @@ def test_function_local_imports_say_why() -> None:
 )
 def test_layer_order_examples(source: str, target: str, ok: bool) -> None:
     assert (layer_of(target) <= layer_of(source)) is ok
-
-
-def test_pending_lazy_comments_name_real_files() -> None:
-    """The temporary exemption list may only shrink: every entry must still be a module."""
-    missing = [p for p in sorted(PENDING_LAZY_COMMENTS) if not (PACKAGE.parent / p).is_file()]
-    assert not missing, f"PENDING_LAZY_COMMENTS names files that do not exist: {missing}"

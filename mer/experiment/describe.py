@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mer.data.faces.table import plan_lines
 from mer.experiment import excluded
 from mer.experiment.costs import estimate_gpu_hours
 from mer.experiment.labels import count_subjects
@@ -84,8 +85,6 @@ def describe(plan: SweepPlan, *, max_concurrent: str = "computed at run time") -
         f"{', '.join(policies)}), each built once on the driver and shared by its variants"
     )
     if plan.faces:
-        from mer.data.faces.table import plan_lines  # on use, as above
-
         users: dict[str, list[str]] = {}
         for v in plan.variants.values():
             users.setdefault(v.data_key, []).append(v.name)

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from mer.config import ExperimentConfig, config_hash, variant_config
+from mer.data.cache import key_config
+from mer.data.faces.table import uses_faces
 from mer.errors import ConfigError
 from mer.experiment import excluded, layout
 from mer.experiment.costs import estimate_gpu_hours
@@ -33,6 +35,7 @@ from mer.experiment.labels import (
     subject_dependent_reason,  # noqa: F401 - mer train's name
 )
 from mer.experiment.layout import search_label  # noqa: F401 - its historical import path
+from mer.models.summary import model_stats
 from mer.protocol import Fold, fold_by_name, holdout_subjects, make_folds
 
 log = logging.getLogger(__name__)
@@ -284,8 +287,6 @@ def oracle_reasons(cfg: ExperimentConfig) -> list[str]:
 def data_key_of(data_cfg: Any) -> str:
     """Variants whose data sections mean the same arrays share one prepared dataset (settings
     the dataset or region policy ignores do not split it: `mer.data.cache.key_config`)."""
-    from mer.data.cache import key_config
-
     return config_hash(key_config(data_cfg), 12)
 
 
@@ -310,8 +311,6 @@ def build_plan(
     for a real one); it is called once per distinct data section, and so is `faces_for` where
     the section looks for faces or may exclude unusable clips: its face coverage summary with
     the clips excluded (None: not known yet; mer.data.faces.table)."""
-    from mer.data.faces.table import uses_faces  # the data layer loads on use, as in data_key_of
-
     faces: dict[str, dict[str, Any] | None] = {}
     vcfgs = dict(variants) if variants is not None else variant_configs(cfg)
     samples: dict[str, pd.DataFrame] = {}
@@ -394,7 +393,5 @@ def _make_folds(
 
 def model_stats_or_none(cfg: ExperimentConfig) -> dict[str, Any] | None:
     """Parameters and forward GFLOPs per clip (mer.models.summary), for the GPU-hour estimate."""
-    from mer.models.summary import model_stats
-
     stats = model_stats(cfg)
     return {"params": int(stats["params"]), "gflops": float(stats["gflops"])}

@@ -86,7 +86,8 @@ def model_stats(cfg: ExperimentConfig, *, cache: bool = True) -> dict[str, Any]:
 
 def count_model(cfg: ExperimentConfig) -> dict[str, Any]:
     """params (int), gflops (forward, one clip) and output_shape of cfg's model, on meta."""
-    import torch  # here, not at import time: `mer --help` stays fast
+    # lazy: torch takes ~1 s to import; cached statistics (and `mer --help`) need none of it
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from mer.models.network import build_model, count_parameters

@@ -16,13 +16,12 @@ __all__ = ["RunData", "ablation_table", "load_run", "report_run", "write_report"
 
 
 def __getattr__(name: str):
-    # Heavy modules (pandas, matplotlib) load on use, so `mer --help` stays fast.
     if name in ("RunData", "load_run"):
-        from mer.experiment import run
+        from mer.experiment import run  # lazy: pandas loads on use; `mer --help` imports this
 
         return getattr(run, name)
     if name == "ablation_table":
-        from mer.report.tables import ablation_table
+        from mer.report.tables import ablation_table  # lazy: pandas, scipy load on use
 
         return ablation_table
     raise AttributeError(name)
@@ -34,6 +33,7 @@ FORMATS = ("md", "html", "latex")
 
 def load_studies(run: RunData) -> dict[str, object]:
     """The Optuna studies (one per searched variant) of a search run, from its stored config."""
+    # lazy: the config schema (pydantic, pandas) loads on use: this package stays light
     from mer.config import from_dict
     from mer.experiment.studies import load_studies as studies_of
 
@@ -46,6 +46,7 @@ def _render(
 ) -> tuple[dict[str, Path], object]:
     """Write report.csv, the requested formats and the figures; returns them and the table.
     `table`: the run's ablation table when the caller has it (the sweep's own summary pass)."""
+    # lazy: numpy, pandas, matplotlib, scipy load when a report is written, not on import
     from mer.data.faces.table import report_lines as face_report_lines
     from mer.experiment import formatting as fmt
     from mer.experiment import statements
@@ -122,7 +123,7 @@ def write_report(
     """Write report.csv and the requested formats plus PNG figures under RUN_DIR/report/.
     `run` and `table`: the folder already read and aggregated (the sweep's final summary pass,
     mer.experiment.aggregate.Aggregate), so they are not read and computed again."""
-    from mer.experiment.run import load_run
+    from mer.experiment.run import load_run  # lazy: pandas loads on use
 
     if run is None:
         run, table = load_run(run_dir), None
@@ -134,7 +135,7 @@ def report_run(
 ) -> tuple[RunData, dict[str, Path], object]:
     """`write_report` for `mer report`, which also prints the table and may log the files to
     W&B: returns the run read, the files written and the ablation table."""
-    from mer.experiment.run import load_run
+    from mer.experiment.run import load_run  # lazy: pandas loads on use
 
     run = load_run(run_dir)
     written, table = _render(run, formats, Path(out) if out else run.run_dir / REPORT_DIR)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from mer.report.data import RunData  # noqa: E402
 from mer.report.tables import confusion_for, eval_split, per_subject_accuracy  # noqa: E402
@@ -209,8 +211,6 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
         )
     handles, names = ax.get_legend_handles_labels()
     if handles:  # plain swatches: a bar container's first bar may be an oracle (hatched) one
-        from matplotlib.patches import Patch
-
         swatches = [Patch(facecolor=h.patches[0].get_facecolor()) for h in handles]
         ax.legend(swatches, names)
     ax.set_title("variants side by side")
@@ -220,8 +220,7 @@ def variants_plot(table: pd.DataFrame, path: Path) -> Path:
 
 def search_plots(study, out_dir: Path, suffix: str = "") -> dict[str, Path]:
     """Optuna's own matplotlib views of a finished or running study."""
-    import warnings
-
+    # lazy: optuna takes ~0.5 s to import and only a search's report draws its views
     import optuna
     import optuna.visualization.matplotlib as ovm
 

@@ -143,8 +143,9 @@ def warm_workers(n: int) -> None:
 
 def warm_imports() -> None:
     """What a trial imports first (in a Ray worker)."""
-    import mer.sweep.trial  # noqa: F401 - lazy: imported for its side effect, in a worker
-    import mer.train  # noqa: F401 - lazy: torch, in a worker
+    # lazy: this runs in a Ray worker to warm it; the driver never needs torch or the trial code
+    import mer.sweep.trial  # noqa: F401
+    import mer.train  # noqa: F401
 
 
 # Ray binds its servers (GCS, raylet, workers, agents) to the node's IP address, which a local

@@ -17,10 +17,8 @@ mer.sweep.search).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,16 +29,24 @@ from ray import tune
 from ray.tune.logger import JsonLoggerCallback
 
 from mer.config import ExperimentConfig
-from mer.data.cache import prepare_data
-from mer.experiment import layout
 from mer.experiment import plan as plan_mod
 from mer.experiment.plan import SweepPlan, TrialSpec
 from mer.experiment.store import ResultsStore, write_run_files
 from mer.experiment.summary import Summary, write_summary
 from mer.report import write_report
 from mer.sweep import outdir, resumecheck
+from mer.sweep.callbacks import (  # noqa: F401 - names older Tune state pickled from here
+    _ACTIVE,
+    SweepCallback,
+    _checkpoint_deleted,
+    _trial_error,
+    active_session,
+    trial_dirname,
+    trial_name,
+)
 from mer.sweep.cluster import BackgroundStart, alive_nodes, autoscaler_ceiling, check_reachable
 from mer.sweep.console import SweepConsole
+from mer.sweep.datasets import prepare_datasets
 from mer.sweep.estimate import estimate_sweep
 from mer.sweep.inbox import PAYLOAD_KEY, collect, start_inbox
 from mer.sweep.options import RunOptions
@@ -51,101 +57,6 @@ from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY, spec_from_config, tune_train
 from mer.sweep.workspace import save_after_sweep
 
 log = logging.getLogger(__name__)
-
-# ------------------------------------------------------------------------------- the callback
-# The Tune callback is pickled into the experiment state (tuner.pkl) and unpickled on restore,
-# so it carries no state of its own: it forwards to the session registered here by
-# `Session.run`, which is the fresh one of the current driver process.
-_ACTIVE: dict[str, Session] = {}
-
-
-def active_session() -> Session | None:
-    """The Session whose Tune run is in progress in this process (None outside `Session.run`):
-    what objects Tune unpickled (the callback, a restored searcher) must work for."""
-    return _ACTIVE.get("session")
-
-
-class SweepCallback(tune.Callback):
-    """Forwards Tune events to the active Session (stateless, so it pickles and restores)."""
-
-    def on_step_begin(self, iteration, trials, **info):  # noqa: ANN001
-        s = _ACTIVE.get("session")
-        if s is not None and s.console is not None:
-            s.console.heartbeat(sum(1 for t in trials if t.status == "RUNNING"))
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
-        s = _ACTIVE.get("session")
-        if s is not None:
-            s.on_result(trial.config, result)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
-        s = _ACTIVE.get("session")
-        if s is not None:
-            s.on_complete(trial)
-
-    def on_trial_recover(self, iteration, trials, trial, **info):  # noqa: ANN001
-        s = _ACTIVE.get("session")
-        if s is not None:
-            s.on_recover(trial.config, trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
-        s = _ACTIVE.get("session")
-        if s is not None:
-            s.on_error(trial.config, trial)
-
-
-def _trial_error(trial: Any) -> str:
-    """The failed trial's error text: Tune writes it to the trial's local (driver) folder first
-    and syncs it to storage later, so read it there."""
-    local = trial.error_file
-    if local and Path(local).exists():
-        return Path(local).read_text()
-    return str(trial.get_error() or "unknown error (Tune kept no error file)")
-
-
-def _checkpoint_deleted(trial: Any) -> bool:
-    """The trial's latest Tune checkpoint is gone from storage (on_complete deletes a finished
-    trial's checkpoints; Tune's state may still point at them after a driver was killed)."""
-    try:
-        ckpt = trial.checkpoint
-        if ckpt is None:
-            return False
-        return ckpt.filesystem.get_file_info(ckpt.path).type == pafs.FileType.NotFound
-    except Exception:  # noqa: BLE001 - unknown: treated as a real failure
-        return False
-
-
-def trial_name(trial: Any) -> str:
-    c = trial.config
-    if "spec" in c:
-        return str(c["spec"])
-    return layout.trial_id(c.get("label") or c["variant"], c["fold"], c["seed"])
-
-
-def trial_dirname(trial: Any) -> str:
-    _follow_current_storage(trial)  # Tune calls this as it creates a trial: the moment to fix it
-    return layout.fold_safe(trial_name(trial)) + f"-{trial.trial_id}"
-
-
-def _follow_current_storage(trial: Any) -> None:
-    """A trial Tune creates after a restore takes its storage from the search algorithm's
-    pickled experiment, i.e. the folder of the sweep's FIRST run (Tune rebases only the trials it
-    restores): after the results folder moved, its files and checkpoints would go to the old
-    place. Point it at the experiment this run uses."""
-    session = _ACTIVE.get("session")
-    storage = getattr(trial, "storage", None)
-    where = getattr(session, "tune_location", None)
-    if storage is None or where is None or "://" in where[0]:
-        return
-    path, name = Path(where[0]).as_posix(), where[1]
-    if (storage.storage_fs_path, storage.experiment_dir_name) != (path, name):
-        log.debug(
-            "trial %s: storage %s/%s -> %s/%s (the results folder moved since the first run)",
-            getattr(trial, "trial_id", "?"), storage.storage_fs_path, storage.experiment_dir_name,
-            path, name,
-        )  # fmt: skip
-        storage.storage_fs_path = path
-        storage.experiment_dir_name = name
 
 
 # -------------------------------------------------------------------------------- the session
@@ -480,59 +391,6 @@ class Session:
             if self.claim is not None:
                 self.claim.release()
                 self.claim = None
-
-
-def prepare_datasets(
-    vcfgs: dict[str, ExperimentConfig], used_by: str | None = None
-) -> dict[str, Any]:
-    """PreparedData per distinct data section (built or read from the cache, once); `used_by`
-    (the sweep's folder) is recorded for `mer cache list`. Variants read the same annotations:
-    each repeated log line (the sheet, the label scheme's drops) is shown once, and one line sums
-    the data up."""
-    data: dict[str, Any] = {}
-    t0 = time.monotonic()
-    with _each_line_once():
-        for name, vcfg in vcfgs.items():
-            key = plan_mod.data_key(vcfg)
-            if key not in data:
-                t1 = time.monotonic()
-                data[key] = prepare_data(vcfg.data, used_by=used_by)
-                log.debug(
-                    "data %s (first used by %s): %d clips ready in %.1f s",
-                    key, name, len(data[key].samples), time.monotonic() - t1,
-                )  # fmt: skip
-    clips = sorted({len(d.samples) for d in data.values()})
-    log.info(
-        "data: %d prepared dataset(s) for %d variant(s), %s clips, ready in %.1f s",
-        len(data), len(vcfgs), "/".join(map(str, clips)), time.monotonic() - t0,
-    )  # fmt: skip
-    return data
-
-
-class _Once(logging.Filter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[tuple[str, str]] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.getMessage())
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        return True
-
-
-@contextlib.contextmanager
-def _each_line_once() -> Any:
-    """Within the block, a log line identical to one already shown is not shown again."""
-    once, handlers = _Once(), list(logging.getLogger().handlers)
-    for h in handlers:
-        h.addFilter(once)
-    try:
-        yield
-    finally:
-        for h in handlers:
-            h.removeFilter(once)
 
 
 def open_session(

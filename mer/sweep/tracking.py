@@ -41,6 +41,7 @@ from typing import Any
 import pandas as pd
 
 from mer.config import ExperimentConfig, flatten
+from mer.errors import ConfigError
 from mer.experiment.layout import (
     WANDB_ORACLE,
     WANDB_PARTIAL,
@@ -48,6 +49,7 @@ from mer.experiment.layout import (
     display_name,
 )
 from mer.experiment.plan import SweepPlan, TrialSpec
+from mer.metrics import megc_scores
 from mer.sweep.live import LiveSettings, init_run, sweep_id
 from mer.sweep.payloads import (  # noqa: F401 - tracking's names for them
     EPOCH_TIMES_KEY,
@@ -172,7 +174,7 @@ class WandbTracker(Tracker):
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
-            import wandb
+            import wandb  # lazy: wandb takes ~1 s to import; runs only with W&B on
 
             wandb.teardown()  # finish() can return before wandb-core has closed the run files
         if self.errors:
@@ -322,7 +324,7 @@ class WandbTracker(Tracker):
         opener = self._variant_opener(plan, variant, summary_row)
 
         def job() -> None:
-            import wandb
+            import wandb  # lazy: wandb takes ~1 s to import; runs only with W&B on
 
             run = opener()
             try:
@@ -377,7 +379,7 @@ class WandbTracker(Tracker):
         has += [f"has-{tag}" for tag, names in labelled.items() if names]
 
         def job() -> None:
-            import wandb
+            import wandb  # lazy: wandb takes ~1 s to import; runs only with W&B on
 
             run = self._init(
                 group=self.sweep_name,
@@ -420,7 +422,6 @@ def _tags(oracle: bool, kind: str, labels: Sequence[str] = ()) -> list[str]:
 
 
 def _fold_table(test: pd.DataFrame, k: int) -> pd.DataFrame:
-    from mer.metrics import megc_scores
 
     rows = []
     for (seed, fold), g in test.groupby(["seed", "fold"], sort=True):
@@ -431,8 +432,6 @@ def _fold_table(test: pd.DataFrame, k: int) -> pd.DataFrame:
 
 def make_tracker(mode: str, out: Path, cfg: ExperimentConfig) -> Tracker:
     if mode not in MODES:
-        from mer.errors import ConfigError
-
         raise ConfigError(f"--wandb: expected one of {', '.join(MODES)}, got {mode!r}")
     if mode == "disabled":
         return Tracker()
