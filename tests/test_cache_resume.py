@@ -138,7 +138,8 @@ def test_every_failure_reported_together_then_excluded_with_reasons(
 ) -> None:
     import shutil
 
-    from mer.experiment.plan import build_plan, data_key_of, describe
+    from mer.experiment.describe import describe
+    from mer.experiment.plan import build_plan, data_key_of
 
     own = Path(shutil.copytree(shared, tmp_path / "own"))
     cfg = _cfg(tmp_path, own, regions={"policy": "none"})

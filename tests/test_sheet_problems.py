@@ -22,8 +22,9 @@ from mer.datasets.au_cells import read_au_cell
 from mer.datasets.problems import EXCLUDED_ATTR, InvalidRows, RowError
 from mer.datasets.synthetic import write_dataset
 from mer.errors import ConfigError, DataError
+from mer.experiment.describe import describe
 from mer.experiment.excluded import excluded_lines, excluded_note
-from mer.experiment.plan import build_plan, describe
+from mer.experiment.plan import build_plan
 from tests.support.real_data import MISSING, REAL
 from tests.test_annotations import casme2_tree, samm_tree, video, workbook
 
