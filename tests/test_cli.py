@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import logging
 import re
 import subprocess
 import sys
@@ -159,3 +160,19 @@ def test_argparse_lives_only_in_mer_cli():
             if any(n.split(".")[0] == "argparse" for n in names):
                 found.append(str(path.relative_to(REPO)))
     assert found == []
+
+
+def test_library_info_chatter_shows_only_with_verbose():
+    """matplotlib's "generated new fontManager" (a fresh machine's first report) is not a line a
+    user must act on: hidden unless -v; its warnings still show."""
+    from mer.cli.common import setup_logging
+
+    mpl = logging.getLogger("matplotlib")
+    before = mpl.level
+    try:
+        setup_logging(False)
+        assert not mpl.isEnabledFor(logging.INFO) and mpl.isEnabledFor(logging.WARNING)
+        setup_logging(True)
+        assert mpl.isEnabledFor(logging.DEBUG)
+    finally:
+        mpl.setLevel(before)

@@ -50,12 +50,19 @@ def parent(
     return p
 
 
+# Libraries whose INFO lines need no action from a user (matplotlib announces rebuilding its font
+# cache on a fresh machine): shown with -v only.
+QUIET_LIBRARIES = ("matplotlib",)
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
