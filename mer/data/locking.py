@@ -16,6 +16,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 log = logging.getLogger(__name__)
 
 LOCKS = ".locks"
@@ -28,29 +30,26 @@ def lock_path(root: Path, key: str) -> Path:
 
 @contextlib.contextmanager
 def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
-    """Exclusive lock on `path` where the OS and file system allow it; yields whether it holds
-    (False also when `blocking` is off and another process holds it)."""
-    try:
-        import fcntl  # lazy: POSIX-only; elsewhere the lock is skipped (yields False)
-    except ImportError:  # pragma: no cover - not POSIX
-        yield False
-        return
+    """Exclusive kernel lock on `path` (`filelock`: flock on POSIX, msvcrt on Windows), so it ends
+    with its process however that process ends; yields whether it holds (False also when
+    `blocking` is off and another process holds it, or the file system has no locks: then the
+    atomic rename of a finished cache is what keeps readers safe)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            locked = True
-        except BlockingIOError:
-            locked = False
-        except OSError:  # pragma: no cover - e.g. a file system without locks
-            log.debug("no file lock on %s; relying on atomic rename", path)
-            locked = False
-        try:
-            yield locked
-        finally:
-            if locked:
-                with contextlib.suppress(OSError):
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=-1 if blocking else 0)
+        locked = True
+    except Timeout:
+        locked = False
+    except (NotImplementedError, OSError) as exc:  # e.g. a file system without locks
+        log.debug("no file lock on %s (%s); relying on atomic rename", path, exc)
+        locked = False
+    try:
+        yield locked
+    finally:
+        if locked:
+            with contextlib.suppress(OSError):
+                lock.release()
 
 
 def building_folders(root: Path, key: str = "*") -> list[Path]:
