@@ -435,3 +435,18 @@ def test_every_model_choice_of_a_shipped_search_builds(path):
                     model_stats(with_overrides(vcfg, overrides))
                 except ConfigError as exc:
                     pytest.fail(f"{path.stem} {name}: {param.key} = {choice!r}: {exc}")
+
+
+def test_a_dry_run_logs_what_it_reads_once(tmp_path, caplog):
+    """The plan and the media check both read the sheet: its log lines (the label scheme's
+    dropped clips) are shown once, as in a sweep."""
+    import logging
+
+    from mer.sweep.dryrun import dry_run
+
+    cfg = load_config(REPO / "sweeps" / "demo.yaml", [f"data.cache_dir={tmp_path}"])
+    with caplog.at_level(logging.INFO):
+        text = dry_run(cfg)
+    dropped = [r for r in caplog.records if "label scheme megc3: dropped" in r.getMessage()]
+    assert len(dropped) == 1, [r.getMessage() for r in dropped]
+    assert "Trials: 36" in text

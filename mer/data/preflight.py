@@ -144,6 +144,16 @@ def size_lines(estimates: list[tuple[str, DataConfig, int]]) -> list[str]:
     return out
 
 
+def source_key(data_cfg: DataConfig) -> str:
+    """Data configs with the same key read the same annotation and media files (they may still
+    select frames or crop regions differently): their rows and media are read and checked once."""
+    return config_hash(
+        [data_cfg.dataset, data_cfg.root, data_cfg.annotations, data_cfg.sources,
+         data_cfg.synthetic if data_cfg.is_synthetic else None, data_cfg.labels,
+         data_cfg.cache_dir if data_cfg.is_synthetic else None]
+    )  # fmt: skip
+
+
 def dry_run_lines(cfg: Any) -> list[str]:
     """For a sweep's dry run: the size of each distinct data config's prepared data, and the
     media check of each distinct source (data configs reading the same files share one)."""
@@ -151,11 +161,7 @@ def dry_run_lines(cfg: Any) -> list[str]:
     estimates: list[tuple[str, DataConfig, int]] = []
     for data_cfg in distinct_data_configs(cfg):
         key = config_hash(key_config(data_cfg), 12)
-        source = config_hash(
-            [data_cfg.dataset, data_cfg.root, data_cfg.annotations, data_cfg.sources,
-             data_cfg.synthetic if data_cfg.is_synthetic else None, data_cfg.labels,
-             data_cfg.cache_dir if data_cfg.is_synthetic else None]
-        )  # fmt: skip
+        source = source_key(data_cfg)
         if source not in scans:
             scans[source] = (scan_media(data_cfg), [])
         scan, keys = scans[source]

@@ -27,7 +27,7 @@ def prepare_datasets(
     the data up."""
     data: dict[str, Any] = {}
     t0 = time.monotonic()
-    with _each_line_once():
+    with each_line_once():
         for name, vcfg in vcfgs.items():
             key = plan_mod.data_key(vcfg)
             if key not in data:
@@ -59,13 +59,14 @@ class _Once(logging.Filter):
 
 
 @contextlib.contextmanager
-def _each_line_once() -> Any:
-    """Within the block, a log line identical to one already shown is not shown again."""
-    once, handlers = _Once(), list(logging.getLogger().handlers)
-    for h in handlers:
+def each_line_once() -> Any:
+    """Within the block, a log line identical to one already shown is not shown again. Each
+    handler has its own memory: a line the console showed still reaches a log file."""
+    filters = {h: _Once() for h in logging.getLogger().handlers}
+    for h, once in filters.items():
         h.addFilter(once)
     try:
         yield
     finally:
-        for h in handlers:
+        for h, once in filters.items():
             h.removeFilter(once)

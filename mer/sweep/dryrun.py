@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mer.config import ExperimentConfig, config_hash
+from mer.config import ExperimentConfig
 from mer.data.cache import known_coverage, load_samples_only
 from mer.data.checks import check_table
-from mer.data.preflight import dry_run_lines
+from mer.data.preflight import dry_run_lines, source_key
 from mer.experiment.costs import estimate_search_gpu_hours
 from mer.experiment.describe import describe
 from mer.experiment.plan import build_plan, model_stats_or_none, variant_configs
+from mer.sweep.datasets import each_line_once
 
 
 def missing_media_roots(data_cfg: Any) -> list[str]:
@@ -36,28 +37,23 @@ def missing_media_roots(data_cfg: Any) -> list[str]:
 def dry_run(cfg: ExperimentConfig, max_concurrent: int | None = None) -> str:
     """The plan as text: variants, folds, trials, resources and GPU-hours (mer.experiment.plan
     `describe`), warnings about missing media folders, and for a search what it will run."""
+    with each_line_once():  # the media check reads the sheets again (with media): log them once
+        return _dry_run(cfg, max_concurrent)
+
+
+def _dry_run(cfg: ExperimentConfig, max_concurrent: int | None) -> str:
     memo: dict[str, tuple] = {}
 
     def samples_for(data_cfg):  # noqa: ANN001, ANN202 - variants often share their annotations
-        d = data_cfg
-        key = config_hash(
-            {
-                "d": d.dataset,
-                "r": d.root,
-                "a": d.annotations,
-                "s": d.sources,
-                "y": d.synthetic if d.is_synthetic else None,
-                "l": d.labels,
-                "c": d.cache_dir if d.is_synthetic else None,
-            }
-        )
+        key = source_key(data_cfg)
         if key not in memo:
             memo[key] = load_samples_only(data_cfg)
         else:  # shared annotations; this variant's own policy/frame checks still apply
             check_table(memo[key][0], data_cfg)
         return memo[key]
 
-    plan = build_plan(cfg, samples_for, stats_for=model_stats_or_none, faces_for=known_coverage)
+    with each_line_once():  # the media check reads the sheets again (with media): log them once
+        plan = build_plan(cfg, samples_for, stats_for=model_stats_or_none, faces_for=known_coverage)
     missing = sorted(
         {m for v in variant_configs(cfg).values() for m in missing_media_roots(v.data)}
     )
