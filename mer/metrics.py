@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as _sk
 
 from mer.errors import DataError
 
@@ -41,6 +40,16 @@ class MetricInputError(DataError, ValueError):
     A ValueError for callers passing arrays, and a DataError (a MerError) when the input is a
     user's prediction log, so the CLI prints it without a traceback.
     """
+
+
+def _sk() -> Any:
+    """scikit-learn's metrics module, imported on first use: it takes about a second to import
+    (scipy.stats with it), and every sweep process (the driver, each trial's Ray worker)
+    imports this module before it scores anything; imported here, that second is paid when
+    the first scores are computed, not before the first trial can start."""
+    from sklearn import metrics  # lazy: ~1 s (scipy.stats); see the docstring
+
+    return metrics
 
 
 # ------------------------------------------------------------------------------------- arrays
@@ -99,13 +108,13 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
 
 
 def _counts(t: np.ndarray, p: np.ndarray, num_classes: int) -> np.ndarray:
-    return _sk.confusion_matrix(t, p, labels=np.arange(num_classes)).astype(np.int64)
+    return _sk().confusion_matrix(t, p, labels=np.arange(num_classes)).astype(np.int64)
 
 
 def _per_class(t: np.ndarray, p: np.ndarray, num_classes: int) -> dict[str, np.ndarray]:
     """Per-class precision, recall, f1 and support over the fixed class set (zero division
     gives 0, see the module docstring); `t`, `p` already checked by `_pair`/`_labels`."""
-    precision, recall, f1, support = _sk.precision_recall_fscore_support(
+    precision, recall, f1, support = _sk().precision_recall_fscore_support(
         t, p, labels=np.arange(num_classes), average=None, zero_division=0
     )
     return {"precision": precision, "recall": recall, "f1": f1, "support": support}
@@ -116,7 +125,7 @@ def _scores(t: np.ndarray, p: np.ndarray, num_classes: int) -> dict[str, float]:
     return {
         "uf1": float(pc["f1"].mean()),
         "uar": float(pc["recall"].mean()),
-        "acc": float(_sk.accuracy_score(t, p)),
+        "acc": float(_sk().accuracy_score(t, p)),
     }
 
 

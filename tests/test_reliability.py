@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -73,9 +74,12 @@ def test_a_second_writer_is_refused_naming_who_holds_the_folder(held_folder, tmp
     assert f"is in use by a sweep (pid {proc.pid} on {socket.gethostname()}, started " in msg
     assert "mer sweep held.yaml" in msg and "use another --out" in msg
     # a sweep, `mer train --out` and a report writing inside the folder: all refused, exit 2
+    ray_starts = sum(1 for t in threading.enumerate() if t.name == "mer-ray-start")
     assert mer_main(["sweep", DEMO, *_sets(tmp_path), "--out", str(folder)]) == 2
     assert f"pid {proc.pid}" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()  # refused before any data was prepared
+    # ... and before Ray was started for it (mer.sweep.startup claims first)
+    assert sum(1 for t in threading.enumerate() if t.name == "mer-ray-start") == ray_starts
     args = ["train", DEMO, *_sets(tmp_path), "--fold", "sub01", "--out", str(folder)]
     assert mer_main(args) == 2
     assert f"pid {proc.pid}" in capsys.readouterr().err

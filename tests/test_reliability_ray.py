@@ -61,6 +61,13 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
     assert predicate(), "timed out"
 
 
+def _tune_trials(out: Path) -> list[tuple[dict, dict, int]]:
+    """(record, runtime metadata, bytes) of each trial in the sweep's newest Tune state."""
+    state = max((out / "ray").rglob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    trials = json.loads(state.read_text())["trial_data"]
+    return [(json.loads(a), json.loads(b), len(a) + len(b)) for a, b in trials]
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -139,6 +146,13 @@ def test_sigterm_stops_the_sweep_as_ctrl_c_does_and_resume_checks_what_it_unpick
     state = json.loads((out / ".mer" / "state.json").read_text())["ray/tune"]
     assert state["ended"] and "tuner.pkl" in state["files"]  # digests of what it left
     first_run = _events(events)
+    # Tune's state: the trials whose results were filed are trimmed (mer.sweep.tunestate), the
+    # interrupted ones keep their statistics and checkpoint for --resume
+    saved = _tune_trials(out)
+    final = [(rec, md) for rec, md, _ in saved if md["last_result"].get("mer_final")]
+    assert len(final) == len(filed) and all(md["metric_analysis"] == {} for _, md in final)
+    stopped = [md for rec, md, _ in saved if not md["last_result"].get("mer_final")]
+    assert stopped and all(md["metric_analysis"] for md in stopped if md["last_result"])
 
     # a pickle planted after the run ended: --resume refuses before unpickling anything
     tuner = out / "ray" / "tune" / "tuner.pkl"
@@ -163,6 +177,10 @@ def test_sigterm_stops_the_sweep_as_ctrl_c_does_and_resume_checks_what_it_unpick
     finished_first = {e["trial"] for e in first_run if e["event"] == "end"}
     trained_again = {e["trial"] for e in _events(events)[len(first_run) :] if e["event"] == "start"}
     assert trained_again and not trained_again & finished_first
+    # every trial finished: each is trimmed, a few KB whatever its epochs (issue 19)
+    saved = _tune_trials(out)
+    assert len(saved) == 5 and all(md["metric_analysis"] == {} for _, md, _ in saved)
+    assert max(size for *_, size in saved) < 5_000, [size for *_, size in saved]
 
 
 def test_a_killed_trial_is_retried_and_the_sweep_completes(tmp_path):

@@ -174,13 +174,21 @@ def run(args: argparse.Namespace) -> int:
         summary = finished_sweep(cfg, opts)
         if summary is not None:  # nothing left to run: its table, without Ray
             return print_outcome(cfg, out, summary, interrupted=False)
-    if cfg.search is not None:
-        from mer.sweep.search import run_search  # lazy: Ray takes seconds to import
+    # the folder is claimed and Ray starts in the background before the slow imports below,
+    # so that its seconds of start-up overlap them (mer.sweep.startup)
+    from mer.sweep.startup import begin  # lazy: imports the config and data code (see above)
 
-        status = run_search(cfg, opts)
-    else:
-        from mer.sweep.ablation import run_ablation  # lazy: Ray takes seconds to import
+    startup = begin(cfg, opts)
+    try:
+        if cfg.search is not None:
+            from mer.sweep.search import run_search  # lazy: Ray Tune takes seconds to import
 
-        status = run_ablation(cfg, opts)
+            status = run_search(cfg, opts, startup=startup)
+        else:
+            from mer.sweep.ablation import run_ablation  # lazy: Ray Tune takes seconds to import
+
+            status = run_ablation(cfg, opts, startup=startup)
+    finally:
+        startup.close()  # a no-op once the sweep's session took them over
     log.info("sweep %s finished in %.1f s (status %d)", cfg.name, time.monotonic() - t0, status)
     return status

@@ -9,7 +9,6 @@ of all of them are computed together (`scores_from_confusions`, mer.metrics' def
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from mer.metrics import POOLED_METRICS, scores_from_confusion
 
@@ -88,6 +87,8 @@ def interval_quantiles(n_subjects: int, level: float, method: str) -> tuple[floa
         return tail, 1 - tail
     if method != "expanded":
         raise ValueError(f"interval method {method!r} not in {INTERVAL_METHODS}")
+    from scipy import stats  # lazy: ~0.5 s; trials import this module and never call this
+
     z = np.sqrt(n_subjects / (n_subjects - 1)) * stats.t.ppf(1 - tail, n_subjects - 1)
     lo = float(stats.norm.cdf(-z))
     return lo, 1 - lo
@@ -145,6 +146,8 @@ def mcnemar_exact(
     """(reference-only correct, other-only correct, exact two-sided McNemar p) over clips."""
     b = int(np.sum(reference_correct & ~other_correct))
     c = int(np.sum(~reference_correct & other_correct))
+    from scipy import stats  # lazy: ~0.5 s; trials import this module and never call this
+
     p = 1.0 if b + c == 0 else float(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
     return b, c, p
 

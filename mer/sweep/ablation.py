@@ -21,16 +21,17 @@ from mer.sweep.console import resume_command
 from mer.sweep.finished import print_outcome
 from mer.sweep.options import RunOptions
 from mer.sweep.session import open_session
+from mer.sweep.startup import Startup
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY
 
 log = logging.getLogger(__name__)
 
 
-def run_ablation(cfg: ExperimentConfig, opts: RunOptions) -> int:
+def run_ablation(cfg: ExperimentConfig, opts: RunOptions, *, startup: Startup | None = None) -> int:
     """Every (variant, fold, seed) as one Tune trial; prints the summary table. Exit status:
     0 when every trial finished, 1 when some failed (their variants are marked INCOMPLETE),
     130 when Ctrl-C / SIGUSR1 stopped the run (continue with --resume)."""
-    session = open_session(cfg, opts)
+    session = open_session(cfg, opts, startup=startup)
     try:
         ids = [t.id for t in session.plan.trials]
         # until Tune returns with every trial ended, the run counts as interrupted: a second

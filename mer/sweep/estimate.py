@@ -10,13 +10,18 @@ cannot see are estimated from the plan's GPU-hours instead, and say so.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mer.experiment.costs import estimate_gpu_hours
 from mer.experiment.plan import SweepPlan
 from mer.models.summary import input_shape
+
+log = logging.getLogger(__name__)
 
 # per-trial cost beyond training steps (worker start, data fetch, model build, final
 # prediction), seconds; measured on the demo at 2 CPUs (bench: trials of ~8 s spend ~2 s there)
@@ -79,11 +84,66 @@ def trial_steps(plan: SweepPlan) -> dict[str, float]:
     return out
 
 
+class StepTimer:
+    """Timed training steps by model (`time_train_step`), each timed once and shared by the
+    variants that train the same model.
+
+    Why an object with a thread: a sweep driver starts timing its models in the background the
+    moment it has read the sweep (`start`), while it imports, plans and waits for Ray, so the
+    start line's estimate is ready when Ray is; `estimate_sweep` then only times what is
+    missing (waiting for a model being timed rather than timing it twice)."""
+
+    def __init__(self) -> None:
+        self.timed: dict[tuple, float] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def key(cfg: Any) -> tuple:
+        return (repr(cfg.model), cfg.train.batch_size, cfg.train.threads, input_shape(cfg))
+
+    def seconds(self, cfg: Any) -> float:
+        key = self.key(cfg)
+        with self._lock:
+            if key not in self.timed:
+                self.timed[key] = time_train_step(cfg)
+            return self.timed[key]
+
+    def start(
+        self, cfgs: list[Any], *, until: Callable[[], bool], gpu_per_trial: float = 0.0
+    ) -> None:
+        """Time the models of `cfgs` in a thread, in order, starting none once `until()` is
+        true. Nothing is timed for trials that will train on a GPU here (estimated from the
+        plan's GPU-hours); a failure only leaves the timing to `estimate_sweep`."""
+
+        def run() -> None:
+            try:
+                if gpu_per_trial > 0:
+                    import torch  # lazy: seconds to import (this thread exists to pay them)
+
+                    if torch.cuda.is_available():
+                        return
+                for cfg in cfgs:
+                    if until():
+                        return
+                    self.seconds(cfg)
+            except Exception as exc:  # noqa: BLE001 - an estimate must not stop a sweep
+                log.debug("training step not timed in the background: %r", exc)
+
+        self._thread = threading.Thread(target=run, name="mer-step-timer", daemon=True)
+        self._thread.start()
+
+
 def estimate_sweep(
-    plan: SweepPlan, trials: list[Any], concurrency: int, gpu_per_trial: float
+    plan: SweepPlan,
+    trials: list[Any],
+    concurrency: int,
+    gpu_per_trial: float,
+    timer: StepTimer | None = None,
 ) -> tuple[float | None, str]:
     """(seconds, how) for `trials` (TrialSpecs still to run) `concurrency` at a time: from a
-    timed training step here when trials run on CPU, from the plan's GPU-hours on GPUs."""
+    timed training step here when trials run on CPU, from the plan's GPU-hours on GPUs.
+    `timer`: steps timed earlier (timed here when missing)."""
     if not trials:
         return 0.0, "nothing left to run"
     per_variant: dict[str, int] = {}
@@ -97,15 +157,12 @@ def estimate_sweep(
         gpus = concurrency * gpu_per_trial
         total = sum(n * (share[v] + TRIAL_OVERHEAD_S) for v, n in per_variant.items())
         return total / max(gpus, gpu_per_trial), "the dry run's H100 throughput model"
+    timer = timer if timer is not None else StepTimer()
     steps = trial_steps(plan)
-    timed: dict[tuple, float] = {}  # variants that train the same model share one timing
     total = 0.0
     for v, n in per_variant.items():
-        cfg = plan.variants[v].cfg
-        key = (repr(cfg.model), cfg.train.batch_size, cfg.train.threads, input_shape(cfg))
-        if key not in timed:
-            timed[key] = time_train_step(cfg)
-        total += n * (steps.get(v, 0.0) * timed[key] + TRIAL_OVERHEAD_S)
+        step_s = timer.seconds(plan.variants[v].cfg)
+        total += n * (steps.get(v, 0.0) * step_s + TRIAL_OVERHEAD_S)
     return total / max(concurrency, 1) + WORKER_START_S, "a timed training step on this machine"
 
 

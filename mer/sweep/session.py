@@ -44,16 +44,18 @@ from mer.sweep.callbacks import (  # noqa: F401 - names older Tune state pickled
     trial_dirname,
     trial_name,
 )
-from mer.sweep.cluster import BackgroundStart, alive_nodes, autoscaler_ceiling, check_reachable
+from mer.sweep.cluster import alive_nodes, autoscaler_ceiling
 from mer.sweep.console import SweepConsole
 from mer.sweep.datasets import prepare_datasets
-from mer.sweep.estimate import estimate_sweep
+from mer.sweep.estimate import StepTimer, estimate_sweep
 from mer.sweep.inbox import PAYLOAD_KEY, collect, start_inbox
 from mer.sweep.options import RunOptions
 from mer.sweep.progress import Progress
 from mer.sweep.resources import capacity, check_devices, max_concurrent, trial_resources
+from mer.sweep.startup import Startup, begin
 from mer.sweep.tracking import Tracker, make_tracker
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY, spec_from_config, tune_trainable
+from mer.sweep.tunestate import CompactFinishedTrials
 from mer.sweep.workspace import save_after_sweep
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,7 @@ class Session:
         self.tune_location: tuple[str, str] | None = None  # (storage path, experiment) in run()
         self.claim: Any = None  # the folder's lock (mer.experiment.claim); open_session sets it
         self.console: SweepConsole | None = None  # the lines of the current Tune run
+        self.step_timer = StepTimer()  # models timed for the start line's estimate
         self.progress.catch_up_tracking()
 
     # ------------------------------------------------------------------------ tune plumbing
@@ -203,7 +206,13 @@ class Session:
                         # two per trial, deleted when it finishes (on_complete): a bounded
                         # list in each trial's Tune state
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                        callbacks=[SweepCallback(), JsonLoggerCallback(), *callbacks],
+                        # last: the others see a finished trial's record whole
+                        callbacks=[
+                            SweepCallback(),
+                            JsonLoggerCallback(),
+                            *callbacks,
+                            CompactFinishedTrials(),
+                        ],
                         verbose=0,
                     ),
                 )
@@ -224,7 +233,9 @@ class Session:
         estimate = None
         if not search:
             try:
-                estimate = estimate_sweep(self.plan, todo, concurrency, self.resources["GPU"])
+                estimate = estimate_sweep(
+                    self.plan, todo, concurrency, self.resources["GPU"], self.step_timer
+                )
             except Exception as exc:  # noqa: BLE001 - an estimate must not stop a sweep
                 log.debug("no estimate: %r", exc)
         gpu = f" + {self.resources['GPU']:g} GPU" if self.resources["GPU"] else ""
@@ -394,22 +405,22 @@ class Session:
 
 
 def open_session(
-    cfg: ExperimentConfig, opts: RunOptions, variants: dict[str, ExperimentConfig] | None = None
+    cfg: ExperimentConfig,
+    opts: RunOptions,
+    variants: dict[str, ExperimentConfig] | None = None,
+    *,
+    startup: Startup | None = None,
 ) -> Session:
     """Claim and check the output folder, prepare data, plan, write config/plan/environment,
     start Ray. The session holds the folder until `Session.close` (or the process ends).
 
-    Ray starts in the background meanwhile (a local Ray takes seconds, mostly waiting for its
-    processes), and a local Ray's first workers import what trials import, so the first trials
-    start soon after the plan is ready."""
-    if opts.address:
-        check_reachable(opts.address)  # before data preparation, which can take minutes
-    held = outdir.claim_out_dir(cfg, opts)  # first: a second run on this folder stops here
+    `startup`: the folder claim and Ray start the command line began before importing this
+    module (mer.sweep.startup); begun here when None. Ray starts in the background meanwhile (a
+    local Ray takes seconds, mostly waiting for its processes) while the driver prepares data
+    and plans."""
+    startup = startup if startup is not None else begin(cfg, opts)
     started = False
-    ray_start: BackgroundStart | None = None
     try:
-        clear = outdir.check_out_dir(cfg, opts)
-        ray_start = BackgroundStart(opts.address, num_cpus=opts.num_cpus)
         vcfgs = dict(variants) if variants is not None else plan_mod.variant_configs(cfg)
         data = prepare_datasets(vcfgs, used_by=f"sweep {cfg.name} ({opts.out.resolve()})")
 
@@ -424,24 +435,22 @@ def open_session(
             variants=vcfgs,
             faces_for=lambda data_cfg: data[plan_mod.data_key_of(data_cfg)].faces,
         )
-        started = ray_start.result()
+        started = startup.ray_start.result()
         remote = bool(opts.address)
         cluster, ceiling = dict(ray.cluster_resources()), autoscaler_ceiling() if remote else {}
         resources = trial_resources(cfg, cluster, ceiling, remote=remote)
         cluster_capacity = capacity(cfg, cluster, ceiling, remote=remote)
         check_devices(plan, resources)
         experiment = outdir.experiment_for(cfg, opts)
-        if clear:  # data, plan and cluster are ready: now the old results may go
+        if startup.clear:  # data, plan and cluster are ready: now the old results may go
             outdir.clear_out_dir(opts.out, cfg)
         write_run_files(opts.out, plan, argv=opts.argv)
         outdir.record_storage(opts, experiment)
         session = Session(cfg, opts, plan, data, started, resources, cluster_capacity, experiment)
-        session.claim = held
+        session.claim = startup.held
+        session.step_timer = startup.timer
+        startup.take()
         return session
     except BaseException:
-        if started:
-            ray.shutdown()
-        elif ray_start is not None:
-            ray_start.abandon()  # waits for a start still under way and shuts it down
-        held.release()
+        startup.close()  # shuts down a Ray started for this run, releases the folder
         raise

@@ -96,6 +96,7 @@ from mer.sweep.search.storage import (
 from mer.sweep.search.summary import _search_scope as _search_scope  # tests import it from here
 from mer.sweep.search.summary import format_search_summary, write_search_summary
 from mer.sweep.session import open_session
+from mer.sweep.startup import Startup
 from mer.sweep.workspace import save_after_sweep
 
 __all__ = [
@@ -128,7 +129,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def run_search(cfg: ExperimentConfig, opts: Any) -> int:
+def run_search(cfg: ExperimentConfig, opts: Any, *, startup: Startup | None = None) -> int:
     """Search mode end to end on the runner's Session (opts: mer.sweep.options.RunOptions), then
     the hold-out evaluation (`evaluate_holdout`) when the search is finished.
 
@@ -137,7 +138,7 @@ def run_search(cfg: ExperimentConfig, opts: Any) -> int:
     """
     if cfg.search is None:
         raise ConfigError("search: this sweep has no `search` section (search mode needs one)")
-    session = open_session(cfg, opts)
+    session = open_session(cfg, opts, startup=startup)
     held_status = 0
     try:
         seed = int(cfg.seeds[0])

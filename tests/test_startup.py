@@ -1,0 +1,120 @@
+"""A sweep driver's start (issue 19, start-up to the first trial): the folder is claimed before
+Ray starts, what begin() started is stopped and released when the run ends early, the models'
+training steps are timed in the background and not again, and the modules a trial's Ray worker
+imports before it trains leave scikit-learn and scipy for later."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mer.config import from_dict, load_config, to_dict, with_overrides
+from mer.experiment import claim, layout
+from mer.experiment.plan import build_plan
+from mer.sweep import estimate
+from mer.sweep.cluster import BackgroundStart
+from mer.sweep.estimate import StepTimer, estimate_sweep
+from mer.sweep.options import RunOptions
+from mer.sweep.outdir import claim_out_dir
+from mer.sweep.startup import Startup
+from tests.conftest import tiny_overrides
+from tests.test_sweep_results import NAMES, _samples
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cfg(tmp_path: Path, variants: str = "{a: {}, b: {model.dropout: 0.4}}"):
+    cfg = load_config(REPO / "sweeps" / "demo.yaml")
+    sets = tiny_overrides(tmp_path / "cache") + [f"ablations={variants}", "seeds=[0]"]
+    return with_overrides(cfg, sets)
+
+
+def _holder(out: Path) -> Path:
+    return out / layout.CLAIM_DIR / claim.HOLDER_FILE
+
+
+def test_a_run_that_ends_before_its_session_releases_the_folder(tmp_path):
+    """Startup.close: waits for the Ray start (here one that fails at once), releases the folder
+    for the next run; closing twice, or after a Session took over, does nothing. (A folder in
+    use is refused before any Ray start: test_reliability's lock test.)"""
+    cfg = _cfg(tmp_path)
+    opts = RunOptions(out=tmp_path / "out")
+    held = claim_out_dir(cfg, opts)
+    startup = Startup(held, False, BackgroundStart("http://localhost:8265"), StepTimer())
+    assert _holder(opts.out).exists()
+    startup.close()
+    assert not _holder(opts.out).exists()
+    startup.close()  # twice: nothing more to release
+    again = claim_out_dir(cfg, opts)
+    taken = Startup(again, False, BackgroundStart("http://localhost:8265"), StepTimer())
+    taken.take()
+    taken.close()  # the session owns it now: still held
+    assert _holder(opts.out).exists()
+    taken.held.release()
+    assert not _holder(opts.out).exists()
+
+
+def _plan():
+    """A real plan (MEGC2019 folds from test_sweep_results' table) of the demo's small model,
+    two variants that train different models."""
+    demo = load_config(REPO / "sweeps" / "demo.yaml")
+    cfg = from_dict(
+        {
+            "name": "t",
+            "data": {"dataset": "megc2019", "regions": {"policy": "none"}},
+            "protocol": {"split": "megc2019"},
+            "model": to_dict(demo)["model"],
+            "train": {"threads": 1, "epochs": 2},
+            "ablations": {"a": {}, "b": {"model.dropout": 0.4}},
+            "seeds": [0],
+        }
+    )
+    return build_plan(cfg, lambda d: (_samples(), NAMES))
+
+
+def test_models_timed_in_the_background_are_not_timed_again(monkeypatch):
+    plan = _plan()
+    calls: list[str] = []
+    real = estimate.time_train_step
+    monkeypatch.setattr(
+        estimate, "time_train_step", lambda c, **kw: calls.append(repr(c.model)) or real(c, **kw)
+    )
+    timer = StepTimer()
+    timer.start([v.cfg for v in plan.variants.values()], until=lambda: False)
+    timer._thread.join(timeout=120)
+    assert len(calls) == 2 and len(timer.timed) == 2  # two models (dropout differs)
+    assert all(0 < s < estimate.MAX_TIMING_S for s in timer.timed.values())
+
+    seconds, how = estimate_sweep(plan, plan.trials, 2, 0.0, timer)
+    assert len(calls) == 2 and how == "a timed training step on this machine"
+    steps = estimate.trial_steps(plan)
+    expected = sum(
+        steps[t.variant] * timer.seconds(plan.variants[t.variant].cfg) + estimate.TRIAL_OVERHEAD_S
+        for t in plan.trials
+    )
+    assert seconds == pytest.approx(expected / 2 + estimate.WORKER_START_S)
+
+
+def test_background_timing_stops_once_ray_is_up():
+    cfgs = [v.cfg for v in _plan().variants.values()]
+    timer = StepTimer()
+    timer.start(cfgs, until=lambda: True)  # Ray was up before the first model
+    timer._thread.join(timeout=60)
+    assert timer.timed == {}
+
+
+def test_a_trial_worker_imports_neither_sklearn_nor_scipy_before_it_scores():
+    """What a trial's fresh Ray worker imports to start training (the trainable's module, the
+    training code): scikit-learn and scipy (about 1.5 s together) load at its first scores."""
+    code = (
+        "import sys, mer.sweep.trial, mer.train, mer.sweep.session;"
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
