@@ -128,3 +128,21 @@ def test_the_callback_trims_as_tune_completes_a_trial_and_pickles_without_state(
     callback.on_trial_complete(iteration=1, trials=[trial], trial=trial)
     assert trial.run_metadata.metric_analysis == {}
     assert json.loads(trial.get_json_state()[1])["metric_n_steps"] == {}
+
+
+def test_snapshots_are_spaced_by_the_size_of_the_study(monkeypatch):
+    """Each Tune snapshot rewrites every trial's record: at a fixed period their total grows
+    with the square of the study, spaced 0.1 s per trial it grows linearly; a period the user
+    set (TUNE_GLOBAL_CHECKPOINT_S) is kept."""
+    from mer.sweep import session
+
+    monkeypatch.setattr(session, "_USER_SNAPSHOT_PERIOD", None)
+    assert [session.snapshot_period(n) for n in (1, 100, 136, 1020, 4080)] == [
+        "10",
+        "10",
+        "13.6",
+        "102",
+        "408",
+    ]
+    monkeypatch.setattr(session, "_USER_SNAPSHOT_PERIOD", "auto")
+    assert session.snapshot_period(4080) == "auto"

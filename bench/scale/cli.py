@@ -7,7 +7,9 @@
 The parent first warms the caches (`mer prepare` of the largest shape, and `mer summary`, which
 counts every variant's model statistics), then runs each size in a fresh child (`--one`), so
 peak RSS is that size's own and every size starts warm; then, in another child, `--resume` of the
-finished largest sweep. Results folders go under --work (deleted unless --keep).
+finished largest sweep, and `--first-runs` plain `python -m mer sweep` start-ups of the smallest
+size timed to their first trial (bench/scale/first.py: nothing imported ahead of the command, as
+a user runs it). Results folders go under --work (deleted unless --keep).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.scale import first as first_mod
 from bench.scale import study, table
 
 
@@ -42,6 +45,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="also write the markdown table here")
     p.add_argument("--keep", action="store_true", help="keep the results folders")
     p.add_argument("--no-resume", action="store_true", help="skip the --resume timing")
+    p.add_argument(
+        "--first-runs",
+        type=int,
+        default=3,
+        help="plain `mer sweep` start-ups timed to the first trial at the smallest size (0: none)",
+    )
     # child modes
     p.add_argument("--one", metavar="VxS", help=argparse.SUPPRESS)
     p.add_argument("--resume-of", metavar="VxS", help=argparse.SUPPRESS)
@@ -153,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
             f"status {rec['status']}, load {loads[-1][0]:.2f}",
             flush=True,
         )
+    if args.first_runs > 0:
+        small = min(shapes, key=lambda s: s.trials)
+        print(f"timing {args.first_runs} plain start-ups ({small.label}) ...", flush=True)
+        argv = _sweep_argv(args, small, args.work / "first")
+        first = first_mod.first_trial(argv, args.work, args.first_runs)
+        next(r for r in records if r["shape"] == small.label)["first_plain"] = first
+        print(f"  first trial after {first['median']:.1f} s (median)", flush=True)
     if not args.no_resume:
         big = max(shapes, key=lambda s: s.trials)
         res = _run_child(["--resume-of", big.label], args, args.work / "resume.log")

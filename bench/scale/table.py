@@ -104,6 +104,14 @@ def markdown(records: list[dict[str, Any]], target: int) -> str:
 def resume_lines(records: list[dict[str, Any]]) -> list[str]:
     out = []
     for r in sorted(records, key=lambda r: r["trials"]):
+        first = r.get("first_plain")
+        if first:
+            runs = ", ".join(f"{x:.1f}" for x in first["runs"])
+            out.append(
+                f"- start → first trial of a plain `mer sweep` ({r['trials']} trials, warm "
+                f"caches, nothing imported ahead), {len(first['runs'])} runs: {runs} s "
+                f"(median {first['median']:.1f} s)"
+            )
         res = r.get("resume")
         if res:
             out.append(

@@ -61,6 +61,24 @@ from mer.sweep.workspace import save_after_sweep
 log = logging.getLogger(__name__)
 
 
+# Tune's experiment snapshot period as the user set it (TUNE_GLOBAL_CHECKPOINT_S), if they did
+_USER_SNAPSHOT_PERIOD = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")
+
+
+def snapshot_period(n_trials: int) -> str:
+    """Seconds between Tune's experiment snapshots (TUNE_GLOBAL_CHECKPOINT_S) for a study of
+    `n_trials`: 0.1 s per trial, at least 10 s (Tune's own minimum); the user's setting wins.
+
+    Why: each snapshot rewrites every trial's record, so at Tune's fixed 10 s their total grows
+    with the square of the study (Tune stretches the period only once one snapshot takes 0.5 s).
+    A driver killed without warning loses at most one period of Tune's bookkeeping, never a
+    result: finished trials are in the results folder (a restored one is skipped), and a trial
+    that checkpoints twice between snapshots forces one (num_to_keep)."""
+    if _USER_SNAPSHOT_PERIOD:
+        return _USER_SNAPSHOT_PERIOD
+    return f"{max(10.0, 0.1 * n_trials):g}"
+
+
 # -------------------------------------------------------------------------------- the session
 class Session:
     """One driver run of a sweep: Ray connection, prepared data, plan, results and tracking."""
@@ -150,6 +168,7 @@ class Session:
         # snapshots; trials checkpoint at most once a minute (MIN_CHECKPOINT_INTERVAL_S), so
         # that happens only to a resumed legacy trial, and Tune's warning about it is noise
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = snapshot_period(len(self.plan.trials))
         storage_path, name = self.storage
         if fresh_experiment:
             name = f"{name}-{fresh_experiment}"
