@@ -5,8 +5,11 @@ imports before it trains leave scikit-learn and scipy for later."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,43 @@ def test_a_trial_worker_imports_neither_sklearn_nor_scipy_before_it_scores():
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+PRESTART_PROBE = """
+import os, time
+from mer.sweep.cluster import connect
+connect(None, num_cpus=2)
+time.sleep(3)  # Ray prestarts its workers right after the driver connects
+workers = 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        continue
+    if cmd.startswith(b"ray::IDLE"):  # a Ray worker names itself so while it has no task
+        workers += 1
+print("WORKERS", workers, os.environ.get("RAY_prestart_worker_first_driver"))
+"""
+
+
+@pytest.mark.slow
+def test_a_local_ray_starts_no_idle_workers_the_trials_would_not_use(tmp_path):
+    """Ray would start one idle worker per CPU for the first driver; Tune's trial actors never
+    run in them (each gets a worker of its own), so a local Ray started by mer starts none, and
+    the setting does not leak into the driver's environment."""
+    pytest.importorskip("ray")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    ray_tmp = tempfile.mkdtemp(prefix="r", dir="/tmp")  # Ray's socket paths must stay short
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", PRESTART_PROBE],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(REPO), "RAY_TMPDIR": ray_tmp},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "WORKERS 0 None" in out.stdout, out.stdout
