@@ -87,7 +87,7 @@ def test_models_timed_in_the_background_are_not_timed_again(monkeypatch):
     )
     timer = StepTimer()
     timer.start([v.cfg for v in plan.variants.values()], until=lambda: False)
-    timer._thread.join(timeout=120)
+    timer.join(timeout=120)
     assert len(calls) == 2 and len(timer.timed) == 2  # two models (dropout differs)
     assert all(0 < s < estimate.MAX_TIMING_S for s in timer.timed.values())
 
@@ -105,7 +105,7 @@ def test_background_timing_stops_once_ray_is_up():
     cfgs = [v.cfg for v in _plan().variants.values()]
     timer = StepTimer()
     timer.start(cfgs, until=lambda: True)  # Ray was up before the first model
-    timer._thread.join(timeout=60)
+    timer.join(timeout=60)
     assert timer.timed == {}
 
 

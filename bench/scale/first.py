@@ -19,21 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.scale.probe import EVENTS_ENV, HOOKS
+from bench.scale.probe import EVENTS_ENV, HOOKS, process_start_time
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def start_time_of(pid: int) -> float:
-    """time.time() at which process `pid` started (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    start = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    boot = next(
-        float(line.split()[1])
-        for line in Path("/proc/stat").read_text().splitlines()
-        if line.startswith("btime")
-    )
-    return boot + start / ticks
 
 
 def first_trial_once(argv: list[str], events: Path, log: Path, timeout_s: float = 180.0) -> float:
@@ -48,7 +36,7 @@ def first_trial_once(argv: list[str], events: Path, log: Path, timeout_s: float 
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
-        started = start_time_of(proc.pid)
+        started = process_start_time(proc.pid)
         deadline = time.time() + timeout_s
         first = None
         while time.time() < deadline and proc.poll() is None:

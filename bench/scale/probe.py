@@ -89,10 +89,11 @@ class Timers:
         self.wrapped.append(f"{module}:{cls + '.' if cls else ''}{attr}")
 
 
-def process_start_time() -> float:
-    """time.time() at which this process started (Linux /proc), so start-up includes imports."""
+def process_start_time(pid: int | str = "self") -> float:
+    """time.time() at which process `pid` (default: this one) started (Linux /proc), so
+    start-up includes imports."""
     ticks = os.sysconf("SC_CLK_TCK")
-    start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    start = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
     boot = next(
         float(line.split()[1])
         for line in Path("/proc/stat").read_text().splitlines()

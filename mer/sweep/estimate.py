@@ -133,6 +133,11 @@ class StepTimer:
         self._thread = threading.Thread(target=run, name="mer-step-timer", daemon=True)
         self._thread.start()
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the background timing (`start`) to end."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
 
 def estimate_sweep(
     plan: SweepPlan,
