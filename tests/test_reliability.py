@@ -329,6 +329,70 @@ def test_sigterm_takes_the_sigint_path():
         signals._state.update(installed=False, terminated=False)
 
 
+def test_a_stop_signal_to_tunes_handlers_is_noted_and_still_handled():
+    """Tune returns normally when a signal stops it; the watcher tells that run from one whose
+    trials all ended (mer.sweep.ablation.run_ended), without changing what the signal does."""
+    from mer.util.signals import StopSignals
+
+    got: list[int] = []
+
+    def tunes_sigint(sig, frame):  # Tune's: note the stop, then put back the handler before it
+        got.append(sig)
+        signal.signal(signal.SIGINT, previous_sigint)
+
+    previous_sigint = signal.signal(signal.SIGINT, tunes_sigint)
+    previous_usr1 = signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
+    try:
+        quiet = StopSignals()
+        quiet.watch()
+        quiet.unwatch()
+        assert not quiet.seen and signal.getsignal(signal.SIGINT) is tunes_sigint
+        watcher = StopSignals()
+        watcher.watch()
+        watcher.watch()  # a second setup (a rerun) does not wrap the wrapper
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        assert watcher.seen and got == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is previous_sigint  # Tune's own restore stands
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.2)
+        assert got == [signal.SIGINT, signal.SIGUSR1]
+        watcher.unwatch()
+        assert signal.getsignal(signal.SIGINT) is previous_sigint
+        assert signal.getsignal(signal.SIGUSR1) is not watcher._on_signal  # put back
+        # a default disposition is never wrapped: watching must not change what a signal does
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        untouched = StopSignals()
+        untouched.watch()
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, previous_sigint)
+        signal.signal(signal.SIGUSR1, previous_usr1)
+
+
+def test_a_run_ended_only_when_no_signal_stopped_it_and_every_trial_ended():
+    from types import SimpleNamespace
+
+    from mer.sweep.ablation import run_ended
+    from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY
+
+    def result(**metrics):
+        return SimpleNamespace(metrics=metrics, error=None)
+
+    done, skipped, stopped = result(**{FINAL_KEY: True}), result(**{SKIPPED_KEY: True}), result()
+    failed = SimpleNamespace(metrics={}, error=RuntimeError("x"))
+    # a fresh run: every planned trial must be in Tune's grid and ended
+    assert run_ended([done, skipped, failed], 3, restored=False, signalled=False)
+    assert not run_ended([done, skipped], 3, restored=False, signalled=False)  # one never started
+    assert not run_ended([done, stopped], 2, restored=False, signalled=False)
+    # a restored run's grid lacks the trials filed before: every trial in it must have ended
+    assert run_ended([done], 5, restored=True, signalled=False)
+    assert not run_ended([done, stopped], 5, restored=True, signalled=False)
+    # a stop signal reached Tune: interrupted, whatever the grid says
+    assert not run_ended([done], 1, restored=False, signalled=True)
+    assert not run_ended([done], 5, restored=True, signalled=True)
+
+
 DRIVER = """
 import os, subprocess, sys, time
 from mer.sweep import watchdog

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -60,14 +61,18 @@ def test_a_run_that_ends_before_its_session_releases_the_folder(tmp_path):
     assert not _holder(opts.out).exists()
 
 
-def _plan():
+def _plan(cache_dir):
     """A real plan (MEGC2019 folds from test_sweep_results' table) of the demo's small model,
-    two variants that train different models."""
+    two variants that train different models; step times cached under `cache_dir`."""
     demo = load_config(REPO / "sweeps" / "demo.yaml")
     cfg = from_dict(
         {
             "name": "t",
-            "data": {"dataset": "megc2019", "regions": {"policy": "none"}},
+            "data": {
+                "dataset": "megc2019",
+                "regions": {"policy": "none"},
+                "cache_dir": str(cache_dir),
+            },
             "protocol": {"split": "megc2019"},
             "model": to_dict(demo)["model"],
             "train": {"threads": 1, "epochs": 2},
@@ -78,8 +83,8 @@ def _plan():
     return build_plan(cfg, lambda d: (_samples(), NAMES))
 
 
-def test_models_timed_in_the_background_are_not_timed_again(monkeypatch):
-    plan = _plan()
+def test_models_timed_in_the_background_are_not_timed_again(monkeypatch, tmp_path):
+    plan = _plan(tmp_path)
     calls: list[str] = []
     real = estimate.time_train_step
     monkeypatch.setattr(
@@ -101,8 +106,37 @@ def test_models_timed_in_the_background_are_not_timed_again(monkeypatch):
     assert seconds == pytest.approx(expected / 2 + estimate.WORKER_START_S)
 
 
-def test_background_timing_stops_once_ray_is_up():
-    cfgs = [v.cfg for v in _plan().variants.values()]
+def test_a_step_time_is_cached_by_model_and_machine_and_taken_again_when_stale(
+    monkeypatch, tmp_path
+):
+    """A second start on this machine reads the timing (no torch in the driver while Ray
+    starts); another machine, an old timing or a damaged file are timed again."""
+    cfg = _plan(tmp_path).variants["a"].cfg
+    calls: list[float] = []
+    monkeypatch.setattr(estimate, "time_train_step", lambda c, **kw: calls.append(0.25) or 0.25)
+    assert estimate.step_time(cfg) == 0.25 and len(calls) == 1
+    path = estimate.step_time_path(cfg)
+    assert path.parent == tmp_path / estimate.STEP_TIMES_DIR and path.exists()
+    assert StepTimer().seconds(cfg) == 0.25 and len(calls) == 1  # a fresh driver: from disk
+    other = _plan(tmp_path).variants["b"].cfg  # another model: its own entry
+    assert estimate.step_time_path(other) != path
+    # another machine sharing the cache folder
+    monkeypatch.setattr(estimate, "_machine", lambda: {"host": "elsewhere", "cpu": "x", "cpus": 64})
+    assert estimate.step_time_path(cfg) != path
+    monkeypatch.undo()
+    monkeypatch.setattr(estimate, "time_train_step", lambda c, **kw: calls.append(0.5) or 0.5)
+    # older than 30 days, or unreadable: timed again and rewritten
+    assert (
+        estimate.cached_step_time(cfg, now=time.time() + estimate.STEP_TIME_MAX_AGE_S + 1) is None
+    )
+    path.write_text("{not json")
+    assert estimate.cached_step_time(cfg) is None
+    assert estimate.step_time(cfg) == 0.5 and len(calls) == 2
+    assert estimate.cached_step_time(cfg) == 0.5
+
+
+def test_background_timing_stops_once_ray_is_up(tmp_path):
+    cfgs = [v.cfg for v in _plan(tmp_path).variants.values()]
     timer = StepTimer()
     timer.start(cfgs, until=lambda: True)  # Ray was up before the first model
     timer.join(timeout=60)
@@ -115,6 +149,25 @@ def test_a_trial_worker_imports_neither_sklearn_nor_scipy_before_it_scores():
     code = (
         "import sys, mer.sweep.trial, mer.train, mer.sweep.session;"
         "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_mer_sweep_reaches_the_ray_start_without_torch_ray_or_sklearn():
+    """What `mer sweep` imports and runs before `begin` starts Ray (mer.cli.sweep.run: the
+    config, the folder checks, the start-up code): torch, Ray itself and scikit-learn load later,
+    while Ray starts in the background (pandas loads with the dataset catalog the config checks
+    names against)."""
+    code = (
+        "import sys, mer.cli.sweep, mer.sweep.space, mer.sweep.console, mer.sweep.options,"
+        " mer.sweep.outdir, mer.sweep.startup;"
+        "from mer.sweep.space import load_search_config;"
+        "load_search_config('sweeps/demo.yaml', []);"
+        "print(sorted(m for m in ('torch', 'ray', 'sklearn', 'scipy') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120

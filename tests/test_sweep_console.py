@@ -9,8 +9,7 @@ import logging
 import pytest
 
 from mer.sweep import console
-from mer.sweep.console import SweepConsole, quiet_ray, resume_command
-from mer.sweep.estimate import fmt_duration
+from mer.sweep.console import SweepConsole, fmt_duration, quiet_ray, resume_command
 
 
 class Clock:

@@ -18,7 +18,14 @@ from ray.tune.experiment import Trial  # noqa: E402
 
 from mer.sweep.inbox import PAYLOAD_KEY  # noqa: E402
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY  # noqa: E402
-from mer.sweep.tunestate import KEPT_RESULT_KEYS, CompactFinishedTrials, compact_finished  # noqa: E402
+from mer.sweep.tunestate import (  # noqa: E402
+    KEPT_RESULT_KEYS,
+    CompactFinishedTrials,
+    compact_finished,
+    is_filed,
+    leave_filed_trials_out,
+    records_to_save,
+)
 
 # what one finished trial may cost in Tune's state: its own record (~3 KB: storage context,
 # placement group factory, name functions, configs) plus the trimmed runtime part (~1.5 KB)
@@ -146,3 +153,64 @@ def test_snapshots_are_spaced_by_the_size_of_the_study(monkeypatch):
     ]
     monkeypatch.setattr(session, "_USER_SNAPSHOT_PERIOD", "auto")
     assert session.snapshot_period(4080) == "auto"
+
+
+# ------------------------------------------------------------------ filed trials left out
+def _ended(tmp_path, name: str, final: bool) -> Trial:
+    trial = _trial(tmp_path / name, epochs=2, final=final)
+    trial.set_status(Trial.TERMINATED)  # Tune ends a trial after its last report (or a stop)
+    return trial
+
+
+def test_snapshots_leave_out_filed_trials_and_keep_what_tune_must_still_run(tmp_path):
+    filed = [_ended(tmp_path, f"f{i}", final=True) for i in range(3)]
+    stopped = _ended(tmp_path, "s", final=False)  # interrupted: --resume continues it
+    running = _trial(tmp_path / "r", epochs=2, final=False)
+    failed = _trial(tmp_path / "e", epochs=2, final=False)
+    failed.set_status(Trial.ERROR)
+    trials = [*filed, stopped, running, failed]
+    records = {t.trial_id: t.get_json_state() for t in trials}
+
+    assert [is_filed(t) for t in trials] == [True, True, True, False, False, False]
+    kept = records_to_save(trials, records)
+    assert list(kept) == [stopped.trial_id, running.trial_id, failed.trial_id]
+    assert kept[stopped.trial_id] is records[stopped.trial_id]  # Tune's own records, untouched
+    # a final report that Tune has not ended the trial for yet: kept until the next snapshot
+    pending = _trial(tmp_path / "p", epochs=2, final=True)
+    assert not is_filed(pending)
+    # every trial filed: one record stays, since Tune's restore reads its session from it
+    only_filed = {t.trial_id: records[t.trial_id] for t in filed}
+    assert list(records_to_save(filed, only_filed)) == [filed[0].trial_id]
+    assert records_to_save([], {}) == {}
+
+
+def test_tunes_snapshot_method_is_wrapped_for_the_run_and_put_back(tmp_path):
+    """The one Tune method the state relies on (Ray 2.60): a Ray upgrade that renames it fails
+    here, not silently in a sweep."""
+    from types import SimpleNamespace
+
+    from ray.tune.execution.tune_controller import TuneController
+
+    original = TuneController.__dict__["_get_trial_checkpoints"]
+    filed, stopped = _ended(tmp_path, "f", final=True), _ended(tmp_path, "s", final=False)
+    controller = SimpleNamespace(
+        _trials=[filed, stopped], _trials_to_cache={filed, stopped}, _trial_metadata={}
+    )
+    with leave_filed_trials_out() as active:
+        assert active and TuneController._get_trial_checkpoints is not original
+        saved = TuneController._get_trial_checkpoints(controller)
+    assert TuneController.__dict__["_get_trial_checkpoints"] is original
+    assert list(saved) == [stopped.trial_id]
+    assert set(controller._trial_metadata) == {filed.trial_id, stopped.trial_id}  # Tune's cache
+    # a record Tune can restore the trial from
+    restored = Trial.from_json_state(saved[stopped.trial_id][0], stub=True)
+    assert restored.trial_id == stopped.trial_id and restored.status == Trial.TERMINATED
+
+
+def test_a_tune_without_the_method_keeps_its_whole_state_and_says_so(monkeypatch, caplog):
+    from mer.sweep import tunestate
+
+    monkeypatch.setattr(tunestate, "_controller_class", lambda: type("Controller", (), {}))
+    with caplog.at_level("WARNING"), leave_filed_trials_out() as active:
+        assert active is False
+    assert "keeps every trial's record" in caplog.text

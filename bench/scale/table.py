@@ -18,6 +18,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("CPU ms/trial", "cpu_ms_per_trial", "{:.0f}"),
     ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
     ("Tune state B/trial", "tune_bytes_per_trial", "{:.0f}"),
+    ("largest snapshot KB", "snapshot_kb_max", "{:.0f}"),
     ("snapshots", "snapshots", "{:.0f}"),
     ("snapshot s", "snapshot_s", "{:.2f}"),
     ("on_result s", "on_result_s", "{:.1f}"),
@@ -39,7 +40,9 @@ def derived(rec: dict[str, Any]) -> dict[str, Any]:
         **rec,
         "trials_per_min": 60.0 * n / rec["wall_s"] if rec.get("wall_s") else None,
         "cpu_ms_per_trial": 1000.0 * rec["cpu_s"] / n,
-        "tune_bytes_per_trial": rec["tune_state_bytes"] / n,
+        # the largest snapshot over the run (records from before it was measured: the last)
+        "tune_bytes_per_trial": _largest_state(rec) / n,
+        "snapshot_kb_max": _largest_state(rec) / 1e3,
         "snapshots": c.get("snapshot", 0),
         "snapshot_s": t.get("snapshot", 0.0),
         "on_result_s": t.get("on_result", 0.0),
@@ -47,6 +50,11 @@ def derived(rec: dict[str, Any]) -> dict[str, Any]:
         "report_s": t.get("report", 0.0),
         "mb": rec["bytes"] / 1e6,
     }
+
+
+def _largest_state(rec: dict[str, Any]) -> float:
+    sizes = rec.get("snapshot_bytes") or [rec["tune_state_bytes"]]
+    return float(max(sizes))
 
 
 def slope(xs: list[float], ys: list[float]) -> float | None:

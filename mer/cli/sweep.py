@@ -131,8 +131,6 @@ def run(args: argparse.Namespace) -> int:
     # lazy: the config schema, pandas and the data code are slow imports; `mer --help` stays
     # fast. None of these imports Ray or torch: a dry run and --trial start without Ray.
     from mer.sweep.console import quiet_ray
-    from mer.sweep.debug import run_one_trial
-    from mer.sweep.dryrun import dry_run
     from mer.sweep.options import RunOptions
     from mer.sweep.outdir import output_dir, storage_key
     from mer.sweep.space import load_search_config
@@ -140,10 +138,14 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     cfg = load_search_config(args.config, args.set)  # a bad space fails here, first
     if args.dry_run:
+        from mer.sweep.dryrun import dry_run  # lazy: plans the sweep (data code, pandas)
+
         print(dry_run(cfg, args.max_concurrent))
         return 0
     out = output_dir(cfg, args.out)
     if args.trial:
+        from mer.sweep.debug import run_one_trial  # lazy: the data and training code
+
         spec, payload, folder = run_one_trial(cfg, args.trial, out, resume=args.resume)
         sc = payload["test_scores"]
         tag = " [oracle]" if payload["oracle"] else ""

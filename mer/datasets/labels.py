@@ -24,12 +24,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mer.datasets import registry
 from mer.datasets.spec import NPS
 from mer.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pandas loads on use: the config code imports this module (start-up)
+    import pandas as pd  # lazy: the config checks import this module (sweep start-up)
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,8 @@ def apply_label_scheme(
     """Add int column `label`, drop the clips the scheme leaves out; return (table, classes).
 
     `label_list`: the list file of a scheme with a `source` (`data.label_list`)."""
+    import pandas as pd  # lazy: the config checks import this module (sweep start-up)
+
     sch = get_scheme(scheme)
     classes = list(sch.classes)
     index = {c: i for i, c in enumerate(classes)}
@@ -231,6 +235,8 @@ def apply_label_scheme(
 def _from_list(
     samples: pd.DataFrame, sch: LabelScheme, labels: list[int | None]
 ) -> tuple[pd.DataFrame, list[str]]:
+    import pandas as pd  # lazy: the config checks import this module (sweep start-up)
+
     keep = [lab is not None for lab in labels]
     out = samples.loc[keep].copy()
     out["label"] = pd.Series([lab for lab in labels if lab is not None], dtype="int64").values

@@ -39,7 +39,7 @@ def input_shape(cfg: ExperimentConfig) -> tuple[int, int, int, int, int]:
 
 
 @lru_cache(maxsize=1)
-def _code_digest() -> str:
+def code_digest() -> str:
     """The source of the model code and the torch version: counts change when either does."""
     h = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
@@ -51,7 +51,7 @@ def _code_digest() -> str:
 
 def stats_key(cfg: ExperimentConfig) -> str:
     """What a model's statistics depend on: its model section, the input shape, the code."""
-    what = {"model": to_dict(cfg.model), "shape": input_shape(cfg), "code": _code_digest()}
+    what = {"model": to_dict(cfg.model), "shape": input_shape(cfg), "code": code_digest()}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
 
 

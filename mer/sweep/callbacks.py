@@ -37,6 +37,11 @@ def active_session() -> Session | None:
 class SweepCallback(tune.Callback):
     """Forwards Tune events to the active Session (stateless, so it pickles and restores)."""
 
+    def setup(self, **info):  # noqa: ANN003
+        s = _ACTIVE.get("session")
+        if s is not None:
+            s.on_tune_setup()
+
     def on_step_begin(self, iteration, trials, **info):  # noqa: ANN001
         s = _ACTIVE.get("session")
         if s is not None and s.console is not None:

@@ -23,14 +23,26 @@ Everything else from Ray (errors, a trial's traceback, autoscaler news) still sh
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shlex
 import time
 from collections.abc import Callable
 
-from mer.sweep.estimate import fmt_duration
-
 log = logging.getLogger(__name__)
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """`1:05:09`, `4:07` or `12 s`: what a person reads at a glance."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(max(seconds, 0.0)))
+    if s < 60:
+        return f"{s} s"
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
 
 # set before Ray/Tune are imported (Tune reads them at import time); a user's own values win
 RAY_ENV = {

@@ -10,16 +10,24 @@ cannot see are estimated from the plan's GPU-hours instead, and say so.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
+import platform
 import threading
 import time
 from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+from mer.config import to_dict
 from mer.experiment.costs import estimate_gpu_hours
 from mer.experiment.plan import SweepPlan
-from mer.models.summary import input_shape
+from mer.models.summary import code_digest, input_shape
+from mer.util.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,72 @@ TRIAL_OVERHEAD_S = 2.0
 # cores, 30 s on loaded ones (a demo's first trials against its later ones)
 WORKER_START_S = 10.0
 MAX_TIMING_S = 5.0  # a model too slow to time here gets fewer steps timed, never a long wait
+STEP_TIMES_DIR = "step_times"  # under data.cache_dir: timed steps by model and machine
+STEP_TIME_MAX_AGE_S = 30 * 86400  # older timings are taken again (a changed machine, a driver)
+
+
+@lru_cache(maxsize=1)
+def _machine() -> dict[str, Any]:
+    """What a step time on this machine's CPU depends on besides the model: host, CPU model and
+    count (a timing from another machine of a shared cache_dir must not be reused)."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count()}
+
+
+def step_time_path(cfg: Any) -> Path:
+    """Where the timed training step of cfg's model on this machine is cached: by the model
+    section, input shape, batch size, thread count, model code, torch version and machine."""
+    what = {
+        "model": to_dict(cfg.model),
+        "shape": input_shape(cfg),
+        "batch": cfg.train.batch_size,
+        "threads": cfg.train.threads,
+        "code": code_digest(),
+        "machine": _machine(),
+    }
+    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
+    return Path(cfg.data.cache_dir).expanduser() / STEP_TIMES_DIR / f"{key}.json"
+
+
+def cached_step_time(cfg: Any, *, now: float | None = None) -> float | None:
+    """The cached step time of cfg's model on this machine, if timed within the last 30 days."""
+    path = step_time_path(cfg)
+    try:
+        found = json.loads(path.read_text())
+        seconds, at = float(found["seconds"]), float(found["timed_at"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        log.debug("%s: unreadable step time; timing again", path)
+        return None
+    age = (time.time() if now is None else now) - at
+    return seconds if 0 <= age <= STEP_TIME_MAX_AGE_S and seconds > 0 else None
+
+
+def step_time(cfg: Any) -> float:
+    """Seconds of one training step of cfg's model here: cached, else timed and cached.
+
+    Why cached: timing imports torch and torch._dynamo in the driver (two CPU-seconds) while Ray
+    starts and the first trial's worker imports the same on a small machine's few cores; the
+    estimate needs one timing per model and machine, not one per start."""
+    cached = cached_step_time(cfg)
+    if cached is not None:
+        return cached
+    seconds = time_train_step(cfg)
+    try:
+        write_text_atomic(
+            step_time_path(cfg), json.dumps({"seconds": seconds, "timed_at": time.time()})
+        )
+    except OSError as exc:  # a read-only cache only costs the next start the timing
+        log.debug("step time not cached: %s", exc)
+    return seconds
 
 
 def time_train_step(cfg: Any, *, max_s: float = MAX_TIMING_S) -> float:
@@ -106,7 +180,7 @@ class StepTimer:
         key = self.key(cfg)
         with self._lock:
             if key not in self.timed:
-                self.timed[key] = time_train_step(cfg)
+                self.timed[key] = step_time(cfg)
             return self.timed[key]
 
     def start(
@@ -169,15 +243,3 @@ def estimate_sweep(
         step_s = timer.seconds(plan.variants[v].cfg)
         total += n * (steps.get(v, 0.0) * step_s + TRIAL_OVERHEAD_S)
     return total / max(concurrency, 1) + WORKER_START_S, "a timed training step on this machine"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """`1:05:09`, `4:07` or `12 s`: what a person reads at a glance."""
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    s = int(round(max(seconds, 0.0)))
-    if s < 60:
-        return f"{s} s"
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"

@@ -24,10 +24,12 @@ import importlib
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mer.errors import ConfigError
-from mer.experiment.plan import TrialSpec
+
+if TYPE_CHECKING:  # the command line imports this before the plan code (start-up)
+    from mer.experiment.plan import TrialSpec
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from typing import Any
 import yaml
 
 from mer.config import ExperimentConfig, FacesConfig, SearchConfig, flatten, to_dict
-from mer.data.cache import legacy_changes
 from mer.errors import ConfigError, DataError
 from mer.experiment import claim, layout
 from mer.sweep.options import RunOptions
@@ -221,6 +220,8 @@ def check_out_dir(cfg: ExperimentConfig, opts: RunOptions) -> bool:
 
 def _check_faces_legacy(old_raw: dict[str, Any], cfg: ExperimentConfig, out: Path) -> None:
     """A sweep started before data.faces existed must not go on with faces handled otherwise."""
+    from mer.data.keys import legacy_changes  # lazy: the data code loads pandas (start-up)
+
     changed = legacy_changes(old_raw, cfg)
     if changed:
         sets = " ".join(f"--set data.faces.{k}={v}" for k, v in FacesConfig.LEGACY.items())

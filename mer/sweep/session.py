@@ -55,8 +55,9 @@ from mer.sweep.resources import capacity, check_devices, max_concurrent, trial_r
 from mer.sweep.startup import Startup, begin
 from mer.sweep.tracking import Tracker, make_tracker
 from mer.sweep.trial import FINAL_KEY, SKIPPED_KEY, spec_from_config, tune_trainable
-from mer.sweep.tunestate import CompactFinishedTrials
+from mer.sweep.tunestate import CompactFinishedTrials, leave_filed_trials_out
 from mer.sweep.workspace import save_after_sweep
+from mer.util.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ class Session:
         self.progress = Progress(plan, self.store, self.tracker)
         self.done_at_start = self.progress.done_at_start
         self.interrupted = False  # Ctrl-C / SIGUSR1 ended the Tune run early
+        self.restored = False  # the last run() restored Tune's experiment (--resume)
+        self.stop_signals = StopSignals()  # of the last run(): did a signal stop Tune?
         self.experiment = experiment  # Tune experiment name under a shared --storage
         self.tune_location: tuple[str, str] | None = None  # (storage path, experiment) in run()
         self.claim: Any = None  # the folder's lock (mer.experiment.claim); open_session sets it
@@ -193,6 +196,8 @@ class Session:
             resumecheck.check_before_restore(self.out, exp_path, storage_path)
         resumecheck.record_state(self.out, exp_path, ended=False)
         ended = False
+        self.restored = bool(restoring)
+        self.stop_signals = StopSignals()  # watching starts once Tune set its handlers (setup)
         try:
             if restoring:
                 log.info("--resume: restoring the Tune experiment of %s", self.out)
@@ -235,12 +240,18 @@ class Session:
                         verbose=0,
                     ),
                 )
-            grid = tuner.fit()
+            with leave_filed_trials_out():
+                grid = tuner.fit()
             ended = True  # Tune returned (finished or interrupted): its saved state is final
             return grid
         finally:
+            self.stop_signals.unwatch()
             _ACTIVE.pop("session", None)
             resumecheck.record_state(self.out, exp_path, ended=ended)
+
+    def on_tune_setup(self) -> None:
+        """Tune's run has installed its signal handlers: note the signals that stop it."""
+        self.stop_signals.watch()
 
     def _start_line(self, concurrency: int, *, search: bool) -> None:
         """The one line a person reads when trials start: how many, how many at once, an

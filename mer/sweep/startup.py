@@ -15,14 +15,16 @@ is started for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mer.config import ExperimentConfig
 from mer.experiment.claim import FolderClaim
-from mer.experiment.plan import variant_configs
 from mer.sweep import outdir
 from mer.sweep.cluster import BackgroundStart, check_reachable
-from mer.sweep.estimate import StepTimer
 from mer.sweep.options import RunOptions
+
+if TYPE_CHECKING:
+    from mer.sweep.estimate import StepTimer
 
 
 @dataclass
@@ -64,6 +66,9 @@ def begin(cfg: ExperimentConfig, opts: RunOptions) -> Startup:
     except BaseException:
         held.release()
         raise
+    from mer.experiment.plan import variant_configs  # lazy: pandas; imported once Ray starts
+    from mer.sweep.estimate import StepTimer  # lazy: the plan and model code (as above)
+
     timer = StepTimer()
     gpu = float(cfg.resources.gpu_per_trial)
     if not (opts.address and gpu > 0):  # GPU trials on a cluster: estimated from GPU-hours

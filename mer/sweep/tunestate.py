@@ -1,5 +1,5 @@
 """Keeps Tune's experiment state small: a finished trial's record is trimmed to what a restore
-and the ResultGrid still use.
+and the ResultGrid still use, and its snapshots leave out the trials mer has filed.
 
 Why: Tune rewrites its whole experiment state (experiment_state-*.json) at every snapshot and
 uploads it to `--storage`. Per trial it keeps, besides its own record, the statistics of every
@@ -12,13 +12,27 @@ run it again, and mer reads only `FINAL_KEY`/`SKIPPED_KEY` of its last result (`
 Interrupted and failed trials are left whole: a `--resume` continues them from their checkpoint.
 
 What is left per trial is Tune's own record (storage context, placement group factory, name
-and folder functions, configs): about 4 KB. `tests/test_tune_state.py` holds it to that, so a
-Ray upgrade that changes these fields shows there.
+and folder functions, configs): about 4.7 KB, of which nothing more can go while Tune may restore
+the trial. `tests/test_tune_state.py` holds it to that, so a Ray upgrade that changes these
+fields shows there.
+
+A filed trial is not restored at all: `--resume` skips it (its results are on disk), and a trial
+whose results were deleted since runs again in an experiment of its own (mer.sweep.ablation).
+So while a sweep runs (`leave_filed_trials_out`), each snapshot keeps only the records of the
+trials Tune still has to run or retry (running, pending, interrupted, failed), plus one record
+Tune's restore reads its session timestamp from: the state scales with the trials in flight, not
+with the study (4,080 trials: one snapshot of ~19 MB before, ~0.1 MB with 16 in flight). The
+trials stay in Tune's memory for the rest of the run (its ResultGrid is whole); only what is
+written leaves them out. That takes one method of Tune's controller,
+`TuneController._get_trial_checkpoints` (Ray 2.60), wrapped for the length of the run; a Tune
+without it keeps its whole state and the log says so.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ray import tune
@@ -69,3 +83,59 @@ def compact_finished(trial: Any) -> bool:
         log.debug("Tune state of %s left as it is: %r", trial, exc)
         return False
     return True
+
+
+def is_filed(trial: Any) -> bool:
+    """Tune ended the trial after mer's final (or already-done) report: its results are in the
+    results folder (or it was filed as failed, and `--resume` runs it again as a lost trial)."""
+    if getattr(trial, "status", None) != "TERMINATED":
+        return False
+    result = trial.run_metadata.last_result or {}
+    return bool(result.get(FINAL_KEY) or result.get(SKIPPED_KEY))
+
+
+def records_to_save(trials: Sequence[Any], records: Mapping[str, Any]) -> dict[str, Any]:
+    """Of Tune's records (trial id -> its JSON state), those a snapshot keeps: every trial's but
+    the filed ones', and at least one, since Tune's restore takes the session timestamp of its
+    driver folder from the first record."""
+    filed = {t.trial_id for t in trials if is_filed(t)}
+    kept = {tid: rec for tid, rec in records.items() if tid not in filed}
+    if not kept and records:
+        first = next(iter(records))
+        kept[first] = records[first]
+    return kept
+
+
+def _controller_class() -> Any:
+    from ray.tune.execution.tune_controller import TuneController  # lazy: tests replace it
+
+    return TuneController
+
+
+@contextmanager
+def leave_filed_trials_out() -> Iterator[bool]:
+    """For the length of a Tune run in this process, its experiment snapshots leave out the
+    records of filed trials (`records_to_save`); yields whether that is in effect."""
+    controller = _controller_class()
+    original = controller.__dict__.get("_get_trial_checkpoints")
+    if original is None:
+        log.warning(
+            "this Ray's Tune has no TuneController._get_trial_checkpoints: its experiment "
+            "state keeps every trial's record (about 5 KB each)"
+        )
+        yield False
+        return
+
+    def _get_trial_checkpoints(self: Any) -> Any:
+        records = original(self)
+        try:
+            return records_to_save(self._trials, records)
+        except Exception as exc:  # noqa: BLE001 - a smaller state must never fail a sweep
+            log.debug("Tune state kept whole: %r", exc)
+            return records
+
+    controller._get_trial_checkpoints = _get_trial_checkpoints
+    try:
+        yield True
+    finally:
+        controller._get_trial_checkpoints = original

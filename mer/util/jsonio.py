@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mer.errors import DataError
 from mer.util.files import write_text_atomic
@@ -31,7 +31,11 @@ def to_plain(obj: Any) -> Any:
         return obj
     if isinstance(obj, Mapping):
         return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
+    # pandas only where it was loaded already: no object can be pandas' before (start-up)
+    pd = sys.modules.get("pandas")
+    if isinstance(obj, (list, tuple, set, frozenset, np.ndarray)) or (
+        pd is not None and isinstance(obj, pd.Series)
+    ):
         return [to_plain(v) for v in (obj.tolist() if hasattr(obj, "tolist") else obj)]
     if isinstance(obj, np.generic):
         return to_plain(obj.item())
@@ -39,7 +43,7 @@ def to_plain(obj: Any) -> Any:
         return obj if math.isfinite(obj) else None
     if isinstance(obj, int):
         return int(obj)
-    if obj is pd.NA or obj is pd.NaT:
+    if pd is not None and (obj is pd.NA or obj is pd.NaT):
         return None
     if isinstance(obj, (datetime, date)):
         return obj.isoformat()

@@ -49,3 +49,48 @@ def reinstall() -> None:
 def terminated() -> bool:
     """Whether a SIGTERM arrived since this process installed the handler."""
     return bool(_state["terminated"])
+
+
+class StopSignals:
+    """Whether a stop signal (SIGINT, SIGUSR1; SIGTERM reaches the SIGINT handler, see above)
+    arrived while watched.
+
+    Why: Tune returns normally when a signal stops it, exactly as when every trial ended, and
+    its experiment state no longer holds the trials mer filed (mer.sweep.tunestate), so a resumed
+    run cannot tell "interrupted" from "done" by counting Tune's trials. `watch` wraps the
+    handlers installed at that moment (Tune's, once its run has set them up) so that they note
+    the signal and then do what they did; `unwatch` puts back those still wrapped."""
+
+    WATCHED = (signal.SIGINT, signal.SIGUSR1)
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._wrapped: dict[int, object] = {}
+
+    def watch(self) -> None:
+        """Wrap the current callable handlers of SIGINT and SIGUSR1 (main thread only; a default
+        or ignored disposition is left alone, so watching never changes what a signal does)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.WATCHED:
+            current = signal.getsignal(sig)
+            if not callable(current) or getattr(current, "__self__", None) is self:
+                continue
+            self._wrapped[sig] = current
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.seen = True
+        inner = self._wrapped.get(signum)
+        if callable(inner):
+            inner(signum, frame)
+
+    def unwatch(self) -> None:
+        """Put back the handlers this wrapped where the wrapper is still installed (Tune's SIGINT
+        handler replaces itself, and so the wrapper, after its first signal)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, inner in self._wrapped.items():
+            if signal.getsignal(sig) == self._on_signal:
+                signal.signal(sig, inner)  # type: ignore[arg-type]
+        self._wrapped.clear()
