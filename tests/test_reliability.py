@@ -90,6 +90,42 @@ def test_a_second_writer_is_refused_naming_who_holds_the_folder(held_folder, tmp
     assert f"pid {proc.pid}" not in capsys.readouterr().err
 
 
+SLOW_HOLDER = """
+import json, os, sys, time
+from filelock import FileLock
+from mer.experiment import claim
+folder = sys.argv[1]
+os.makedirs(f"{folder}/.mer", exist_ok=True)
+lock = FileLock(f"{folder}/.mer/{claim.LOCK_FILE}", timeout=0)
+lock.acquire()
+print("LOCKED", flush=True)
+time.sleep(0.5)  # two runs started together on a loaded box: the holder record comes late
+claim.write_json(f"{folder}/.mer/{claim.HOLDER_FILE}", {"kind": "sweep", "pid": os.getpid(),
+    "host": "here", "command": "mer sweep late.yaml", "started": "now"})
+time.sleep(600)
+"""
+
+
+def test_a_run_that_finds_the_lock_taken_waits_for_its_holder_to_say_who(tmp_path):
+    """Started together, the second run finds the lock taken before its holder wrote who it is:
+    the refusal still names the holder (it used to say only "another mer process")."""
+    folder = tmp_path / "held"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_HOLDER, str(folder)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "LOCKED"
+        with pytest.raises(ConfigError, match=rf"in use by a sweep \(pid {proc.pid} on here"):
+            claim.claim(folder, "sweep")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_message(held_folder, caplog):
     folder, proc = held_folder
     proc.kill()  # SIGKILL: its holder record stays, the kernel frees the lock

@@ -43,6 +43,9 @@ LOCK_FILE = "lock"
 HOLDER_FILE = "holder.json"
 OWNED_FILE = "owned.json"
 OWNED_FORMAT = 1
+# how long a refused run waits for the lock's holder to write who it is (it does so right after
+# taking the lock: milliseconds, unless two runs started together on a loaded machine)
+HOLDER_WAIT_S = 3.0
 
 
 def _proc_start(pid: int) -> int | None:
@@ -109,6 +112,17 @@ def _read_holder(folder: Path) -> Holder | None:
         return None
 
 
+def _wait_for_holder(folder: Path, timeout_s: float = HOLDER_WAIT_S) -> Holder | None:
+    """The holder of a lock just found taken: two runs started together find the lock taken a
+    moment before its holder wrote who it is, and the refusal should name it."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        holder = _read_holder(folder)
+        if holder is not None or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.05)
+
+
 class FolderClaim:
     """This process's hold on a results folder; `release()` (or process exit) ends it."""
 
@@ -163,7 +177,7 @@ def claim(folder: str | Path, kind: str, *, command: Sequence[str] | None = None
     try:
         lock.acquire()
     except Timeout:
-        holder = _read_holder(folder)
+        holder = _wait_for_holder(folder)
         who = holder.describe() if holder else "another mer process (it has not said which yet)"
         raise ConfigError(
             f"{folder} is in use by {who}; two runs writing one results folder would mix their "
