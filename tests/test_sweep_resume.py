@@ -74,6 +74,14 @@ def _events(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
+def _tune_state_trials(out: Path) -> list[str]:
+    """Trial ids in the newest experiment state of the sweep's own Tune experiment (by the
+    session time in the file name, as Tune's restore picks it)."""
+    newest = max((out / "ray" / "tune").glob("experiment_state-*.json"), key=lambda p: p.name)
+    records = json.loads(newest.read_text())["trial_data"]
+    return [json.loads(record)["config"]["spec"] for record, _ in records]
+
+
 def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     out, cache, events = tmp_path / "out", tmp_path / "cache", tmp_path / "events.jsonl"
     events.touch()
@@ -123,8 +131,16 @@ def test_killed_driver_resumes_without_repeating_finished_trials(tmp_path):
     assert len(list(out.glob("trials/*/*/*/wandb.done"))) == 5
     assert len(list((out / "wandb").glob("offline-run-*"))) >= 5 + 2  # + variant + sweep runs
 
-    # a finished trial's results deleted since: --resume runs that trial again, and only it
-    lost = sorted(out.glob("trials/*/*/*/result.json"))[0].parent
+    # a finished trial's results deleted since: --resume runs that trial again, and only it.
+    # Tune's state keeps one filed trial's record (its restore reads the session from it) and
+    # leaves the others out (mer.sweep.tunestate): the lost trial is one it left out.
+    kept = _tune_state_trials(out)
+    assert len(kept) == 1
+    lost = next(
+        p.parent
+        for p in sorted(out.glob("trials/*/*/*/result.json"))
+        if json.loads(p.read_text())["trial"] not in kept
+    )
     shutil.rmtree(lost)
     n_events = len(_events(events))
     third = _resume(out, cache, events, tmp_path)
