@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
+from mer.experiment.environment import cpu_name
 from mer.experiment.uncertainty import (
     ClipPredictions,
     bootstrap_intervals,
@@ -64,18 +64,6 @@ def run(n_variants: int, n_seeds: int, n_boot: int, n_perm: int) -> tuple[float,
     t1 = time.perf_counter()
     compare_to_reference(variants, "v00", n_boot=n_boot, n_perm=n_perm, seed=0)
     return t1 - t0, time.perf_counter() - t1, time.process_time() - c0
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: Sequence[str] | None = None) -> str:

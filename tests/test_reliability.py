@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,23 +48,30 @@ time.sleep(600)
 """
 
 
-@pytest.fixture
-def held_folder(tmp_path):
-    """A results folder whose lock another process holds (killed at the end)."""
-    folder = tmp_path / "held"
+@contextmanager
+def _holder(script: str, folder: Path, ready: str) -> Iterator[subprocess.Popen]:
+    """Another process running `script` on `folder`, once it printed `ready` (killed after)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(folder)],
+        [sys.executable, "-c", script, str(folder)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert proc.stdout.readline().strip() == "HELD"
-        yield folder, proc
+        assert proc.stdout.readline().strip() == ready
+        yield proc
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def held_folder(tmp_path):
+    """A results folder whose lock another process holds (killed at the end)."""
+    folder = tmp_path / "held"
+    with _holder(HOLD, folder, "HELD") as proc:
+        yield folder, proc
 
 
 # --------------------------------------------------------------------------- 1: the lock
@@ -110,20 +119,11 @@ def test_a_run_that_finds_the_lock_taken_waits_for_its_holder_to_say_who(tmp_pat
     """Started together, the second run finds the lock taken before its holder wrote who it is:
     the refusal still names the holder (it used to say only "another mer process")."""
     folder = tmp_path / "held"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SLOW_HOLDER, str(folder)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "LOCKED"
-        with pytest.raises(ConfigError, match=rf"in use by a sweep \(pid {proc.pid} on here"):
-            claim.claim(folder, "sweep")
-    finally:
-        proc.kill()
-        proc.wait()
+    with (
+        _holder(SLOW_HOLDER, folder, "LOCKED") as proc,
+        pytest.raises(ConfigError, match=rf"in use by a sweep \(pid {proc.pid} on here"),
+    ):
+        claim.claim(folder, "sweep")
 
 
 def test_a_lock_left_by_a_dead_process_is_taken_over_with_a_message(held_folder, caplog):

@@ -5,6 +5,7 @@ imports before it trains leave scikit-learn and scipy for later."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -143,18 +144,22 @@ def test_background_timing_stops_once_ray_is_up(tmp_path):
     assert timer.timed == {}
 
 
+def _loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of `modules` a fresh Python has imported after running `code` in the repository."""
+    loaded = f"[m for m in {modules!r} if m in sys.modules]"
+    probe = f"{code}\nimport json, sys\nprint(json.dumps({loaded}))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
 def test_a_trial_worker_imports_neither_sklearn_nor_scipy_before_it_scores():
     """What a trial's fresh Ray worker imports to start training (the trainable's module, the
     training code): scikit-learn and scipy (about 1.5 s together) load at its first scores."""
-    code = (
-        "import sys, mer.sweep.trial, mer.train, mer.sweep.session;"
-        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
+    code = "import mer.sweep.trial, mer.train, mer.sweep.session"
+    assert _loaded_after(code, ("sklearn", "scipy")) == []
 
 
 def test_mer_sweep_reaches_the_ray_start_without_torch_ray_or_sklearn():
@@ -163,17 +168,12 @@ def test_mer_sweep_reaches_the_ray_start_without_torch_ray_or_sklearn():
     while Ray starts in the background (pandas loads with the dataset catalog the config checks
     names against)."""
     code = (
-        "import sys, mer.cli.sweep, mer.sweep.space, mer.sweep.console, mer.sweep.options,"
-        " mer.sweep.outdir, mer.sweep.startup;"
-        "from mer.sweep.space import load_search_config;"
-        "load_search_config('sweeps/demo.yaml', []);"
-        "print(sorted(m for m in ('torch', 'ray', 'sklearn', 'scipy') if m in sys.modules))"
+        "import mer.cli.sweep, mer.sweep.space, mer.sweep.console, mer.sweep.options,"
+        " mer.sweep.outdir, mer.sweep.startup\n"
+        "from mer.sweep.space import load_search_config\n"
+        "load_search_config('sweeps/demo.yaml', [])"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "[]"
+    assert _loaded_after(code, ("torch", "ray", "sklearn", "scipy")) == []
 
 
 PRESTART_PROBE = """

@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.scale import first as first_mod
 from bench.scale import study, table
+from mer.experiment.environment import cpu_name
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -129,15 +130,7 @@ def _warm(args: argparse.Namespace, shapes: list[study.Shape]) -> None:
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+    return f"{os.cpu_count()} CPUs ({cpu_name()}), Python {platform.python_version()}"
 
 
 def main(argv: list[str] | None = None) -> int:

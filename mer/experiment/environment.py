@@ -48,6 +48,18 @@ def git_commit(path: Path | None = None) -> dict[str, Any] | None:
         return None
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(argv: list[str] | None = None) -> dict[str, Any]:
     """Versions, git commit, host and GPUs; never environment variables (they may hold keys).
 

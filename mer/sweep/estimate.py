@@ -25,6 +25,7 @@ from typing import Any
 
 from mer.config import to_dict
 from mer.experiment.costs import estimate_gpu_hours
+from mer.experiment.environment import cpu_name
 from mer.experiment.plan import SweepPlan
 from mer.models.summary import code_digest, input_shape
 from mer.util.files import write_text_atomic
@@ -46,15 +47,7 @@ STEP_TIME_MAX_AGE_S = 30 * 86400  # older timings are taken again (a changed mac
 def _machine() -> dict[str, Any]:
     """What a step time on this machine's CPU depends on besides the model: host, CPU model and
     count (a timing from another machine of a shared cache_dir must not be reused)."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count()}
+    return {"host": platform.node(), "cpu": cpu_name(), "cpus": os.cpu_count()}
 
 
 def step_time_path(cfg: Any) -> Path:
